@@ -1,0 +1,1 @@
+"""The lab's Kubernetes API: object store, resource registry, HTTP server."""

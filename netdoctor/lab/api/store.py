@@ -1,0 +1,303 @@
+"""An in-memory object store with Kubernetes semantics.
+
+resourceVersion, uid, generation, creationTimestamp, optimistic concurrency,
+watch history, graceful pod deletion and ownerReference cascading delete. All
+mutations happen on the lab's event loop thread, so no locking is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from netdoctor.lab.api.resources import Resource, resource
+from netdoctor.lab.api.selectors import field_matcher, label_matcher
+
+Obj = dict[str, Any]
+Event = tuple[str, Resource, Obj]  # ("ADDED"|"MODIFIED"|"DELETED", resource, object)
+
+PODS = resource("", "pods")
+NAMESPACES = resource("", "namespaces")
+WORKLOAD_KINDS = {"Deployment", "ReplicaSet", "DaemonSet"}
+
+
+def now() -> str:
+    """RFC 3339 timestamp with second precision, as the API server writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiError(Exception):
+    """An error the API server returns as a ``Status`` object."""
+
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None):
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def status(self) -> Obj:
+        """The ``Status`` body for this error."""
+        body: Obj = {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def not_found(res: Resource, name: str) -> ApiError:
+    """The 404 a client sees for a missing object."""
+    group = res.group or ""
+    what = f"{res.plural}.{group}" if group else res.plural
+    return ApiError(404, "NotFound", f'{what} "{name}" not found',
+                    {"name": name, "group": group, "kind": res.plural})
+
+
+class Store:
+    """Objects by resource, namespace and name, with a bounded watch history."""
+
+    def __init__(self, history: int = 50_000) -> None:
+        self._objects: dict[Resource, dict[tuple[str, str], Obj]] = {}
+        self._rv = 1
+        self._history: deque[tuple[int, Event]] = deque(maxlen=history)
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self.hooks: list[Callable[[Event], None]] = []
+
+    # -- reading -------------------------------------------------------------------------
+    @property
+    def resource_version(self) -> str:
+        """The newest resourceVersion handed out."""
+        return str(self._rv)
+
+    def _bucket(self, res: Resource) -> dict[tuple[str, str], Obj]:
+        return self._objects.setdefault(res, {})
+
+    def get(self, res: Resource, namespace: str, name: str) -> Obj:
+        """A copy of one object.
+
+        Raises:
+            ApiError: 404 when absent.
+        """
+        obj = self._bucket(res).get((namespace if res.namespaced else "", name))
+        if obj is None:
+            raise not_found(res, name)
+        return copy.deepcopy(obj)
+
+    def find(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        """Like :meth:`get`, but ``None`` when absent."""
+        obj = self._bucket(res).get((namespace if res.namespaced else "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def items(self, res: Resource, namespace: str | None = None) -> Iterator[Obj]:
+        """The stored objects themselves (not copies): for in-process readers only."""
+        for (ns, _), obj in sorted(self._bucket(res).items()):
+            if namespace is None or ns == namespace:
+                yield obj
+
+    def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[Obj]:
+        """Copies of matching objects, sorted by namespace and name."""
+        labels, fields = label_matcher(label_selector), field_matcher(field_selector)
+        return [copy.deepcopy(o) for o in self.items(res, namespace)
+                if labels(o["metadata"].get("labels") or {}) and fields(o)]
+
+    # -- writing -------------------------------------------------------------------------
+    def _emit(self, etype: str, res: Resource, obj: Obj) -> None:
+        event: Event = (etype, res, copy.deepcopy(obj))
+        self._history.append((self._rv, event))
+        for q in list(self._subscribers):
+            q.put_nowait(event)
+        for hook in list(self.hooks):
+            hook(event)
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def create(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        """Store a new object, filling the server-set metadata.
+
+        Raises:
+            ApiError: 409 AlreadyExists, 404 for a missing namespace, 422 for a missing name.
+        """
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if res.namespaced:
+            ns = namespace or meta.get("namespace") or "default"
+            if self.find(NAMESPACES, "", ns) is None:
+                raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
+                               {"name": ns, "kind": "namespaces"})
+            ns_obj = self._bucket(NAMESPACES)[("", ns)]
+            if ns_obj["metadata"].get("deletionTimestamp"):
+                raise ApiError(403, "Forbidden", f"unable to create new content in namespace {ns} "
+                               "because it is being terminated")
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name"):
+            prefix = meta.get("generateName")
+            if not prefix:
+                raise ApiError(422, "Invalid", f"{res.kind} is invalid: metadata.name: Required value")
+            meta["name"] = prefix + uuid.uuid4().hex[:5]
+        key = (meta.get("namespace", ""), meta["name"])
+        if key in self._bucket(res):
+            raise ApiError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists',
+                           {"name": meta["name"], "group": res.group, "kind": res.plural})
+        obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now()
+        meta["resourceVersion"] = self._next_rv()
+        meta.pop("deletionTimestamp", None)
+        if res.kind in WORKLOAD_KINDS:
+            meta["generation"] = 1
+        self._bucket(res)[key] = obj
+        self._emit("ADDED", res, obj)
+        return copy.deepcopy(obj)
+
+    def replace(self, res: Resource, obj: Obj, *, subresource: str | None = None,
+                check_version: bool = True) -> Obj:
+        """Replace an object (PUT). ``subresource="status"`` changes only the status.
+
+        Raises:
+            ApiError: 404 when absent, 409 Conflict on a stale resourceVersion.
+        """
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", "") if res.namespaced else "", meta.get("name", ""))
+        old = self._bucket(res).get(key)
+        if old is None:
+            raise not_found(res, key[1])
+        rv = meta.get("resourceVersion")
+        if check_version and rv and rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.plural} '
+                           f'"{key[1]}": the object has been modified; please apply your changes '
+                           "to the latest version and try again")
+        new = copy.deepcopy(old)
+        if subresource == "status":
+            new["status"] = copy.deepcopy(obj.get("status") or {})
+        else:
+            keep_status = "status" in res.subresources and subresource is None
+            status = new.get("status")
+            new = copy.deepcopy(obj)
+            new["apiVersion"], new["kind"] = res.api_version, res.kind
+            for field in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
+                if field in old["metadata"]:
+                    new["metadata"][field] = old["metadata"][field]
+            new["metadata"]["namespace"] = old["metadata"].get("namespace")
+            if not res.namespaced:
+                new["metadata"].pop("namespace", None)
+            if keep_status and status is not None:
+                new["status"] = status
+            if res.kind in WORKLOAD_KINDS and new.get("spec") != old.get("spec"):
+                new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        if new == old:
+            return copy.deepcopy(old)
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self._bucket(res)[key] = new
+        self._emit("MODIFIED", res, new)
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
+                and res is not PODS:
+            self.remove(res, key[0], key[1])
+        return copy.deepcopy(new)
+
+    def mutate(self, res: Resource, namespace: str, name: str, change: Callable[[Obj], None],
+               *, subresource: str | None = None) -> Obj | None:
+        """Apply ``change`` to a copy of an object and store it; ``None`` when absent."""
+        obj = self.find(res, namespace, name)
+        if obj is None:
+            return None
+        change(obj)
+        return self.replace(res, obj, subresource=subresource, check_version=False)
+
+    def delete(self, res: Resource, namespace: str, name: str, *, grace: bool = True,
+               propagation: str = "Background") -> Obj:
+        """Delete an object the way the API server does.
+
+        Pods bound to a node with ``grace`` are only marked (deletionTimestamp): the
+        kubelet stops them and then calls :meth:`remove`. Dependents named by
+        ownerReferences are deleted too unless ``propagation`` is ``Orphan``.
+
+        Raises:
+            ApiError: 404 when absent.
+        """
+        key = (namespace if res.namespaced else "", name)
+        obj = self._bucket(res).get(key)
+        if obj is None:
+            raise not_found(res, name)
+        if res is NAMESPACES:
+            return self._delete_namespace(obj)
+        if res is PODS and grace and obj.get("spec", {}).get("nodeName"):
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = now()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 30
+                obj["metadata"]["resourceVersion"] = self._next_rv()
+                self._emit("MODIFIED", res, obj)
+            return copy.deepcopy(obj)
+        removed = self.remove(res, key[0], name)
+        if propagation != "Orphan":
+            self._cascade(removed["metadata"]["uid"], grace)
+        return removed
+
+    def remove(self, res: Resource, namespace: str, name: str) -> Obj:
+        """Drop an object now (the end of a graceful deletion)."""
+        key = (namespace if res.namespaced else "", name)
+        obj = self._bucket(res).pop(key, None)
+        if obj is None:
+            raise not_found(res, name)
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._emit("DELETED", res, obj)
+        self._cascade(obj["metadata"]["uid"], grace=True)
+        if res.namespaced:
+            self._finish_namespace(key[0])
+        return copy.deepcopy(obj)
+
+    def _cascade(self, owner_uid: str, grace: bool) -> None:
+        for res, bucket in list(self._objects.items()):
+            for (ns, name), obj in list(bucket.items()):
+                owners = obj["metadata"].get("ownerReferences") or []
+                if any(o.get("uid") == owner_uid for o in owners) and (ns, name) in bucket:
+                    self.delete(res, ns, name, grace=grace)
+
+    def _delete_namespace(self, ns_obj: Obj) -> Obj:
+        ns = ns_obj["metadata"]["name"]
+        if not ns_obj["metadata"].get("deletionTimestamp"):
+            ns_obj["metadata"]["deletionTimestamp"] = now()
+            ns_obj.setdefault("status", {})["phase"] = "Terminating"
+            ns_obj["metadata"]["resourceVersion"] = self._next_rv()
+            self._emit("MODIFIED", NAMESPACES, ns_obj)
+        for res, bucket in list(self._objects.items()):
+            if res.namespaced:
+                for (ons, name) in list(bucket):
+                    if ons == ns and (ons, name) in bucket:
+                        self.delete(res, ons, name)
+        self._finish_namespace(ns)
+        return copy.deepcopy(ns_obj)
+
+    def _finish_namespace(self, ns: str) -> None:
+        ns_obj = self._bucket(NAMESPACES).get(("", ns))
+        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
+            return
+        if any(k[0] == ns for r, b in self._objects.items() if r.namespaced for k in b):
+            return
+        self.remove(NAMESPACES, "", ns)
+
+    # -- watching ------------------------------------------------------------------------
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A queue that receives every event from now on; pass it to :meth:`unsubscribe`."""
+        q: asyncio.Queue[Event] = asyncio.Queue()
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[Event]) -> None:
+        """Stop delivering events to ``q``."""
+        self._subscribers.discard(q)
+
+    def history_since(self, resource_version: int) -> list[Event] | None:
+        """Events newer than ``resource_version``; ``None`` when it is older than the history."""
+        full = len(self._history) == self._history.maxlen
+        if full and self._history and resource_version < self._history[0][0] - 1:
+            return None
+        return [ev for rv, ev in self._history if rv > resource_version]

@@ -1,0 +1,89 @@
+"""Running system commands with a deadline, and naming what is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Each system tool the lab calls, and the Debian package that provides it.
+TOOLS: dict[str, str] = {
+    "ip": "iproute2",
+    "bridge": "iproute2",
+    "iptables-nft": "iptables",
+    "iptables-legacy": "iptables",
+    "iptables-nft-restore": "iptables",
+    "iptables-legacy-restore": "iptables",
+    "dnsmasq": "dnsmasq-base",
+    "busybox": "busybox",
+    "ping": "iputils-ping",
+    "dig": "bind9-dnsutils",
+    "nslookup": "bind9-dnsutils",
+    "curl": "curl",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+}
+
+
+class CommandError(RuntimeError):
+    """A command failed; the message holds the command and its stderr."""
+
+    def __init__(self, argv: Sequence[str], code: int, stderr: str):
+        super().__init__(f"{' '.join(argv)} exited {code}: {stderr.strip()}")
+        self.argv, self.code, self.stderr = list(argv), code, stderr
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command returned."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def missing_tools(names: Sequence[str] = tuple(TOOLS)) -> list[str]:
+    """One line per missing tool, naming the package to install."""
+    return [f"'{n}' not found: apt-get install {TOOLS.get(n, n)}" for n in names
+            if shutil.which(n) is None]
+
+
+def run(argv: Sequence[str], *, input: str | None = None, timeout: float = 20.0,
+        check: bool = True) -> Result:
+    """Run a command to completion (blocking) within ``timeout`` seconds.
+
+    Raises:
+        CommandError: non-zero exit with ``check``.
+        subprocess.TimeoutExpired: the deadline passed (the command is killed).
+    """
+    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+async def arun(argv: Sequence[str], *, input: str | None = None, timeout: float = 20.0,
+               check: bool = True) -> Result:
+    """Async :func:`run`: the event loop keeps serving while the command runs.
+
+    Raises:
+        CommandError: non-zero exit with ``check``.
+        TimeoutError: the deadline passed (the command is killed).
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(
+            proc.communicate(input.encode() if input is not None else None), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        proc.kill()
+        await proc.wait()
+        raise
+    code = proc.returncode if proc.returncode is not None else -1
+    if check and code != 0:
+        raise CommandError(argv, code, err.decode(errors="replace"))
+    return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
