@@ -66,6 +66,9 @@ class Store:
         self._history: deque[tuple[int, Event]] = deque(maxlen=history)
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self.hooks: list[Callable[[Event], None]] = []
+        # Admission: called with (resource, new object, old object or None) before a
+        # create or replace is stored; fills defaults the way the API server does.
+        self.admission: list[Callable[[Resource, Obj, Obj | None], None]] = []
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -154,13 +157,16 @@ class Store:
         meta.pop("deletionTimestamp", None)
         if res.kind in WORKLOAD_KINDS:
             meta["generation"] = 1
+        for admit in self.admission:
+            admit(res, obj, None)
         self._bucket(res)[key] = obj
         self._emit("ADDED", res, obj)
         return copy.deepcopy(obj)
 
     def replace(self, res: Resource, obj: Obj, *, subresource: str | None = None,
                 check_version: bool = True) -> Obj:
-        """Replace an object (PUT). ``subresource="status"`` changes only the status.
+        """Replace an object (PUT). ``subresource="status"`` changes only the status;
+        ``subresource="all"`` (in-process writers) changes spec and status at once.
 
         Raises:
             ApiError: 404 when absent, 409 Conflict on a stale resourceVersion.
@@ -179,7 +185,7 @@ class Store:
         if subresource == "status":
             new["status"] = copy.deepcopy(obj.get("status") or {})
         else:
-            keep_status = "status" in res.subresources and subresource is None
+            keep_status = "status" in res.subresources and subresource != "all"
             status = new.get("status")
             new = copy.deepcopy(obj)
             new["apiVersion"], new["kind"] = res.api_version, res.kind
@@ -193,6 +199,8 @@ class Store:
                 new["status"] = status
             if res.kind in WORKLOAD_KINDS and new.get("spec") != old.get("spec"):
                 new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        for admit in self.admission:
+            admit(res, new, old)
         if new == old:
             return copy.deepcopy(old)
         new["metadata"]["resourceVersion"] = self._next_rv()

@@ -1,0 +1,322 @@
+"""One pod on one node: its sandbox, its containers, restarts and probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netdoctor.lab import cni, events
+from netdoctor.lab.api.resources import resource
+from netdoctor.lab.api.store import Obj, now
+from netdoctor.lab.containers import ContainerContext, NodeInfo, builtin_for
+from netdoctor.lab.kubelet import process
+from netdoctor.lab.kubelet.probes import run_probe
+from netdoctor.lab.kubelet.status import ContainerState, container_id, pod_status
+from netdoctor.lab.net import pods as podnet
+
+if TYPE_CHECKING:
+    from netdoctor.lab.kubelet import Kubelet
+
+PODS = resource("", "pods")
+MAX_BACKOFF = 300.0
+
+
+class PodWorker:
+    """Brings a pod up on its node and keeps its status true until stopped."""
+
+    def __init__(self, kubelet: Kubelet, pod: Obj, node: NodeInfo) -> None:
+        self.k, self.node = kubelet, node
+        meta = pod["metadata"]
+        self.uid, self.namespace, self.name = meta["uid"], meta["namespace"], meta["name"]
+        self.host_network = bool(pod["spec"].get("hostNetwork"))
+        self.netns = node.netns if self.host_network else f"{kubelet.lab.prefix}-p{self.uid[:8]}"
+        self.pod_ip: str | None = node.internal_ip if self.host_network else None
+        self.sandbox_ready = False
+        self.started_at: str | None = None
+        self.dir = kubelet.lab.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
+        self.states = {c["name"]: ContainerState(c["name"], c["image"])
+                       for c in pod["spec"]["containers"]}
+        self.attempts: dict[str, asyncio.Task[int]] = {}
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.killing: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+    def pod(self) -> Obj | None:
+        """The pod as stored now."""
+        return self.k.store.find(PODS, self.namespace, self.name)
+
+    def spec_of(self, name: str) -> Obj:
+        """The spec of container ``name``."""
+        pod = self.pod() or {"spec": {"containers": []}}
+        return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+    def log_file(self, name: str, attempt: int) -> Path:
+        """Where attempt ``attempt`` of container ``name`` writes its output."""
+        return self.dir / name / f"{attempt}.log"
+
+    def event(self, reason: str, message: str, type_: str = "Normal",
+              field_path: str | None = None) -> None:
+        """Record an Event about this pod."""
+        pod = self.pod()
+        if pod is not None:
+            events.record(self.k.store, pod, reason, message, type_=type_, host=self.node.name,
+                          field_path=field_path)
+
+    def publish(self) -> None:
+        """Write the pod status if it changed."""
+        pod = self.pod()
+        if pod is None or pod["metadata"]["uid"] != self.uid:
+            return
+        status = pod_status(pod, list(self.states.values()), sandbox_ready=self.sandbox_ready,
+                            pod_ip=self.pod_ip, host_ip=self.node.internal_ip,
+                            started_at=self.started_at)
+        if status != pod.get("status"):
+            self.k.store.mutate(PODS, self.namespace, self.name,
+                                lambda o: o.__setitem__("status", status), subresource="status")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Sandbox, containers, then probes until cancelled."""
+        self.started_at = now()
+        self.publish()
+        await self._sandbox()
+        runners = [asyncio.create_task(self._container_loop(name)) for name in self.states]
+        try:
+            await self._probe_loop()
+        finally:
+            for r in runners:
+                r.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop every container and tear the sandbox down."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        if not self.host_network:
+            await podnet.delete_pod(self.netns)
+            cni.release(self.node.root, self.uid)
+
+    async def _sandbox(self) -> None:
+        if self.host_network:
+            self.sandbox_ready = True
+            self.publish()
+            return
+        delay = 1.0
+        while True:
+            try:
+                net = cni.resolve(self.node.root)
+                ip = cni.allocate(self.node.root, net, self.uid)
+                prefix = net.subnet.prefixlen
+                await podnet.ensure_bridge(self.node, net.bridge, f"{net.gateway}/{prefix}", net.mtu)
+                await podnet.add_pod(self.node, self.netns, net.bridge, str(ip), prefix,
+                                     str(net.gateway), net.mtu, self._resolv_conf())
+            except Exception as exc:  # any CNI failure is reported the same way
+                cni.release(self.node.root, self.uid)
+                sandbox = container_id(self.uid, "sandbox", 0).split("//")[1][:64]
+                self.event("FailedCreatePodSandBox",
+                           "Failed to create pod sandbox: rpc error: code = Unknown desc = failed "
+                           f'to setup network for sandbox "{sandbox}": {exc}', "Warning")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.pod_ip, self.sandbox_ready = str(ip), True
+            self.publish()
+            return
+
+    def _resolv_conf(self) -> str:
+        pod = self.pod() or {"spec": {}}
+        policy = pod["spec"].get("dnsPolicy", "ClusterFirst")
+        lab = self.k.lab
+        if policy == "Default" or (policy == "ClusterFirst" and self.host_network):
+            return f"nameserver {lab.upstream_dns}\n"
+        if policy == "None":
+            cfg = pod["spec"].get("dnsConfig") or {}
+            lines = [f"nameserver {n}" for n in cfg.get("nameservers") or []]
+            if cfg.get("searches"):
+                lines.append("search " + " ".join(cfg["searches"]))
+            return "\n".join(lines) + "\n"
+        return (f"search {self.namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
+                f"nameserver {lab.dns_service_ip}\noptions ndots:5\n")
+
+    # -- containers ----------------------------------------------------------------------
+    async def _container_loop(self, name: str) -> None:
+        state, attempt = self.states[name], 0
+        policy = (self.pod() or {"spec": {}})["spec"].get("restartPolicy", "Always")
+        while True:
+            spec = self.spec_of(name)
+            if attempt == 0:
+                self.event("Pulled", f'Container image "{spec["image"]}" already present on '
+                           "machine", field_path=f"spec.containers{{{name}}}")
+            started = now()
+            state.container_id = container_id(self.uid, name, attempt)
+            state.state = {"running": {"startedAt": started}}
+            state.started = True
+            state.ready = "readinessProbe" not in spec
+            self.event("Created", f"Created container {name}", field_path=f"spec.containers{{{name}}}")
+            self.event("Started", f"Started container {name}", field_path=f"spec.containers{{{name}}}")
+            self.publish()
+            code = await self._attempt(name, spec, attempt)
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                          "startedAt": started, "finishedAt": now(),
+                          "containerID": state.container_id}
+            state.ready, state.started = False, False
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                state.state = {"terminated": terminated}
+                self.publish()
+                return
+            state.last_state = {"terminated": terminated}
+            delay = min(10.0 * 2 ** min(state.restart_count, 8), MAX_BACKOFF)
+            pod_ref = f"{self.name}_{self.namespace}({self.uid})"
+            state.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
+                           f"back-off {int(delay)}s restarting failed container={name} "
+                           f"pod={pod_ref}"}}
+            self.event("BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}",
+                       "Warning", field_path=f"spec.containers{{{name}}}")
+            self.publish()
+            await asyncio.sleep(delay * self.k.backoff_scale)
+            attempt += 1
+            state.restart_count += 1
+
+    async def _attempt(self, name: str, spec: Obj, attempt: int) -> int:
+        task = asyncio.create_task(self._execute(name, spec, attempt))
+        self.attempts[name] = task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if name in self.killing and not task.cancelled() and task.done():
+                return task.result()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise
+        finally:
+            self.attempts.pop(name, None)
+            self.killing.discard(name)
+
+    async def _execute(self, name: str, spec: Obj, attempt: int) -> int:
+        log_file = self.log_file(name, attempt)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        impl = builtin_for(spec["image"])
+        pod = self.pod() or {}
+        if impl is not None:
+            def log(line: str) -> None:
+                with log_file.open("a") as f:
+                    f.write(line.rstrip("\n") + "\n")
+            ctx = ContainerContext(pod=pod, container=spec, node=self.node, netns=self.netns,
+                                   pod_ip=self.pod_ip or "", store=self.k.store, lab=self.k.lab,
+                                   log=log)
+            try:
+                return await impl.run(ctx)
+            except asyncio.CancelledError:
+                if name in self.killing:
+                    return 137
+                raise
+            except Exception as exc:  # a crash of the component is an exit of the container
+                log(f"panic: {exc!r}")
+                return 2
+        argv = self.argv(spec, pod)
+        proc = await process.spawn(argv, log_file)
+        self.procs[name] = proc
+        try:
+            await proc.wait()
+        except asyncio.CancelledError:
+            grace = min(float(pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)), 2.0)
+            code = await process.terminate(proc, grace)
+            if name in self.killing:
+                return code
+            raise
+        finally:
+            self.procs.pop(name, None)
+        code = proc.returncode if proc.returncode is not None else 1
+        return 128 - code if code < 0 else code
+
+    def argv(self, spec: Obj, pod: Obj, command: list[str] | None = None) -> list[str]:
+        """The host argv that runs ``command`` (default: the container's own) in the container."""
+        env = process.container_env(pod, spec, self.node, self.k.lab)
+        mounts = process.mounts_for(pod, spec, self.node, self.dir / "volumes")
+        return process.launch_argv(self.netns, env, command or process.command_of(spec), mounts,
+                                   self.k.lab.state_dir / "mountpoints")
+
+    def kill(self, name: str) -> None:
+        """Kill the running attempt of container ``name`` (a failed liveness probe)."""
+        task = self.attempts.get(name)
+        if task is not None:
+            self.killing.add(name)
+            task.cancel()
+
+    # -- probes --------------------------------------------------------------------------
+    async def _probe_loop(self) -> None:
+        due: dict[tuple[str, str], float] = {}
+        failures: dict[tuple[str, str], int] = {}
+        scale = self.k.probe_scale
+        while True:
+            changed = False
+            for name, state in self.states.items():
+                if not state.running:
+                    continue
+                spec = self.spec_of(name)
+                started = time.monotonic()
+                for kind in ("readinessProbe", "livenessProbe"):
+                    probe = spec.get(kind)
+                    key = (name, kind)
+                    if not probe:
+                        continue
+                    if key not in due:
+                        due[key] = started + probe.get("initialDelaySeconds", 0) * scale
+                    if time.monotonic() < due[key]:
+                        continue
+                    due[key] = time.monotonic() + max(probe["periodSeconds"] * scale, 0.3)
+                    error = await self._probe(probe, spec)
+                    changed |= self._probe_result(name, kind, probe, error, failures)
+            if changed:
+                self.publish()
+            for key in list(due):
+                if not self.states[key[0]].running:
+                    due.pop(key)
+                    failures.pop(key, None)
+            await asyncio.sleep(0.2)
+
+    async def _probe(self, probe: Obj, spec: Obj) -> str | None:
+        if "exec" in probe:
+            argv = self.argv(spec, self.pod() or {}, list(probe["exec"]["command"]))
+            from netdoctor.lab.sh import arun
+            try:
+                res = await arun(argv, timeout=float(probe.get("timeoutSeconds", 1)), check=False)
+            except TimeoutError:
+                return "command timed out"
+            return None if res.code == 0 else (res.stdout + res.stderr).strip() or f"exit {res.code}"
+        return await run_probe(probe, spec, self.node.netns, self.pod_ip or "")
+
+    def _probe_result(self, name: str, kind: str, probe: Obj, error: str | None,
+                      failures: dict[tuple[str, str], int]) -> bool:
+        key, state = (name, kind), self.states[name]
+        label = "Readiness" if kind == "readinessProbe" else "Liveness"
+        if error is None:
+            failures[key] = 0
+            if kind == "readinessProbe" and not state.ready:
+                state.ready = True
+                return True
+            return False
+        failures[key] = failures.get(key, 0) + 1
+        self.event("Unhealthy", f"{label} probe failed: {error}", "Warning",
+                   field_path=f"spec.containers{{{name}}}")
+        if failures[key] < int(probe.get("failureThreshold", 3)):
+            return False
+        if kind == "livenessProbe":
+            self.event("Killing", f"Container {name} failed liveness probe, will be restarted",
+                       field_path=f"spec.containers{{{name}}}")
+            failures[key] = 0
+            self.kill(name)
+            return False
+        if state.ready:
+            state.ready = False
+            return True
+        return False
+
+
