@@ -112,6 +112,9 @@ def stop_dnsmasq(state_dir: Path) -> None:
     # Check the name so a recycled pid never kills an unrelated process.
     if pid and _comm(pid) == "dnsmasq":
         _ns.kill([pid])
+        child = _children.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=5)  # SIGKILL is prompt; reaping leaves no zombie
     pid_file.unlink(missing_ok=True)
     reap()
 
@@ -137,13 +140,19 @@ class WebServers:
 
     runner: web.AppRunner
     addresses: list[tuple[str, int, bool]] = field(default_factory=list)
+    # Source address of each request: shows whether pod traffic arrived masqueraded.
+    clients: list[str] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Close every listener. Needed before destroy(): open sockets pin a namespace."""
         await self.runner.cleanup()
 
 
+CLIENTS = web.AppKey("clients", list[str])
+
+
 async def _hello(request: web.Request) -> web.Response:
+    request.app[CLIENTS].append(request.remote or "")
     return web.Response(text=WEB_BODY)
 
 
@@ -157,9 +166,11 @@ async def start_web(netns: str, cert_file: Path | None = None,
     """
     app = web.Application()
     app.router.add_get("/{tail:.*}", _hello)
+    clients: list[str] = []
+    app[CLIENTS] = clients  # must be set before setup() freezes the app
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    servers = WebServers(runner)
+    servers = WebServers(runner, clients=clients)
     try:
         for ip in (WEB_IP, ORG_IP):
             await web.SockSite(runner, nsock.listener_in(netns, ip, 80)).start()
