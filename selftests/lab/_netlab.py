@@ -48,13 +48,17 @@ class Loop:
         """Run ``coro`` to completion within ``timeout`` seconds."""
         return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
-    def close(self) -> None:
-        """Cancel what is left and close the loop."""
+    def cancel_pending(self) -> None:
+        """Cancel every task still running on the loop and let each finish its cleanup."""
         pending = asyncio.all_tasks(self.loop)
         for task in pending:
             task.cancel()
         if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(asyncio.wait(pending, timeout=10))
+
+    def close(self) -> None:
+        """Cancel what is left and close the loop."""
+        self.cancel_pending()
         self.loop.close()
 
 
