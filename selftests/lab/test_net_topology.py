@@ -211,6 +211,43 @@ def test_sync_peers_removes_departed_peer(lab: Lab, loop: Loop) -> None:
         loop.run(flannel.sync_peers(node, peers_for(lab, node)))
 
 
+def test_pod_ports_have_hairpin(lab: Lab, loop: Loop) -> None:
+    for pod in lab.pods:
+        res = loop.run(sh.arun(["bridge", "-n", pod.node_netns, "-j", "-d", "link", "show",
+                                "dev", pod.host_veth]))
+        assert json.loads(res.stdout)[0]["hairpin"] is True
+
+
+def test_ip_forward_off_breaks_that_node(lab: Lab, loop: Loop) -> None:
+    node = lab.nodes[1]
+    a = next(p for p in lab.pods if p.node == node.name)
+    b = next(p for p in lab.pods if p.node == lab.nodes[0].name)
+    loop.run(topology.set_sysctl(node.netns, "net.ipv4.ip_forward", "0"))
+    try:
+        assert not loop.run(ping(a.netns, b.ip))
+    finally:
+        loop.run(topology.set_sysctl(node.netns, "net.ipv4.ip_forward", "1"))
+    assert loop.run(ping(a.netns, b.ip))
+
+
+def test_vxlan_blocked_between_two_nodes_only(lab: Lab, loop: Loop) -> None:
+    """UDP 8472 filtered from node 0 to node 2: only pairs between those nodes fail."""
+    src, dst = lab.nodes[0], lab.nodes[2]
+    rule = ["INPUT", "-p", "udp", "--dport", str(flannel.VXLAN_PORT), "-s", src.internal_ip,
+            "-j", "DROP"]
+    exec_ = ["ip", "netns", "exec", dst.netns, "iptables-nft", "-w"]
+    pairs = cross_node_pairs(lab)
+    loop.run(sh.arun([*exec_, "-I", *rule]))
+    try:
+        results = loop.run(ping_all(pairs))
+    finally:
+        loop.run(sh.arun([*exec_, "-D", *rule]))
+    # An echo needs both directions, so both orders of the pair fail.
+    broken = {(a.netns, b.ip) for a, b in pairs if {a.node, b.node} == {src.name, dst.name}}
+    assert {k for k, ok in results.items() if not ok} == broken
+    assert len(broken) == 8
+
+
 def test_vxlan_down_breaks_exactly_that_node(lab: Lab, loop: Loop) -> None:
     down = lab.nodes[2]
     pairs = cross_node_pairs(lab)
