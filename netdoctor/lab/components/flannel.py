@@ -108,8 +108,8 @@ class FlannelAgent:
 
         ctx.store.mutate(NODES, "", node.name, annotate)
         klog(ctx.log, "main.go:359", "Setting up masking rules")
-        await dataplane.ensure_masquerade(node)
-        dataplane.write_node_files(node)
+        await dataplane.ensure_masquerade(node, ctx.lab.cluster_cidr)
+        dataplane.write_node_files(node, ctx.lab.cluster_cidr)
         klog(ctx.log, "main.go:438", "Wrote subnet file to /run/flannel/subnet.env")
         klog(ctx.log, "main.go:442", "Running backend.")
 

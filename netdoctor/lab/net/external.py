@@ -9,10 +9,12 @@ real Internet host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,9 +121,16 @@ def stop_dnsmasq(state_dir: Path) -> None:
     reap()
 
 
-def reap() -> None:
-    """Collect exited dnsmasq children so none stays a zombie."""
+def reap(killed: Collection[int] = ()) -> None:
+    """Collect exited dnsmasq children so none stays a zombie.
+
+    Args:
+        killed: pids just sent SIGKILL; those children are waited for (briefly).
+    """
     for pid, proc in list(_children.items()):
+        if pid in killed:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
         if proc.poll() is not None:
             del _children[pid]
 

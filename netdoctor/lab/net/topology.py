@@ -160,13 +160,13 @@ async def destroy(prefix: str, state_dir: Path | None = None) -> None:
     if state_dir is not None:
         external.stop_dnsmasq(state_dir)
     names = _ns.namespaces(prefix)
-    for name in names:
-        _ns.kill(_ns.pids_in(name))
+    killed = [pid for name in names for pid in _ns.pids_in(name)]
+    _ns.kill(killed)
     await _ns.ip_batch(None, [f"netns del {n}" for n in names], force=True)
     if _ns.ETC_NETNS.is_dir():
         for path in _ns.ETC_NETNS.glob(f"{prefix}-*"):
             shutil.rmtree(path, ignore_errors=True)
-    external.reap()
+    external.reap(killed)
 
 
 async def set_sysctl(netns: str, key: str, value: str) -> None:
