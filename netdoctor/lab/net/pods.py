@@ -1,0 +1,111 @@
+"""Pod network namespaces wired to a node's bridge, as the CNI bridge plugin does it."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from dataclasses import dataclass
+
+from netdoctor.lab import sh
+from netdoctor.lab.containers import NodeInfo
+from netdoctor.lab.net import _ns
+
+
+class CniError(RuntimeError):
+    """A CNI ADD failed; the message is the one the real plugin reports."""
+
+
+@dataclass(frozen=True)
+class PodNet:
+    """A pod's network namespace and its wiring on the node."""
+
+    netns: str
+    node: str
+    node_netns: str
+    ip: str
+    prefix_len: int
+    gateway: str
+    bridge: str
+    host_veth: str
+    mtu: int
+
+
+async def bridge_ipv4(netns: str, bridge: str) -> list[str] | None:
+    """The IPv4 ``addr/len`` entries of ``bridge`` in ``netns``; ``None`` when it is absent."""
+    links = await _ns.ip_json(netns, "addr", "show", "dev", bridge)
+    if not links:
+        return None
+    return [f"{a['local']}/{a['prefixlen']}" for a in links[0].get("addr_info", [])
+            if a.get("family") == "inet"]
+
+
+async def ensure_bridge(node: NodeInfo, bridge: str, gateway_cidr: str, mtu: int) -> None:
+    """Make sure ``bridge`` exists in the node namespace, up, holding ``gateway_cidr``.
+
+    Raises:
+        CniError: the bridge already holds a different IPv4 address (the message of
+            the CNI bridge plugin, e.g. after a node's subnet changed).
+    """
+    addrs = await bridge_ipv4(node.netns, bridge)
+    lines: list[str] = []
+    if addrs is None:
+        addrs = []
+        lines += [f"link add {bridge} type bridge", f"link set {bridge} mtu {mtu}"]
+    wanted = ipaddress.ip_interface(gateway_cidr)
+    if any(ipaddress.ip_interface(a) != wanted for a in addrs):
+        raise CniError(f'failed to set bridge addr: "{bridge}" already has an IP address '
+                       f"different from {gateway_cidr}")
+    if not addrs:
+        lines.append(f"addr add {gateway_cidr} dev {bridge}")
+    lines.append(f"link set {bridge} up")
+    await _ns.ip_batch(node.netns, lines)
+
+
+async def add_pod(node: NodeInfo, pod_netns: str, bridge: str, ip: str, prefix_len: int,
+                  gateway: str, mtu: int, resolv_conf: str) -> PodNet:
+    """Create a pod namespace attached to ``bridge`` on ``node``.
+
+    The pod gets ``eth0`` with ``ip/prefix_len`` and ``mtu``, a default route via
+    ``gateway`` and its own /etc/netns/<pod_netns>/resolv.conf (bind-mounted by
+    ``ip netns exec``). The host end of the veth has hairpin mode on, so a pod can
+    reach itself through a Service. Name ``pod_netns`` with the lab prefix.
+
+    Raises:
+        CommandError: a step failed (e.g. the namespace already exists, or the
+            bridge is missing); the pod namespace is removed again.
+    """
+    host_veth = _ns.hashed_name("veth", pod_netns)
+    etc = _ns.ETC_NETNS / pod_netns
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "resolv.conf").write_text(resolv_conf)
+    await sh.arun(["ip", "netns", "add", pod_netns])
+    try:
+        await _ns.ip_batch(node.netns, [
+            f"link add {host_veth} type veth peer name eth0 netns {pod_netns}",
+            f"link set {host_veth} mtu {mtu} master {bridge}",
+            f"link set {host_veth} type bridge_slave hairpin on",
+            f"link set {host_veth} up",
+        ])
+        await _ns.ip_batch(pod_netns, [
+            "link set lo up",
+            f"link set eth0 mtu {mtu}",
+            f"addr add {ip}/{prefix_len} dev eth0",
+            "link set eth0 up",
+            f"route add default via {gateway} dev eth0",
+        ])
+    except BaseException:
+        await delete_pod(pod_netns)
+        raise
+    return PodNet(pod_netns, node.name, node.netns, ip, prefix_len, gateway, bridge,
+                  host_veth, mtu)
+
+
+async def delete_pod(pod_netns: str) -> None:
+    """Remove a pod namespace, its processes and /etc/netns entry; no-op when absent.
+
+    Deleting the namespace destroys the pod's veth pair, host end included.
+    """
+    if _ns.exists(pod_netns):
+        _ns.kill(_ns.pids_in(pod_netns))
+        await sh.arun(["ip", "netns", "del", pod_netns], check=False)
+    shutil.rmtree(_ns.ETC_NETNS / pod_netns, ignore_errors=True)
