@@ -1,5 +1,13 @@
-"""The cluster components the lab implements itself (registered with ``@builtin``).
+"""The cluster's own components, run by the lab as built-in containers."""
 
-Import a module here to register its image pattern, e.g.
-``import netdoctor.lab.components.flannel``.
-"""
+from __future__ import annotations
+
+import importlib
+
+BUILTIN_MODULES = ("flannel", "kube_proxy", "coredns", "echo")
+
+
+def load_builtins() -> None:
+    """Import every component module so that each registers its image pattern."""
+    for name in BUILTIN_MODULES:
+        importlib.import_module(f"{__name__}.{name}")

@@ -1,0 +1,280 @@
+"""The lab process: network, API server, controllers and kubelet on one event loop.
+
+Started by ``netdoctor lab up`` in the background; stopped by SIGTERM (``lab down``),
+after which it removes everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from netdoctor.lab import certs, faults, manifests, nsock
+from netdoctor.lab.api.auth import Access
+from netdoctor.lab.api.defaults import Defaulter
+from netdoctor.lab.api.resources import resource
+from netdoctor.lab.api.server import make_app, serve
+from netdoctor.lab.api.store import Obj, Store
+from netdoctor.lab.components import load_builtins
+from netdoctor.lab.containers import LabInfo, NodeInfo
+from netdoctor.lab.controllers import ControllerManager, pod_ready
+from netdoctor.lab.kubelet import Kubelet
+from netdoctor.lab.kubelet.runtime import LabRuntime
+from netdoctor.lab.net import external, topology
+from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
+
+log = logging.getLogger("netdoctor.lab")
+PODS = resource("", "pods")
+STARTUP_DEADLINE = 90.0
+
+
+def node_names(workers: int) -> list[str]:
+    """``control-plane``, ``worker-1`` ... ``worker-N``."""
+    return ["control-plane", *(f"worker-{i}" for i in range(1, workers + 1))]
+
+
+def lab_info(state_dir: Path, workers: int) -> LabInfo:
+    """The lab's fixed layout for ``workers`` workers."""
+    prefix = prefix_for(state_dir)
+    nodes = {}
+    for i, name in enumerate(node_names(workers)):
+        short = "cp" if i == 0 else f"w{i}"
+        nodes[name] = NodeInfo(name=name, netns=f"{prefix}-{short}", internal_ip=topology.node_ip(i),
+                               pod_cidr=topology.node_pod_cidr(i), root=state_dir / "nodes" / name,
+                               index=i)
+    return LabInfo(prefix=prefix, nodes=nodes, router_netns=topology.router_netns(prefix),
+                   underlay_bridge=topology.UNDERLAY_BRIDGE, ca_file=state_dir / "ca.crt",
+                   state_dir=state_dir)
+
+
+def _pods(store: Store, ns: str, key: str, value: str) -> list[Obj]:
+    return [p for p in store.items(PODS, ns)
+            if (p["metadata"].get("labels") or {}).get(key) == value]
+
+
+def _restarted(pod: Obj) -> bool:
+    return any(c.get("restartCount", 0) > 0 or c.get("lastState", {}).get("terminated")
+               for c in pod.get("status", {}).get("containerStatuses") or [])
+
+
+def system_ready(store: Store, lab: LabInfo, with_dns: bool) -> bool:
+    """Flannel and kube-proxy Ready on every node (and CoreDNS Ready when asked)."""
+    n = len(lab.nodes)
+    for ns, key, value in (("kube-flannel", "app", "flannel"), ("kube-system", "k8s-app",
+                                                               "kube-proxy")):
+        if sum(pod_ready(p) for p in _pods(store, ns, key, value)) < n:
+            return False
+    return not with_dns or any(pod_ready(p) for p in _pods(store, "kube-system", "k8s-app",
+                                                            "kube-dns"))
+
+
+# What must be visible in the API before a fault counts as having struck.
+SETTLED: dict[str, Callable[[Store], bool]] = {
+    "flannel-missing": lambda s: not _pods(s, "kube-flannel", "app", "flannel"),
+    "coredns-crashloop": lambda s: any(_restarted(p) for p in
+                                       _pods(s, "kube-system", "k8s-app", "kube-dns")),
+    "kube-proxy-crashloop": lambda s: sum(_restarted(p) for p in
+                                          _pods(s, "kube-system", "k8s-app", "kube-proxy")) > 0,
+}
+
+
+async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> None:
+    """Poll ``check`` until true; raise naming ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {deadline:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+class Lab:
+    """One running lab."""
+
+    def __init__(self, state: LabState) -> None:
+        self.state = state
+        self.dir = Path(state.state_dir)
+        self.info = lab_info(self.dir, state.workers)
+        self.store = Store()
+        self.store.admission.append(Defaulter(self.store))
+        self.kubelet = Kubelet(self.store, self.info)
+        self.ctx = faults.LabContext(self.store, self.info)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.runners: list[web.AppRunner] = []
+        self.web: external.WebServers | None = None
+        self.stop = asyncio.Event()
+
+    async def start(self) -> None:
+        """Build the network, serve the API, seed the cluster, apply the scenario."""
+        load_builtins()
+        lab_certs = certs.make(self.dir)
+        router = await topology.create_router(self.info.prefix, self.dir)
+        await asyncio.gather(*(topology.create_node(router, n) for n in self.info.nodes.values()))
+        self.web = await external.start_web(router.netns, lab_certs.web_cert)
+        scenario = faults.SCENARIOS[self.state.scenario]
+        self._seed(scenario.coredns_node)
+        for step in scenario.boot:
+            await self.inject(step.fault, step.node)
+        await self._serve(lab_certs)
+        self.tasks += [asyncio.create_task(ControllerManager(self.store).run()),
+                       asyncio.create_task(self.kubelet.run())]
+        await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot),
+                       STARTUP_DEADLINE, "the system pods to become Ready")
+        for step in scenario.steps:
+            await self.inject(step.fault, step.node)
+        for name in {s.fault for s in (*scenario.boot, *scenario.steps)} | (
+                {"coredns-crashloop"} if scenario.coredns_node else set()):
+            if name in SETTLED:
+                await wait_for(lambda n=name: SETTLED[n](self.store), STARTUP_DEADLINE,
+                               f"fault {name} to show")
+        self.state.phase = "ready"
+        self.state.save()
+
+    def _seed(self, coredns_node: str | None) -> None:
+        for group, plural, obj in manifests.cluster(self.info):
+            if coredns_node and plural == "deployments" and obj["metadata"]["name"] == "coredns":
+                obj["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] = \
+                    coredns_node
+            self.store.create(resource(group, plural), obj)
+
+    async def _serve(self, lab_certs: certs.LabCerts) -> None:
+        admin, viewer = certs.new_token(), certs.new_token()
+        tokens = {admin: Access.admin(),
+                  viewer: Access("netdoctor-viewer", allowed_verbs=frozenset({"get", "list",
+                                                                               "watch"}))}
+        app = make_app(self.store, LabRuntime(self.kubelet), tokens)
+        cp = next(n for n in self.info.nodes.values() if n.index == 0)
+        local = nsock.listener_in(None, "127.0.0.1", 0)
+        inner = nsock.listener_in(cp.netns, self.info.apiserver_ip, self.info.apiserver_port)
+        self.runners.append(await serve(app, [local, inner], lab_certs.api_context))
+        self.state.api_port = local.getsockname()[1]
+        server = f"https://127.0.0.1:{self.state.api_port}"
+        certs.write_kubeconfig(self.dir / "kubeconfig", server, lab_certs.ca_file, admin, "admin")
+        certs.write_kubeconfig(self.dir / "kubeconfig-viewer", server, lab_certs.ca_file, viewer,
+                               "viewer")
+        self.state.save()
+        control = web.Application()
+        control.router.add_get("/status", self._status)
+        control.router.add_post("/faults/{name}", self._fault)
+        control.router.add_delete("/faults/{name}", self._fault)
+        control.router.add_post("/shutdown", self._shutdown)
+        runner = web.AppRunner(control, access_log=None)
+        await runner.setup()
+        await web.UnixSite(runner, str(self.dir / CONTROL_SOCKET)).start()
+        self.runners.append(runner)
+
+    async def inject(self, name: str, node: str | None, clear: bool = False) -> list[str | None]:
+        """Inject (or clear) fault ``name`` on ``node`` (default targets when None)."""
+        fault = faults.FAULTS[name]
+        targets = fault.targets(self.ctx, node)
+        for target in targets:
+            await (fault.clear if clear else fault.inject)(self.ctx, target)
+            entry = {"name": name, "node": target}
+            if clear:
+                self.state.faults = [f for f in self.state.faults if f != entry]
+            elif entry not in self.state.faults:
+                self.state.faults.append(entry)
+        self.state.save()
+        return targets
+
+    async def _fault(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await request.json() if request.can_read_body else {}
+        if name not in faults.FAULTS:
+            return web.json_response({"error": f"unknown fault {name!r}"}, status=404)
+        node = body.get("node")
+        if node is not None and node not in self.info.nodes:
+            return web.json_response({"error": f"unknown node {node!r}"}, status=404)
+        try:
+            targets = await self.inject(name, node, clear=request.method == "DELETE")
+        except Exception as exc:  # reported to the CLI, the lab keeps running
+            return web.json_response({"error": str(exc)}, status=500)
+        return web.json_response({"fault": name, "nodes": targets})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        pods = [{"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"],
+                 "node": p["spec"].get("nodeName"), "phase": p.get("status", {}).get("phase"),
+                 "ready": pod_ready(p), "ip": p.get("status", {}).get("podIP")}
+                for p in self.store.items(PODS)]
+        return web.json_response({"phase": self.state.phase, "prefix": self.info.prefix,
+                                  "nodes": {n: {"netns": i.netns, "ip": i.internal_ip,
+                                                "podCIDR": i.pod_cidr, "root": str(i.root)}
+                                            for n, i in self.info.nodes.items()},
+                                  "faults": self.state.faults, "pods": pods})
+
+    async def _shutdown(self, request: web.Request) -> web.Response:
+        self.stop.set()
+        return web.json_response({"stopping": True})
+
+    async def close(self) -> None:
+        """Stop everything and remove what the lab made on this machine."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.kubelet.shutdown(), 15)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for runner in self.runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        if self.web is not None:
+            with contextlib.suppress(Exception):
+                await self.web.stop()
+        await topology.destroy(self.info.prefix, self.dir)
+
+
+async def amain(state: LabState) -> int:
+    """Run the lab until SIGTERM/SIGINT or a shutdown request."""
+    lab = Lab(state)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lab.stop.set)
+    code = 0
+    try:
+        starting = asyncio.create_task(lab.start())
+        stopped = asyncio.create_task(lab.stop.wait())
+        done, _ = await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()
+            await lab.stop.wait()
+        else:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    except Exception as exc:
+        state.phase, state.error = "failed", f"{type(exc).__name__}: {exc}"
+        state.save()
+        traceback.print_exc()
+        code = 1
+    finally:
+        if state.phase != "failed":
+            state.phase = "stopping"
+            state.save()
+        await lab.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the background lab process."""
+    parser = argparse.ArgumentParser(prog="netdoctor-lab-daemon")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scenario", default="healthy")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    state = LabState(state_dir=str(args.state_dir.resolve()), prefix=prefix_for(args.state_dir),
+                     workers=args.workers, scenario=args.scenario, pid=os.getpid())
+    state.save()
+    return asyncio.run(amain(state))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
