@@ -263,6 +263,31 @@ def pick_container(pod: Obj, wanted: str | None) -> str:
     return wanted
 
 
+def ensure_running(pod: Obj, container: str) -> None:
+    """Refuse exec into a container that is not running, as the kubelet words it.
+
+    Checked before any upgrade so that kubectl's SPDY retry (it retries after any
+    failed websocket upgrade) meets the same error.
+
+    Raises:
+        ApiError: 400 BadRequest.
+    """
+    name, status = pod["metadata"]["name"], pod.get("status") or {}
+    phase = status.get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise ApiError(400, "BadRequest", "cannot exec into a container in a completed pod; "
+                       f"current phase is {phase}")
+    every = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    state = next((cs.get("state") or {} for cs in every if cs.get("name") == container), {})
+    if "waiting" in state:
+        reason = state["waiting"].get("reason") or "ContainerCreating"
+        raise ApiError(400, "BadRequest",
+                       f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+    if "terminated" in state:
+        raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is not '
+                       "running")
+
+
 def _logs(store: Store, runtime: PodRuntime, t: Target, request: web.Request) -> web.Response:
     pod = store.get(t.res, t.namespace or "", t.name or "")
     q = request.query
@@ -282,7 +307,9 @@ async def _exec(store: Store, runtime: PodRuntime, t: Target,
     command = q.getall("command", [])
     if not command:
         raise ApiError(400, "BadRequest", "you must specify at least 1 command")
-    req = execws.ExecRequest(pick_container(pod, q.get("container")), command,
+    container = pick_container(pod, q.get("container"))
+    ensure_running(pod, container)
+    req = execws.ExecRequest(container, command,
                              stdin=flag(q, "stdin"), stdout=flag(q, "stdout"),
                              stderr=flag(q, "stderr"), tty=flag(q, "tty"))
     return await execws.serve(request, runtime, pod, req)

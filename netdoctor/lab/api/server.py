@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", PodRuntime)
 TOKENS = web.AppKey("tokens", dict[str, Access])
+ACCESS = web.RequestKey("access", Access)
 
 # Real clusters answer these to anyone (system:public-info-viewer).
 OPEN_PATHS = {"/version", "/version/", "/healthz", "/livez", "/readyz"}
@@ -51,7 +52,7 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require a known bearer token except on the public endpoints."""
     if request.path not in OPEN_PATHS:
-        request["access"] = authenticate(request.app[TOKENS], request.headers.get("Authorization"))
+        request[ACCESS] = authenticate(request.app[TOKENS], request.headers.get("Authorization"))
     return await handler(request)
 
 
@@ -102,7 +103,7 @@ async def named_groups(request: web.Request) -> web.StreamResponse:
 async def _resource(request: web.Request, group: str, version: str,
                     segments: list[str]) -> web.StreamResponse:
     target = Target.parse(group, version, segments)
-    authorize(request["access"], target.verb(request.method, request.query), target.res,
+    authorize(request[ACCESS], target.verb(request.method, request.query), target.res,
               target.subresource, target.namespace, target.name)
     return await handle(request.app[STORE], request.app[RUNTIME], target, request)
 
