@@ -134,3 +134,14 @@ def test_unauthorized_and_forbidden(kubectl: Kubectl) -> None:
             'namespace "default"') in forbidden.stderr
     allowed = kubectl("get", "pod", "web-1", token="viewer-token")
     assert allowed.stdout.splitlines()[1].split()[0] == "web-1"
+
+
+def test_discovery_is_aggregated(kubectl: Kubectl) -> None:
+    done = kubectl("get", "pods", "-v=6")
+    paths = [line.split()[line.split().index("GET") + 1].split("?")[0].split(":", 2)[2]
+             for line in done.stderr.splitlines() if " GET " in line]
+    # Aggregated discovery: one request per root, no per-group fallback requests.
+    assert [p.split("/", 1)[1] for p in paths] == [
+        "api", "apis", "api/v1/namespaces/default/pods"]
+    resources = kubectl("api-resources").stdout
+    assert re.search(r"^deployments +deploy +apps/v1 +true +Deployment$", resources, re.M)
