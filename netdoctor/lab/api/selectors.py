@@ -106,8 +106,11 @@ def field_matcher(selector: str | None) -> Predicate:
         path, value = path.strip(), value.strip()
         if not path:
             raise SelectorError(f"invalid field selector: {term!r}")
-        if neg:
-            checks.append(lambda o, p=path, v=value: _field(o, p) != v)
-        else:
-            checks.append(lambda o, p=path, v=value: _field(o, p) == v)
+        checks.append(_field_check(path, value, neg))
     return lambda obj: all(c(obj) for c in checks)
+
+
+def _field_check(path: str, value: str, negate: bool) -> Predicate:
+    if negate:
+        return lambda obj: _field(obj, path) != value
+    return lambda obj: _field(obj, path) == value

@@ -8,6 +8,7 @@ mutations happen on the lab's event loop thread, so no locking is needed.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import uuid
 from collections import deque
@@ -144,7 +145,8 @@ class Store:
         if not meta.get("name"):
             prefix = meta.get("generateName")
             if not prefix:
-                raise ApiError(422, "Invalid", f"{res.kind} is invalid: metadata.name: Required value")
+                raise ApiError(422, "Invalid",
+                               f"{res.kind} is invalid: metadata.name: Required value")
             meta["name"] = prefix + uuid.uuid4().hex[:5]
         key = (meta.get("namespace", ""), meta["name"])
         if key in self._bucket(res):
@@ -244,20 +246,29 @@ class Store:
                 obj["metadata"]["resourceVersion"] = self._next_rv()
                 self._emit("MODIFIED", res, obj)
             return copy.deepcopy(obj)
-        removed = self.remove(res, key[0], name)
+        removed = self.remove(res, key[0], name, cascade=False)
         if propagation != "Orphan":
             self._cascade(removed["metadata"]["uid"], grace)
         return removed
 
-    def remove(self, res: Resource, namespace: str, name: str) -> Obj:
-        """Drop an object now (the end of a graceful deletion)."""
+    def remove(self, res: Resource, namespace: str, name: str, *, cascade: bool = True) -> Obj:
+        """Drop an object now (the end of a graceful deletion).
+
+        Args:
+            res: Its resource type.
+            namespace: Its namespace ("" for cluster-scoped objects).
+            name: Its name.
+            cascade: Also delete the objects it owns (:meth:`delete` passes ``False``
+                to apply its own propagation policy).
+        """
         key = (namespace if res.namespaced else "", name)
         obj = self._bucket(res).pop(key, None)
         if obj is None:
             raise not_found(res, name)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", res, obj)
-        self._cascade(obj["metadata"]["uid"], grace=True)
+        if cascade:
+            self._cascade(obj["metadata"]["uid"], grace=True)
         if res.namespaced:
             self._finish_namespace(key[0])
         return copy.deepcopy(obj)
@@ -303,7 +314,7 @@ class Store:
         """Stop delivering events to ``q``."""
         self._subscribers.discard(q)
 
-    def history_since(self, resource_version: int) -> list[Event] | None:
+    def history_since(self, resource_version: int) -> builtins.list[Event] | None:
         """Events newer than ``resource_version``; ``None`` when it is older than the history."""
         full = len(self._history) == self._history.maxlen
         if full and self._history and resource_version < self._history[0][0] - 1:
