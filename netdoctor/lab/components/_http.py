@@ -24,10 +24,10 @@ async def serve_http(netns: str | None, host: str, port: int,
     for path, handler in routes.items():
         app.router.add_get(path, handler)
     # Access logs would interleave with the component's own log lines.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
     try:
-        await web.SockSite(runner, sock, shutdown_timeout=0.1).start()
+        await web.SockSite(runner, sock).start()
     except BaseException:
         sock.close()
         await runner.cleanup()

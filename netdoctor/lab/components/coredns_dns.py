@@ -7,6 +7,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from netdoctor.lab.nsock import listener_in
 
@@ -20,8 +21,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         peer = (str(addr[0]), int(addr[1]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from datetime import UTC, datetime
+from typing import cast
 
 from aiohttp import web
 
@@ -52,8 +53,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         text = data.decode(errors="replace").strip()

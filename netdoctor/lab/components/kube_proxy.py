@@ -168,8 +168,7 @@ class KubeProxy:
         q = ctx.store.subscribe()
         runner: web.AppRunner | None = None
         try:
-            runner = await serve_http(ctx.netns, "0.0.0.0", HEALTHZ_PORT,
-                                      {"/healthz": self._healthz, "/livez": self._healthz})
+            runner = await self._serve_healthz(ctx)
             await self._sync(ctx, cfg, backend)
             await self._loop(ctx, cfg, backend, q)
             return 0
@@ -181,6 +180,14 @@ class KubeProxy:
         finally:
             ctx.store.unsubscribe(q)
             await stop_http(runner)
+
+    async def _serve_healthz(self, ctx: ContainerContext) -> web.AppRunner | None:
+        try:
+            return await serve_http(ctx.netns, "0.0.0.0", HEALTHZ_PORT,
+                                    {"/healthz": self._healthz, "/livez": self._healthz})
+        except OSError as exc:  # kube-proxy keeps proxying without its health server
+            ctx.log(klog("E", "server.go:558", "Failed to start healthz server", err=str(exc)))
+            return None
 
     def _log_start(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> None:
         ctx.log(klog("I", "server_others.go:72", "Using iptables proxy"))
