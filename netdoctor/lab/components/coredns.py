@@ -66,8 +66,8 @@ def parse_corefile(text: str) -> Corefile:
             continue
         if depth == 0 and words[0].startswith("."):
             in_root, cf.port = True, _port(words[0], 53)
-        elif depth == 1 and in_root:
-            _directive(cf, [w for w in words if w not in "{}"])
+        elif depth == 1 and in_root and words[0] not in ("{", "}"):
+            _directive(cf, [w for w in words if w not in ("{", "}")])
         depth += words.count("{") - words.count("}")
         in_root = in_root and depth > 0
     return cf
@@ -176,31 +176,35 @@ class CoreDNS:
         deadline = loop.time() + self.startup_deadline
         next_log = loop.time()
         url = f"https://{ctx.lab.api_service_ip}:443/version"
-        err = "i/o timeout"
         while True:
-            err_or_none = await self._probe_api(ctx)
-            if err_or_none is None:
+            started = loop.time()
+            err = await self._probe_api(ctx, max(0.05, deadline - started))
+            if err is None:
                 self.api_reached = True
                 return True
-            err = err_or_none
             now = loop.time()
-            if now >= deadline:
-                break
-            if now >= next_log:
+            if now >= next_log:  # about once a second, like the plugin's ticker
                 ctx.log("[INFO] plugin/kubernetes: waiting for Kubernetes API before "
                         "starting server")
                 next_log = now + 1.0
-            await asyncio.sleep(min(0.5, max(0.0, deadline - now)))
+            if now >= deadline:
+                break
+            # A refused or unreachable dial fails at once; do not spin on it.
+            await asyncio.sleep(min(max(0.0, 0.5 - (now - started)), deadline - now))
         ctx.log(f'[FATAL] plugin/kubernetes: Get "{url}": {err}')
         return False
 
-    async def _probe_api(self, ctx: ContainerContext) -> str | None:
-        """``None`` when ``GET /version`` answered 200, else the Go-style error."""
+    async def _probe_api(self, ctx: ContainerContext, budget: float) -> str | None:
+        """``None`` when ``GET /version`` answered 200, else the Go-style error.
+
+        ``budget`` caps the connect wait so the startup deadline is kept.
+        """
         ip = ctx.lab.api_service_ip
         sock = socket_in(ctx.netns, socket.AF_INET, socket.SOCK_STREAM)
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.sock_connect(sock, (ip, 443)), self.connect_timeout)
+            await asyncio.wait_for(loop.sock_connect(sock, (ip, 443)),
+                                   min(self.connect_timeout, budget))
         except (OSError, TimeoutError) as exc:
             sock.close()
             return f"dial tcp {ip}:443: {_go_dial_error(exc)}"
