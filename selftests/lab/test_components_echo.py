@@ -80,3 +80,15 @@ def test_netexec_http_and_udp() -> None:
         addr(client, "eth0", "10.9.0.1/24")
         addr(pod, "eth0", "10.9.0.2/24")
         asyncio.run(scenario())
+
+
+def test_builtins_are_registered_by_image() -> None:
+    import netdoctor.lab.components  # noqa: F401  (registers the built-ins)
+    from netdoctor.lab.components.coredns import CoreDNS
+    from netdoctor.lab.components.kube_proxy import KubeProxy
+    from netdoctor.lab.containers import builtin_for
+
+    assert isinstance(builtin_for("registry.k8s.io/kube-proxy:v1.29.0"), KubeProxy)
+    assert isinstance(builtin_for("registry.k8s.io/coredns/coredns:v1.11.1"), CoreDNS)
+    assert isinstance(builtin_for("registry.k8s.io/e2e-test-images/agnhost:2.47"), Echo)
+    assert builtin_for("busybox:1.36") is None

@@ -273,3 +273,29 @@ def test_failed_restore_exits_1() -> None:
         ctx = context(kube_proxy_store(), ns, "192.168.77.2", logs=logs)
         assert asyncio.run(asyncio.wait_for(KubeProxy().run(ctx), 10)) == 1
     assert any('"Failed to execute iptables-restore" err="exit status' in ln for ln in logs), logs
+
+
+def test_legacy_backend_writes_legacy_tables_only() -> None:
+    ns = f"ndtc{tag()}l"
+    store = kube_proxy_store()
+    store.create(SERVICES, service("web", "10.96.5.5"))
+    container = {"name": "kube-proxy", "command": ["/usr/local/bin/kube-proxy",
+                                                   "--config=/var/lib/kube-proxy/config.conf",
+                                                   "--iptables-backend=legacy"]}
+
+    async def scenario() -> None:
+        kp = KubeProxy()
+        task = asyncio.create_task(kp.run(context(store, ns, "192.168.77.2",
+                                                  container=container)))
+        try:
+            await wait_for(lambda: _true(kp.syncs >= 1 or task.done()), 5, "the first sync")
+            assert not task.done()
+        finally:
+            await stop(task)
+
+    with namespaces(ns):
+        asyncio.run(scenario())
+        # Read the legacy registry without listing (listing would create tables).
+        assert "nat" in ns_exec(ns, "cat /proc/net/ip_tables_names")
+        assert "default/web:http has no endpoints" in ns_exec(ns, "iptables-legacy-save")
+        assert "KUBE-SERVICES" not in ns_exec(ns, "nft list ruleset 2>/dev/null || true")
