@@ -1,0 +1,257 @@
+"""The lab's kube-proxy (iptables mode) as a built-in container.
+
+It runs in its node's namespace (hostNetwork), reads its configuration from the
+ConfigMap kube-system/kube-proxy like the kubeadm DaemonSet does, programs the
+node's netfilter with real ``iptables-restore --noflush`` calls and serves
+``/healthz`` on port 10256. When it is stopped its rules stay, as a dead
+kube-proxy's do.
+
+Container options (beyond the real kube-proxy's, which are ignored):
+    ``--iptables-backend=nft|legacy`` argument, or the environment variable
+    ``KUBE_PROXY_IPTABLES_BACKEND``: which iptables binaries program the node
+    (default ``nft``). The argument wins over the variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from netdoctor.lab.api.resources import resource
+from netdoctor.lab.components._http import serve_http, stop_http
+from netdoctor.lab.components.klog import klog
+from netdoctor.lab.components.kube_proxy_rules import JUMPS, Jump, render
+from netdoctor.lab.containers import ContainerContext, builtin
+from netdoctor.lab.sh import CommandError, arun
+
+__all__ = ["BACKEND_ENV", "KubeProxy", "ProxyConfig", "parse_config", "render"]
+
+SERVICES = resource("", "services")
+SLICES = resource("discovery.k8s.io", "endpointslices")
+CONFIGMAPS = resource("", "configmaps")
+BACKEND_ENV = "KUBE_PROXY_IPTABLES_BACKEND"
+BACKEND_ARG = "--iptables-backend="
+HEALTHZ_PORT = 10256
+
+_TOP_FIELDS = {
+    "apiVersion", "kind", "featureGates", "bindAddress", "healthzBindAddress",
+    "metricsBindAddress", "bindAddressHardFail", "enableProfiling", "showHiddenMetricsForVersion",
+    "clusterCIDR", "hostnameOverride", "clientConnection", "iptables", "ipvs", "nftables",
+    "winkernel", "mode", "portRange", "conntrack", "configSyncPeriod", "nodePortAddresses",
+    "detectLocalMode", "detectLocal", "logging", "oomScoreAdj",
+}
+_CLIENT_FIELDS = {"kubeconfig", "acceptContentTypes", "contentType", "qps", "burst"}
+
+
+class ConfigError(Exception):
+    """kube-proxy refuses to start; the message is its ``err=`` value."""
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The parts of a KubeProxyConfiguration the lab's kube-proxy uses."""
+
+    mode: str
+    kubeconfig: str
+    cluster_cidr: str
+
+
+def _strict_fields(obj: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ConfigError("failed complete: strict decoding error: " + ", ".join(
+            f'unknown field "{prefix}{k}"' for k in unknown))
+
+
+def parse_config(text: str | None) -> ProxyConfig:
+    """Validate a ``config.conf`` as kube-proxy 1.29 would, for the modes this lab has.
+
+    Raises:
+        ConfigError: the reason, worded like kube-proxy's ``err=`` value.
+    """
+    if text is None:
+        raise ConfigError("failed complete: open /var/lib/kube-proxy/config.conf: "
+                          "no such file or directory")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"failed complete: failed to decode: yaml: {exc}".replace("\n", " "))\
+            from exc
+    if not isinstance(data, dict):
+        raise ConfigError("failed complete: failed to decode: Object 'Kind' is missing")
+    _strict_fields(data, _TOP_FIELDS)
+    client = data.get("clientConnection") or {}
+    if not isinstance(client, dict):
+        raise ConfigError("failed complete: strict decoding error: clientConnection: "
+                          "expected an object")
+    _strict_fields(client, _CLIENT_FIELDS, "clientConnection.")
+    mode = str(data.get("mode") or "")
+    if mode == "ipvs":
+        raise ConfigError("can't use the IPVS proxier: IPVS proxier will not be used because "
+                          "the following required kernel modules are not loaded: "
+                          "[ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh]")
+    if mode not in ("", "iptables"):
+        raise ConfigError(f'invalid configuration: KubeProxyConfiguration.Mode: Invalid value: '
+                          f'"{mode}": must be iptables,ipvs or blank (blank means the '
+                          "best-available proxy [currently iptables])")
+    kubeconfig = str(client.get("kubeconfig") or "")
+    if not kubeconfig:
+        raise ConfigError("invalid configuration: no configuration has been provided, "
+                          "try setting KUBERNETES_MASTER environment variable")
+    return ProxyConfig(mode or "iptables", kubeconfig, str(data.get("clusterCIDR") or ""))
+
+
+def _container_env(ctx: ContainerContext) -> dict[str, str]:
+    env = {e["name"]: str(e.get("value", "")) for e in ctx.container.get("env") or []
+           if isinstance(e, dict) and "name" in e}
+    env.update(ctx.env)
+    return env
+
+
+def choose_backend(ctx: ContainerContext) -> str:
+    """``nft`` or ``legacy`` from the container's args or environment.
+
+    Raises:
+        ConfigError: an unknown backend name.
+    """
+    backend = _container_env(ctx).get(BACKEND_ENV, "nft")
+    for arg in [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]:
+        if str(arg).startswith(BACKEND_ARG):
+            backend = str(arg)[len(BACKEND_ARG):]
+    if backend not in ("nft", "legacy"):
+        raise ConfigError(f'unknown iptables backend "{backend}" (want nft or legacy)')
+    return backend
+
+
+def _jump_script(binary: str, jumps: tuple[Jump, ...]) -> str:
+    # One shell per sync instead of two processes per jump rule.
+    lines = []
+    for j in jumps:
+        args = " ".join(shlex.quote(a) for a in j.args())
+        lines.append(f"{binary} -w -t {j.table} -C {j.src_chain} {args} 2>/dev/null || "
+                     f"{binary} -w -t {j.table} -I {j.src_chain} 1 {args}")
+    return "set -e\n" + "\n".join(lines) + "\n"
+
+
+class SyncError(Exception):
+    """iptables-restore (or the jump rules) failed; the message is the tool's output."""
+
+
+class KubeProxy:
+    """kube-proxy in iptables mode for one node."""
+
+    debounce = 0.07  # seconds of quiet before a resync, so bursts of events cost one restore
+    resync_period = 30.0  # seconds: like syncPeriod, repairs rules someone else flushed
+    command_timeout = 10.0
+
+    def __init__(self) -> None:
+        self.last_sync: datetime | None = None
+        self.syncs = 0
+
+    async def run(self, ctx: ContainerContext) -> int:
+        """Sync rules until stopped; 1 on a bad config or a failed iptables-restore."""
+        cm = ctx.store.find(CONFIGMAPS, "kube-system", "kube-proxy")
+        try:
+            cfg = parse_config(((cm or {}).get("data") or {}).get("config.conf"))
+            backend = choose_backend(ctx)
+        except ConfigError as exc:
+            ctx.log(klog("E", "run.go:74", "command failed", err=str(exc)))
+            return 1
+        self._log_start(ctx, cfg, backend)
+        q = ctx.store.subscribe()
+        runner: web.AppRunner | None = None
+        try:
+            runner = await self._serve_healthz(ctx)
+            await self._sync(ctx, cfg, backend)
+            await self._loop(ctx, cfg, backend, q)
+            return 0
+        except SyncError as exc:
+            ctx.log(klog("E", "proxier.go:1525", "Failed to execute iptables-restore",
+                         err=str(exc), ipFamily="IPv4"))
+            ctx.log(klog("I", "proxier.go:1528", "Sync failed", retryingTime="30s"))
+            return 1
+        finally:
+            ctx.store.unsubscribe(q)
+            await stop_http(runner)
+
+    async def _serve_healthz(self, ctx: ContainerContext) -> web.AppRunner | None:
+        try:
+            return await serve_http(ctx.netns, "0.0.0.0", HEALTHZ_PORT,
+                                    {"/healthz": self._healthz, "/livez": self._healthz})
+        except OSError as exc:  # kube-proxy keeps proxying without its health server
+            ctx.log(klog("E", "server.go:558", "Failed to start healthz server", err=str(exc)))
+            return None
+
+    def _log_start(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> None:
+        ctx.log(klog("I", "server_others.go:72", "Using iptables proxy"))
+        ctx.log(klog("I", "server.go:1050", "Successfully retrieved node IP(s)",
+                     IPs=[ctx.node.internal_ip]))
+        ctx.log(klog("I", "server_others.go:168", "kube-proxy running in single-stack mode",
+                     ipFamily="IPv4"))
+        ctx.log(klog("I", "proxier.go:256", "Setting route_localnet=1 to allow node-ports on "
+                     "localhost; to change this either disable iptables.localhostNodePorts "
+                     "(--iptables-localhost-nodeports) or set nodePortAddresses "
+                     "(--nodeport-addresses) to filter loopback addresses"))
+        ctx.log(klog("I", "server.go:865", "Version info", version="v1.29.0",
+                     iptablesBackend=backend))
+        ctx.log(klog("I", "config.go:315", "Starting endpoint slice config controller"))
+        ctx.log(klog("I", "config.go:188", "Starting service config controller"))
+
+    async def _loop(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str,
+                    q: asyncio.Queue[tuple[str, Any, dict[str, Any]]]) -> None:
+        while True:
+            try:
+                _, res, _ = await asyncio.wait_for(q.get(), self.resync_period)
+            except TimeoutError:
+                await self._sync(ctx, cfg, backend)
+                continue
+            if res not in (SERVICES, SLICES):
+                continue
+            await asyncio.sleep(self.debounce)
+            while not q.empty():  # everything queued is covered by one full re-render
+                q.get_nowait()
+            await self._sync(ctx, cfg, backend)
+
+    async def _iptables(self, ctx: ContainerContext, argv: list[str],
+                        stdin: str | None = None) -> str:
+        try:
+            res = await arun(["ip", "netns", "exec", ctx.netns, *argv], input=stdin,
+                             timeout=self.command_timeout)
+        except CommandError as exc:
+            raise SyncError(f"exit status {exc.code}: {exc.stderr.strip()}") from exc
+        except TimeoutError as exc:
+            raise SyncError(f"{argv[0]} did not finish in {self.command_timeout}s") from exc
+        return res.stdout
+
+    async def _sync(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> None:
+        saved = await self._iptables(ctx, [f"iptables-{backend}-save", "-t", "nat"])
+        existing = [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
+        nat, flt = render(ctx.store.items(SERVICES), ctx.store.items(SLICES),
+                          ctx.node.internal_ip, cfg.cluster_cidr, existing_nat_chains=existing)
+        await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"], flt + nat)
+        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}", JUMPS)])
+        if self.last_sync is None:
+            ctx.log(klog("I", "shared_informer.go:318", "Caches are synced for service config"))
+        self.last_sync = datetime.now(UTC)
+        self.syncs += 1
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        now = datetime.now(UTC)
+        last = self.last_sync
+        body = {"lastUpdated": (last or now).strftime("%Y-%m-%d %H:%M:%S.%f %z UTC"),
+                "currentTime": now.strftime("%Y-%m-%d %H:%M:%S.%f %z UTC"),
+                "nodeEligible": True}
+        return web.Response(status=200 if last else 503, text=json.dumps(body),
+                            content_type="application/json")
+
+
+@builtin(r"kube-proxy:")
+def _factory() -> KubeProxy:
+    return KubeProxy()
