@@ -260,3 +260,15 @@ def test_coredns_upstream_timeout_is_servfail(dns_topo: dict[str, Any]) -> None:
 
 async def _is_ready(topo: dict[str, Any]) -> bool:
     return await ready_code(topo) == "200"
+
+
+def test_coredns_api_refused_names_the_dial_error(dns_topo: dict[str, Any]) -> None:
+    async def scenario() -> list[str]:
+        logs: list[str] = []
+        dns = CoreDNS()
+        dns.startup_deadline = 1.2
+        assert await asyncio.wait_for(run_coredns(dns_topo, logs, dns), 4) == 1
+        return logs
+
+    logs = asyncio.run(scenario())  # the peer holds 10.96.0.1 but nothing listens on 443
+    assert logs[-1].endswith("dial tcp 10.96.0.1:443: connect: connection refused"), logs
