@@ -108,11 +108,22 @@ class Lab:
         self.store = Store()
         self.store.admission.append(Defaulter(self.store))
         self.kubelet = Kubelet(self.store, self.info)
-        self.ctx = faults.LabContext(self.store, self.info)
+        self.ctx = faults.LabContext(self.store, self.info, self._kill_containers)
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
         self.web: external.WebServers | None = None
         self.stop = asyncio.Event()
+
+    def _kill_containers(self, namespace: str, key: str, value: str) -> int:
+        killed = 0
+        for worker in list(self.kubelet.workers.values()):
+            pod = worker.pod()
+            if pod is not None and worker.namespace == namespace and \
+                    (pod["metadata"].get("labels") or {}).get(key) == value:
+                for name in worker.states:
+                    worker.kill(name)
+                    killed += 1
+        return killed
 
     async def start(self) -> None:
         """Build the network, serve the API, seed the cluster, apply the scenario."""

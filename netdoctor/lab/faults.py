@@ -31,6 +31,9 @@ class LabContext:
 
     store: Store
     lab: LabInfo
+    # Kills the running containers of pods matching (namespace, label key, value), as an
+    # OOM kill or node reboot would; the kubelet then restarts them.
+    kill_containers: Callable[[str, str, str], int] | None = None
 
 
 Action = Callable[[LabContext, str | None], Awaitable[None]]
@@ -143,6 +146,9 @@ async def _api_blocked(ctx: LabContext, node: str | None) -> None:
     # CoreDNS waits for the API, gives up and exits, again and again.
     for rule in _api_rules(ctx, node):
         await _ipt(_netns(ctx, node), "-I", *rule)
+    # CoreDNS only waits for the API when it starts; its next restart (here: now) fails.
+    if ctx.kill_containers is not None:
+        ctx.kill_containers("kube-system", "k8s-app", "kube-dns")
 
 
 async def _api_unblocked(ctx: LabContext, node: str | None) -> None:
@@ -154,11 +160,10 @@ async def _netfilter_broken(ctx: LabContext, node: str | None) -> None:
     # The node's filter OUTPUT hook is taken by a chain iptables cannot manage (as another
     # tool writing nf_tables directly leaves it): every kube-proxy iptables-restore fails,
     # kube-proxy exits, and the rules it wrote before stay in place, stale.
-    ns = _netns(ctx, node)
-    await arun(["ip", "netns", "exec", ns, "nft", "flush chain ip filter OUTPUT"], check=False)
-    await arun(["ip", "netns", "exec", ns, "nft", "delete chain ip filter OUTPUT"], check=False)
-    await arun(["ip", "netns", "exec", ns, "nft",
-                "add chain ip filter OUTPUT { type route hook output priority 0; }"])
+    script = ("flush chain ip filter OUTPUT\ndelete chain ip filter OUTPUT\n"
+              "add chain ip filter OUTPUT { type route hook output priority 0; }\n")
+    # One nft transaction, so kube-proxy's next sync cannot slip in between.
+    await arun(["ip", "netns", "exec", _netns(ctx, node), "nft", "-f", "-"], input=script)
 
 
 async def _netfilter_fixed(ctx: LabContext, node: str | None) -> None:

@@ -47,6 +47,9 @@ clientConnection:
   kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
 clusterCIDR: 10.244.0.0/16
 healthzBindAddress: 0.0.0.0:10256
+iptables:
+  minSyncPeriod: 1s
+  syncPeriod: 5s
 metricsBindAddress: 127.0.0.1:10249
 mode: iptables
 """

@@ -15,6 +15,7 @@ Container options (beyond the real kube-proxy's, which are ignored):
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import shlex
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ CONFIGMAPS = resource("", "configmaps")
 BACKEND_ENV = "KUBE_PROXY_IPTABLES_BACKEND"
 BACKEND_ARG = "--iptables-backend="
 HEALTHZ_PORT = 10256
+DEFAULT_SYNC_PERIOD = 30.0  # kube-proxy's iptables.syncPeriod when the config leaves it 0
 
 _TOP_FIELDS = {
     "apiVersion", "kind", "featureGates", "bindAddress", "healthzBindAddress",
@@ -61,6 +63,7 @@ class ProxyConfig:
     mode: str
     kubeconfig: str
     cluster_cidr: str
+    sync_period: float = DEFAULT_SYNC_PERIOD  # seconds between full resyncs
 
 
 def _strict_fields(obj: dict[str, Any], allowed: set[str], prefix: str = "") -> None:
@@ -105,7 +108,20 @@ def parse_config(text: str | None) -> ProxyConfig:
     if not kubeconfig:
         raise ConfigError("invalid configuration: no configuration has been provided, "
                           "try setting KUBERNETES_MASTER environment variable")
-    return ProxyConfig(mode or "iptables", kubeconfig, str(data.get("clusterCIDR") or ""))
+    ipt = data.get("iptables") or {}
+    period = _duration(ipt.get("syncPeriod")) if isinstance(ipt, dict) else 0.0
+    return ProxyConfig(mode or "iptables", kubeconfig, str(data.get("clusterCIDR") or ""),
+                       period or DEFAULT_SYNC_PERIOD)
+
+
+def _duration(value: object) -> float:
+    """Seconds in a Go duration such as ``30s``, ``1m`` or ``1m30s`` (0 when unset)."""
+    text = str(value or "").strip()
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if text and "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f'failed complete: time: invalid duration "{text}"')
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def _container_env(ctx: ContainerContext) -> dict[str, str]:
@@ -148,7 +164,6 @@ class KubeProxy:
     """kube-proxy in iptables mode for one node."""
 
     debounce = 0.07  # seconds of quiet before a resync, so bursts of events cost one restore
-    resync_period = 30.0  # seconds: like syncPeriod, repairs rules someone else flushed
     command_timeout = 10.0
 
     def __init__(self) -> None:
@@ -206,18 +221,21 @@ class KubeProxy:
 
     async def _loop(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str,
                     q: asyncio.Queue[tuple[str, Any, dict[str, Any]]]) -> None:
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + cfg.sync_period
         while True:
             try:
-                _, res, _ = await asyncio.wait_for(q.get(), self.resync_period)
+                _, res, _ = await asyncio.wait_for(q.get(), max(next_resync - loop.time(), 0))
             except TimeoutError:
-                await self._sync(ctx, cfg, backend)
+                res = None  # the periodic resync is due
+            if res is not None and res not in (SERVICES, SLICES):
                 continue
-            if res not in (SERVICES, SLICES):
-                continue
-            await asyncio.sleep(self.debounce)
+            if res is not None:
+                await asyncio.sleep(self.debounce)
             while not q.empty():  # everything queued is covered by one full re-render
                 q.get_nowait()
             await self._sync(ctx, cfg, backend)
+            next_resync = loop.time() + cfg.sync_period
 
     async def _iptables(self, ctx: ContainerContext, argv: list[str],
                         stdin: str | None = None) -> str:
