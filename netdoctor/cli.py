@@ -12,7 +12,8 @@ from netdoctor.lab import cli as lab_cli
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``netdoctor`` console script."""
     parser = argparse.ArgumentParser(
-        prog="netdoctor", description="Find out why a Kubernetes pod network is broken.")
+        prog="netdoctor", description="Find out why a Kubernetes pod network is broken."
+    )
     parser.add_argument("--version", action="version", version=f"netdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     lab_cli.add_parser(sub)

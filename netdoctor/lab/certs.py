@@ -11,8 +11,16 @@ from pathlib import Path
 import trustme
 import yaml
 
-API_NAMES = ("127.0.0.1", "localhost", "192.168.4.10", "10.96.0.1", "kubernetes",
-             "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+API_NAMES = (
+    "127.0.0.1",
+    "localhost",
+    "192.168.4.10",
+    "10.96.0.1",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 WEB_NAMES = ("example.com", "www.example.com", "192.0.2.10")
 
 
@@ -49,12 +57,22 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str, user: s
     """A kubeconfig for ``server`` with an embedded CA and a bearer token (mode 0600)."""
     ca_data = base64.b64encode(ca_file.read_bytes()).decode()
     config = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "netdoctor-lab", "cluster": {
-            "server": server, "certificate-authority-data": ca_data}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {
+                "name": "netdoctor-lab",
+                "cluster": {"server": server, "certificate-authority-data": ca_data},
+            }
+        ],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": f"{user}@netdoctor-lab", "context": {
-            "cluster": "netdoctor-lab", "user": user, "namespace": "default"}}],
+        "contexts": [
+            {
+                "name": f"{user}@netdoctor-lab",
+                "context": {"cluster": "netdoctor-lab", "user": user, "namespace": "default"},
+            }
+        ],
         "current-context": f"{user}@netdoctor-lab",
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -18,9 +19,21 @@ from netdoctor.lab import faults
 from netdoctor.lab.sh import missing_tools
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, default_state_dir, pid_alive, prefix_for
 
-REQUIRED_TOOLS = ("ip", "bridge", "iptables-nft", "iptables-legacy", "iptables-nft-restore",
-                  "iptables-legacy-restore", "nft", "dnsmasq", "busybox", "ping", "dig", "curl",
-                  "unshare")
+REQUIRED_TOOLS = (
+    "ip",
+    "bridge",
+    "iptables-nft",
+    "iptables-legacy",
+    "iptables-nft-restore",
+    "iptables-legacy-restore",
+    "nft",
+    "dnsmasq",
+    "busybox",
+    "ping",
+    "dig",
+    "curl",
+    "unshare",
+)
 UP_DEADLINE = 150.0
 
 
@@ -35,14 +48,18 @@ def add_parser(sub: Any) -> None:
 
     def cmd(name: str, help_: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = cmds.add_parser(name, help=help_)
-        p.add_argument("--state-dir", type=Path, default=None,
-                       help="where the lab keeps its files (default: $NETDOCTOR_LAB_DIR or "
-                            f"{default_state_dir()})")
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=None,
+            help="where the lab keeps its files (default: $NETDOCTOR_LAB_DIR or "
+            f"{default_state_dir()})",
+        )
         return p
+
     up = cmd("up", "build the lab and wait until its system pods reach the scenario's state")
     up.add_argument("--workers", type=int, default=2)
-    up.add_argument("--scenario", default="healthy",
-                    help=f"one of: {', '.join(faults.SCENARIOS)}")
+    up.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(faults.SCENARIOS)}")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
@@ -58,8 +75,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``lab`` subcommand; errors become one line on stderr."""
     args.state_dir = (args.state_dir or default_state_dir()).resolve()
-    handler = {"up": up, "down": down, "status": status, "exec": exec_in_node,
-               "fault": fault_cmd}[args.lab_command]
+    handler = {"up": up, "down": down, "status": status, "exec": exec_in_node, "fault": fault_cmd}[
+        args.lab_command
+    ]
     try:
         return handler(args)
     except LabError as exc:
@@ -76,8 +94,11 @@ def preflight() -> None:
     """Refuse early, in one line per cause, when the machine cannot host a lab."""
     problems = missing_tools(REQUIRED_TOOLS)
     if os.geteuid() != 0:
-        problems.insert(0, "the lab needs root (network namespaces, veth, iptables): run as root "
-                           "or inside 'unshare --user --map-root-user --net --mount'")
+        problems.insert(
+            0,
+            "the lab needs root (network namespaces, veth, iptables): run as root "
+            "or inside 'unshare --user --map-root-user --net --mount'",
+        )
     if problems:
         raise LabError("cannot build a lab here:\n  " + "\n  ".join(problems))
 
@@ -92,17 +113,31 @@ def up(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir
     running = _running(state_dir)
     if running is not None:
-        raise LabError(f"a lab is already running in {state_dir} (pid {running.pid}); "
-                       f"run 'netdoctor lab down --state-dir {state_dir}' first")
+        raise LabError(
+            f"a lab is already running in {state_dir} (pid {running.pid}); "
+            f"run 'netdoctor lab down --state-dir {state_dir}' first"
+        )
     _teardown(state_dir)  # leftovers of a crashed lab
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "daemon.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "netdoctor.lab.daemon", "--state-dir", str(state_dir),
-             "--workers", str(args.workers), "--scenario", args.scenario],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "netdoctor.lab.daemon",
+                "--state-dir",
+                str(state_dir),
+                "--workers",
+                str(args.workers),
+                "--scenario",
+                args.scenario,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_ready(state_dir, proc, log_path)
     except BaseException:
@@ -152,10 +187,8 @@ def _teardown(state_dir: Path) -> None:
     marks = state_dir / "mountpoints"
     if marks.exists():
         for line in reversed(marks.read_text().splitlines()):
-            try:
+            with contextlib.suppress(OSError):
                 Path(line).rmdir()
-            except OSError:
-                pass
     if state_dir.exists():
         shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -169,8 +202,9 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control(state_dir: Path, method: str, path: str, body: dict[str, Any] | None = None
-             ) -> dict[str, Any]:
+def _control(
+    state_dir: Path, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     import aiohttp
 
     if _running(state_dir) is None:
@@ -179,9 +213,12 @@ def _control(state_dir: Path, method: str, path: str, body: dict[str, Any] | Non
     async def call() -> tuple[int, dict[str, Any]]:
         conn = aiohttp.UnixConnector(path=str(state_dir / CONTROL_SOCKET))
         timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session, \
-                session.request(method, f"http://lab{path}", json=body) as resp:
+        async with (
+            aiohttp.ClientSession(connector=conn, timeout=timeout) as session,
+            session.request(method, f"http://lab{path}", json=body) as resp,
+        ):
             return resp.status, await resp.json()
+
     code, data = asyncio.run(call())
     if code >= 400:
         raise LabError(str(data.get("error", data)))
@@ -198,8 +235,10 @@ def status(args: argparse.Namespace) -> int:
     for name, node in data["nodes"].items():
         print(f"  node {name:<14} {node['ip']:<15} podCIDR {node['podCIDR']}")
     for p in data["pods"]:
-        print(f"  pod  {p['namespace']}/{p['name']:<40} {p['node'] or '-':<14} {p['phase']:<9} "
-              f"{'ready' if p['ready'] else 'not ready'}")
+        print(
+            f"  pod  {p['namespace']}/{p['name']:<40} {p['node'] or '-':<14} {p['phase']:<9} "
+            f"{'ready' if p['ready'] else 'not ready'}"
+        )
     for f in data["faults"]:
         print(f"  fault {f['name']} {f['node'] or ''}")
     return 0

@@ -63,12 +63,21 @@ def _env(path: Path) -> dict[str, str]:
 def _flannel(root: Path, conf_file: str, name: str, plugin: dict[str, Any]) -> Network:
     env_file = root / "run/flannel/subnet.env"
     if not env_file.exists():
-        raise CniError('plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: '
-                       "open /run/flannel/subnet.env: no such file or directory")
+        raise CniError(
+            'plugin type="flannel" failed (add): loadFlannelSubnetEnv failed: '
+            "open /run/flannel/subnet.env: no such file or directory"
+        )
     env = _env(env_file)
-    iface = ipaddress.ip_interface(env["FLANNEL_SUBNET"])
-    return Network(conf_file, name, "flannel", iface.network, iface.ip, "cni0",
-                   int(env.get("FLANNEL_MTU", "1450")))
+    iface = ipaddress.IPv4Interface(env["FLANNEL_SUBNET"])
+    return Network(
+        conf_file,
+        name,
+        "flannel",
+        iface.network,
+        iface.ip,
+        "cni0",
+        int(env.get("FLANNEL_MTU", "1450")),
+    )
 
 
 def _bridge(conf_file: str, name: str, plugin: dict[str, Any]) -> Network:
@@ -76,11 +85,20 @@ def _bridge(conf_file: str, name: str, plugin: dict[str, Any]) -> Network:
     subnet_text = ipam.get("subnet") or (ipam.get("ranges") or [[{}]])[0][0].get("subnet")
     if not subnet_text:
         raise CniError(f'plugin type="bridge" failed (add): no IP ranges specified in {conf_file}')
-    subnet = ipaddress.ip_network(subnet_text, strict=False)
-    gateway = ipaddress.ip_address(ipam.get("gateway") or next(subnet.hosts()))
-    assert isinstance(subnet, ipaddress.IPv4Network) and isinstance(gateway, ipaddress.IPv4Address)
-    return Network(conf_file, name, "bridge", subnet, gateway, plugin.get("bridge", "cni0"),
-                   int(plugin.get("mtu", 1500)))
+    try:
+        subnet = ipaddress.IPv4Network(subnet_text, strict=False)
+        gateway = ipaddress.IPv4Address(ipam.get("gateway") or next(subnet.hosts()))
+    except ValueError as exc:
+        raise CniError(f'plugin type="bridge" failed (add): {conf_file}: {exc}') from exc
+    return Network(
+        conf_file,
+        name,
+        "bridge",
+        subnet,
+        gateway,
+        plugin.get("bridge", "cni0"),
+        int(plugin.get("mtu", 1500)),
+    )
 
 
 def resolve(root: Path) -> Network:
@@ -134,8 +152,9 @@ def allocate(root: Path, net: Network, container_id: str) -> ipaddress.IPv4Addre
             f.write_text(container_id)
             last_file.write_text(str(ip))
             return ip
-    raise CniError(f"failed to allocate for range 0: no IP addresses available in range set: "
-                   f"{net.subnet}")
+    raise CniError(
+        f"failed to allocate for range 0: no IP addresses available in range set: {net.subnet}"
+    )
 
 
 def release(root: Path, container_id: str) -> None:

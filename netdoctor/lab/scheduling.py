@@ -41,8 +41,11 @@ def node_taints(node: Obj) -> list[Obj]:
 def tolerates(spec: Obj, node: Obj) -> bool:
     """Whether the pod spec tolerates every NoSchedule/NoExecute taint of the node."""
     tolerations = spec.get("tolerations") or []
-    return all(_tolerated(t, tolerations) for t in node_taints(node)
-               if t.get("effect") in ("NoSchedule", "NoExecute"))
+    return all(
+        _tolerated(t, tolerations)
+        for t in node_taints(node)
+        if t.get("effect") in ("NoSchedule", "NoExecute")
+    )
 
 
 def _expr_ok(expr: Obj, values: dict[str, str]) -> bool:
@@ -65,15 +68,19 @@ def _expr_ok(expr: Obj, values: dict[str, str]) -> bool:
 
 
 def _affinity_ok(spec: Obj, node: Obj) -> bool:
-    required = (spec.get("affinity", {}).get("nodeAffinity", {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    required = (
+        spec.get("affinity", {})
+        .get("nodeAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution")
+    )
     if not required:
         return True
     labels = node["metadata"].get("labels") or {}
     fields = {"metadata.name": node["metadata"]["name"]}
     for term in required.get("nodeSelectorTerms") or []:
-        if all(_expr_ok(e, labels) for e in term.get("matchExpressions") or []) and \
-                all(_expr_ok(e, fields) for e in term.get("matchFields") or []):
+        if all(_expr_ok(e, labels) for e in term.get("matchExpressions") or []) and all(
+            _expr_ok(e, fields) for e in term.get("matchFields") or []
+        ):
             return True
     return False
 
@@ -103,11 +110,14 @@ def pick_node(spec: Obj, nodes: list[Obj], load: dict[str, int]) -> Obj | None:
     candidates = [n for n in nodes if fits(spec, n)]
     if not candidates:
         return None
-    return min(candidates,
-               key=lambda n: (load.get(n["metadata"]["name"], 0), n["metadata"]["name"]))
+    return min(
+        candidates, key=lambda n: (load.get(n["metadata"]["name"], 0), n["metadata"]["name"])
+    )
 
 
 def is_ready(node: Obj) -> bool:
     """The node's Ready condition is True."""
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in node.get("status", {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions") or []
+    )

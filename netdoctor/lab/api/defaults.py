@@ -23,8 +23,12 @@ RESERVED_IPS = {"10.96.0.1", "10.96.0.10"}
 def _probe(probe: Obj | None) -> None:
     if not probe:
         return
-    for key, value in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
-                       ("failureThreshold", 3)):
+    for key, value in (
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ):
         probe.setdefault(key, value)
     if "httpGet" in probe:
         probe["httpGet"].setdefault("scheme", "HTTP")
@@ -33,13 +37,16 @@ def _probe(probe: Obj | None) -> None:
 
 def _container(c: Obj) -> None:
     if not c.get("name") or not c.get("image"):
-        raise ApiError(422, "Invalid", "Pod is invalid: spec.containers: name and image are required")
+        raise ApiError(
+            422, "Invalid", "Pod is invalid: spec.containers: name and image are required"
+        )
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     image = c["image"]
     tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
-    c.setdefault("imagePullPolicy",
-                 "Always" if not tagged or image.endswith(":latest") else "IfNotPresent")
+    c.setdefault(
+        "imagePullPolicy", "Always" if not tagged or image.endswith(":latest") else "IfNotPresent"
+    )
     c.setdefault("resources", {})
     for port in c.get("ports") or []:
         port.setdefault("protocol", "TCP")
@@ -66,10 +73,13 @@ def pod_spec(spec: Obj) -> None:
     spec.setdefault("priority", 0)
     tolerations = spec.setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-        if not any(t.get("key") == key or (t.get("operator") == "Exists" and not t.get("key"))
-                   for t in tolerations):
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                "tolerationSeconds": 300})
+        if not any(
+            t.get("key") == key or (t.get("operator") == "Exists" and not t.get("key"))
+            for t in tolerations
+        ):
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
 
 
 class Defaulter:
@@ -99,7 +109,9 @@ class Defaulter:
     def _template(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
         if "selector" not in spec:
-            raise ApiError(422, "Invalid", f"{obj['kind']} is invalid: spec.selector: Required value")
+            raise ApiError(
+                422, "Invalid", f"{obj['kind']} is invalid: spec.selector: Required value"
+            )
         template = spec.setdefault("template", {})
         template.setdefault("metadata", {})
         pod_spec(template.setdefault("spec", {}))
@@ -110,8 +122,13 @@ class Defaulter:
         spec = obj["spec"]
         spec.setdefault("replicas", 1)
         spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault("strategy", {"type": "RollingUpdate",
-                                     "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        spec.setdefault(
+            "strategy",
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+        )
         obj.setdefault("status", {})
 
     def _replicaset(self, obj: Obj, old: Obj | None) -> None:
@@ -121,11 +138,17 @@ class Defaulter:
 
     def _daemonset(self, obj: Obj, old: Obj | None) -> None:
         self._template(obj)
-        obj["spec"].setdefault("updateStrategy", {
-            "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        obj["spec"].setdefault(
+            "updateStrategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        )
         status = obj.setdefault("status", {})
-        for key in ("currentNumberScheduled", "desiredNumberScheduled", "numberMisscheduled",
-                    "numberReady"):
+        for key in (
+            "currentNumberScheduled",
+            "desiredNumberScheduled",
+            "numberMisscheduled",
+            "numberReady",
+        ):
             status.setdefault(key, 0)
 
     def _service(self, obj: Obj, old: Obj | None) -> None:

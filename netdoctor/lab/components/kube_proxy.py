@@ -15,8 +15,8 @@ Container options (beyond the real kube-proxy's, which are ignored):
 from __future__ import annotations
 
 import asyncio
-import re
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
-from typing import Any
 
 from netdoctor.lab import cni, events
 from netdoctor.lab.api.resources import resource
@@ -26,8 +26,9 @@ class Kubelet:
     periods so that a crash-looping pod shows its real states within seconds.
     """
 
-    def __init__(self, store: Store, lab: LabInfo, *, backoff_scale: float = 0.1,
-                 probe_scale: float = 0.2) -> None:
+    def __init__(
+        self, store: Store, lab: LabInfo, *, backoff_scale: float = 0.1, probe_scale: float = 0.2
+    ) -> None:
         self.store, self.lab = store, lab
         self.backoff_scale, self.probe_scale = backoff_scale, probe_scale
         self.workers: dict[str, PodWorker] = {}
@@ -97,6 +98,7 @@ class Kubelet:
                     current = self.store.find(PODS, worker.namespace, worker.name)
                     if current is not None and current["metadata"]["uid"] == uid:
                         self.store.remove(PODS, worker.namespace, worker.name)
+
         self.stopping[uid] = asyncio.create_task(stop())
 
     def _schedule(self, pod: Obj) -> None:
@@ -106,31 +108,52 @@ class Kubelet:
             if p["spec"].get("nodeName"):
                 load[p["spec"]["nodeName"]] = load.get(p["spec"]["nodeName"], 0) + 1
         node = pick_node(pod["spec"], nodes, load)
-        ns, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
+        ns, name, uid = (
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            pod["metadata"]["uid"],
+        )
         if node is None:
-            message = (f"0/{len(nodes)} nodes are available: {len(nodes)} node(s) didn't match "
-                       "Pod's node affinity/selector or had untolerated taints. preemption: 0/"
-                       f"{len(nodes)} nodes are available.")
+            message = (
+                f"0/{len(nodes)} nodes are available: {len(nodes)} node(s) didn't match "
+                "Pod's node affinity/selector or had untolerated taints. preemption: 0/"
+                f"{len(nodes)} nodes are available."
+            )
             if self._unschedulable.get(uid) != message:
                 self._unschedulable[uid] = message
-                self.store.mutate(PODS, ns, name, lambda o: o.__setitem__(
-                    "status", unschedulable_status(o, message)), subresource="status")
-                events.record(self.store, pod, "FailedScheduling", message, type_="Warning",
-                              component="default-scheduler")
+                self.store.mutate(
+                    PODS,
+                    ns,
+                    name,
+                    lambda o: o.__setitem__("status", unschedulable_status(o, message)),
+                    subresource="status",
+                )
+                events.record(
+                    self.store,
+                    pod,
+                    "FailedScheduling",
+                    message,
+                    type_="Warning",
+                    component="default-scheduler",
+                )
             return
         target = node["metadata"]["name"]
         self._unschedulable.pop(uid, None)
         self.store.mutate(PODS, ns, name, lambda o: o["spec"].__setitem__("nodeName", target))
-        events.record(self.store, pod, "Scheduled",
-                      f"Successfully assigned {ns}/{name} to {target}",
-                      component="default-scheduler")
+        events.record(
+            self.store,
+            pod,
+            "Scheduled",
+            f"Successfully assigned {ns}/{name} to {target}",
+            component="default-scheduler",
+        )
 
     # -- node status ---------------------------------------------------------------------
     def update_nodes(self) -> None:
         """Ready when the node's CNI is initialised, NotReady (and tainted) when not."""
         for name, info in self.lab.nodes.items():
             problem = cni.network_ready(info.root)
-            self.store.mutate(NODES, "", name, lambda o, p=problem: _node_ready(o, p),
+            self.store.mutate(NODES, "", name, functools.partial(_node_ready, problem=problem),
                               subresource="all")
 
 
@@ -141,13 +164,22 @@ def _node_ready(node: Obj, problem: str | None) -> None:
     want = "False" if problem else "True"
     if ready.get("status") != want:
         stamp = now()
-        ready.update({"type": "Ready", "status": want, "lastHeartbeatTime": stamp,
-                      "lastTransitionTime": stamp,
-                      "reason": "KubeletNotReady" if problem else "KubeletReady",
-                      "message": ("container runtime network not ready: NetworkReady=false "
-                                  "reason:NetworkPluginNotReady message:Network plugin returns "
-                                  f"error: {problem}") if problem
-                      else "kubelet is posting ready status"})
+        ready.update(
+            {
+                "type": "Ready",
+                "status": want,
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+                "reason": "KubeletNotReady" if problem else "KubeletReady",
+                "message": (
+                    "container runtime network not ready: NetworkReady=false "
+                    "reason:NetworkPluginNotReady message:Network plugin returns "
+                    f"error: {problem}"
+                )
+                if problem
+                else "kubelet is posting ready status",
+            }
+        )
         conds["Ready"] = ready
         status["conditions"] = list(conds.values())
     taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != NOT_READY_TAINT["key"]]
@@ -157,5 +189,3 @@ def _node_ready(node: Obj, problem: str | None) -> None:
         node["spec"]["taints"] = taints
     else:
         node["spec"].pop("taints", None)
-
-

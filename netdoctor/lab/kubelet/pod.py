@@ -37,8 +37,9 @@ class PodWorker:
         self.sandbox_ready = False
         self.started_at: str | None = None
         self.dir = kubelet.lab.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
-        self.states = {c["name"]: ContainerState(c["name"], c["image"])
-                       for c in pod["spec"]["containers"]}
+        self.states = {
+            c["name"]: ContainerState(c["name"], c["image"]) for c in pod["spec"]["containers"]
+        }
         self.attempts: dict[str, asyncio.Task[int]] = {}
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.killing: set[str] = set()
@@ -58,25 +59,43 @@ class PodWorker:
         """Where attempt ``attempt`` of container ``name`` writes its output."""
         return self.dir / name / f"{attempt}.log"
 
-    def event(self, reason: str, message: str, type_: str = "Normal",
-              field_path: str | None = None) -> None:
+    def event(
+        self, reason: str, message: str, type_: str = "Normal", field_path: str | None = None
+    ) -> None:
         """Record an Event about this pod."""
         pod = self.pod()
         if pod is not None:
-            events.record(self.k.store, pod, reason, message, type_=type_, host=self.node.name,
-                          field_path=field_path)
+            events.record(
+                self.k.store,
+                pod,
+                reason,
+                message,
+                type_=type_,
+                host=self.node.name,
+                field_path=field_path,
+            )
 
     def publish(self) -> None:
         """Write the pod status if it changed."""
         pod = self.pod()
         if pod is None or pod["metadata"]["uid"] != self.uid:
             return
-        status = pod_status(pod, list(self.states.values()), sandbox_ready=self.sandbox_ready,
-                            pod_ip=self.pod_ip, host_ip=self.node.internal_ip,
-                            started_at=self.started_at)
+        status = pod_status(
+            pod,
+            list(self.states.values()),
+            sandbox_ready=self.sandbox_ready,
+            pod_ip=self.pod_ip,
+            host_ip=self.node.internal_ip,
+            started_at=self.started_at,
+        )
         if status != pod.get("status"):
-            self.k.store.mutate(PODS, self.namespace, self.name,
-                                lambda o: o.__setitem__("status", status), subresource="status")
+            self.k.store.mutate(
+                PODS,
+                self.namespace,
+                self.name,
+                lambda o: o.__setitem__("status", status),
+                subresource="status",
+            )
 
     # -- lifecycle -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -113,15 +132,28 @@ class PodWorker:
                 net = cni.resolve(self.node.root)
                 ip = cni.allocate(self.node.root, net, self.uid)
                 prefix = net.subnet.prefixlen
-                await podnet.ensure_bridge(self.node, net.bridge, f"{net.gateway}/{prefix}", net.mtu)
-                await podnet.add_pod(self.node, self.netns, net.bridge, str(ip), prefix,
-                                     str(net.gateway), net.mtu, self._resolv_conf())
+                await podnet.ensure_bridge(
+                    self.node, net.bridge, f"{net.gateway}/{prefix}", net.mtu
+                )
+                await podnet.add_pod(
+                    self.node,
+                    self.netns,
+                    net.bridge,
+                    str(ip),
+                    prefix,
+                    str(net.gateway),
+                    net.mtu,
+                    self._resolv_conf(),
+                )
             except Exception as exc:  # any CNI failure is reported the same way
                 cni.release(self.node.root, self.uid)
                 sandbox = container_id(self.uid, "sandbox", 0).split("//")[1][:64]
-                self.event("FailedCreatePodSandBox",
-                           "Failed to create pod sandbox: rpc error: code = Unknown desc = failed "
-                           f'to setup network for sandbox "{sandbox}": {exc}', "Warning")
+                self.event(
+                    "FailedCreatePodSandBox",
+                    "Failed to create pod sandbox: rpc error: code = Unknown desc = failed "
+                    f'to setup network for sandbox "{sandbox}": {exc}',
+                    "Warning",
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
@@ -141,8 +173,10 @@ class PodWorker:
             if cfg.get("searches"):
                 lines.append("search " + " ".join(cfg["searches"]))
             return "\n".join(lines) + "\n"
-        return (f"search {self.namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
-                f"nameserver {lab.dns_service_ip}\noptions ndots:5\n")
+        return (
+            f"search {self.namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
+            f"nameserver {lab.dns_service_ip}\noptions ndots:5\n"
+        )
 
     # -- containers ----------------------------------------------------------------------
     async def _container_loop(self, name: str) -> None:
@@ -151,20 +185,31 @@ class PodWorker:
         while True:
             spec = self.spec_of(name)
             if attempt == 0:
-                self.event("Pulled", f'Container image "{spec["image"]}" already present on '
-                           "machine", field_path=f"spec.containers{{{name}}}")
+                self.event(
+                    "Pulled",
+                    f'Container image "{spec["image"]}" already present on machine',
+                    field_path=f"spec.containers{{{name}}}",
+                )
             started = now()
             state.container_id = container_id(self.uid, name, attempt)
             state.state = {"running": {"startedAt": started}}
             state.started = True
             state.ready = "readinessProbe" not in spec
-            self.event("Created", f"Created container {name}", field_path=f"spec.containers{{{name}}}")
-            self.event("Started", f"Started container {name}", field_path=f"spec.containers{{{name}}}")
+            self.event(
+                "Created", f"Created container {name}", field_path=f"spec.containers{{{name}}}"
+            )
+            self.event(
+                "Started", f"Started container {name}", field_path=f"spec.containers{{{name}}}"
+            )
             self.publish()
             code = await self._attempt(name, spec, attempt)
-            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                          "startedAt": started, "finishedAt": now(),
-                          "containerID": state.container_id}
+            terminated = {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": now(),
+                "containerID": state.container_id,
+            }
             state.ready, state.started = False, False
             if policy == "Never" or (policy == "OnFailure" and code == 0):
                 state.state = {"terminated": terminated}
@@ -173,11 +218,19 @@ class PodWorker:
             state.last_state = {"terminated": terminated}
             delay = min(10.0 * 2 ** min(state.restart_count, 8), MAX_BACKOFF)
             pod_ref = f"{self.name}_{self.namespace}({self.uid})"
-            state.state = {"waiting": {"reason": "CrashLoopBackOff", "message":
-                           f"back-off {int(delay)}s restarting failed container={name} "
-                           f"pod={pod_ref}"}}
-            self.event("BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}",
-                       "Warning", field_path=f"spec.containers{{{name}}}")
+            state.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {int(delay)}s restarting failed container={name} "
+                    f"pod={pod_ref}",
+                }
+            }
+            self.event(
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod {pod_ref}",
+                "Warning",
+                field_path=f"spec.containers{{{name}}}",
+            )
             self.publish()
             await asyncio.sleep(delay * self.k.backoff_scale)
             attempt += 1
@@ -205,12 +258,21 @@ class PodWorker:
         impl = builtin_for(spec["image"])
         pod = self.pod() or {}
         if impl is not None:
+
             def log(line: str) -> None:
                 with log_file.open("a") as f:
                     f.write(line.rstrip("\n") + "\n")
-            ctx = ContainerContext(pod=pod, container=spec, node=self.node, netns=self.netns,
-                                   pod_ip=self.pod_ip or "", store=self.k.store, lab=self.k.lab,
-                                   log=log)
+
+            ctx = ContainerContext(
+                pod=pod,
+                container=spec,
+                node=self.node,
+                netns=self.netns,
+                pod_ip=self.pod_ip or "",
+                store=self.k.store,
+                lab=self.k.lab,
+                log=log,
+            )
             try:
                 return await impl.run(ctx)
             except asyncio.CancelledError:
@@ -240,8 +302,13 @@ class PodWorker:
         """The host argv that runs ``command`` (default: the container's own) in the container."""
         env = process.container_env(pod, spec, self.node, self.k.lab)
         mounts = process.mounts_for(pod, spec, self.node, self.dir / "volumes")
-        return process.launch_argv(self.netns, env, command or process.command_of(spec), mounts,
-                                   self.k.lab.state_dir / "mountpoints")
+        return process.launch_argv(
+            self.netns,
+            env,
+            command or process.command_of(spec),
+            mounts,
+            self.k.lab.state_dir / "mountpoints",
+        )
 
     def kill(self, name: str) -> None:
         """Kill the running attempt of container ``name`` (a failed liveness probe)."""
@@ -286,15 +353,24 @@ class PodWorker:
         if "exec" in probe:
             argv = self.argv(spec, self.pod() or {}, list(probe["exec"]["command"]))
             from netdoctor.lab.sh import arun
+
             try:
                 res = await arun(argv, timeout=float(probe.get("timeoutSeconds", 1)), check=False)
             except TimeoutError:
                 return "command timed out"
-            return None if res.code == 0 else (res.stdout + res.stderr).strip() or f"exit {res.code}"
+            return (
+                None if res.code == 0 else (res.stdout + res.stderr).strip() or f"exit {res.code}"
+            )
         return await run_probe(probe, spec, self.node.netns, self.pod_ip or "")
 
-    def _probe_result(self, name: str, kind: str, probe: Obj, error: str | None,
-                      failures: dict[tuple[str, str], int]) -> bool:
+    def _probe_result(
+        self,
+        name: str,
+        kind: str,
+        probe: Obj,
+        error: str | None,
+        failures: dict[tuple[str, str], int],
+    ) -> bool:
         key, state = (name, kind), self.states[name]
         label = "Readiness" if kind == "readinessProbe" else "Liveness"
         if error is None:
@@ -304,13 +380,20 @@ class PodWorker:
                 return True
             return False
         failures[key] = failures.get(key, 0) + 1
-        self.event("Unhealthy", f"{label} probe failed: {error}", "Warning",
-                   field_path=f"spec.containers{{{name}}}")
+        self.event(
+            "Unhealthy",
+            f"{label} probe failed: {error}",
+            "Warning",
+            field_path=f"spec.containers{{{name}}}",
+        )
         if failures[key] < int(probe.get("failureThreshold", 3)):
             return False
         if kind == "livenessProbe":
-            self.event("Killing", f"Container {name} failed liveness probe, will be restarted",
-                       field_path=f"spec.containers{{{name}}}")
+            self.event(
+                "Killing",
+                f"Container {name} failed liveness probe, will be restarted",
+                field_path=f"spec.containers{{{name}}}",
+            )
             failures[key] = 0
             self.kill(name)
             return False
@@ -318,5 +401,3 @@ class PodWorker:
             state.ready = False
             return True
         return False
-
-

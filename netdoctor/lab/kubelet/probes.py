@@ -10,6 +10,7 @@ from typing import Any
 from netdoctor.lab import nsock
 
 Obj = dict[str, Any]
+DEADLINE = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
 
 
 def _port(probe_port: Any, container: Obj) -> int:
@@ -47,19 +48,21 @@ async def http_get(netns: str, ip: str, port: int, path: str, timeout: float) ->
     try:
         sock = await _connect(netns, ip, port, timeout)
     except TimeoutError:
-        return f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        return f'Get "{url}": {DEADLINE}'
     except OSError as exc:
         return f'Get "{url}": {_dial_error(exc, ip, port)}'
     try:
         reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.29\r\n"
-                     "Connection: close\r\n\r\n".encode())
+        writer.write(
+            f"GET {path} HTTP/1.0\r\nHost: {ip}:{port}\r\nUser-Agent: kube-probe/1.29\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), timeout)
         writer.close()
     except (TimeoutError, OSError):
         sock.close()
-        return f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        return f'Get "{url}": {DEADLINE}'
     parts = line.decode(errors="replace").split()
     code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
     return None if 200 <= code < 400 else f"HTTP probe failed with statuscode: {code}"
@@ -83,10 +86,16 @@ async def run_probe(probe: Obj, container: Obj, node_netns: str, pod_ip: str) ->
     timeout = float(probe.get("timeoutSeconds", 1))
     if "httpGet" in probe:
         hg = probe["httpGet"]
-        return await http_get(node_netns, hg.get("host") or pod_ip, _port(hg["port"], container),
-                              hg.get("path", "/"), timeout)
+        return await http_get(
+            node_netns,
+            hg.get("host") or pod_ip,
+            _port(hg["port"], container),
+            hg.get("path", "/"),
+            timeout,
+        )
     if "tcpSocket" in probe:
         ts = probe["tcpSocket"]
-        return await tcp_open(node_netns, ts.get("host") or pod_ip, _port(ts["port"], container),
-                              timeout)
+        return await tcp_open(
+            node_netns, ts.get("host") or pod_ip, _port(ts["port"], container), timeout
+        )
     return None

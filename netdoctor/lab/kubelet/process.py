@@ -9,6 +9,7 @@ ConfigMap volumes are bind-mounted in a private mount namespace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import signal
@@ -46,21 +47,27 @@ def image_path(lab: LabInfo, image: str) -> str:
 
 
 def _field_ref(pod: Obj, path: str, node: NodeInfo) -> str:
-    values = {"metadata.name": pod["metadata"]["name"],
-              "metadata.namespace": pod["metadata"].get("namespace", ""),
-              "metadata.uid": pod["metadata"].get("uid", ""),
-              "spec.nodeName": node.name, "spec.serviceAccountName":
-                  pod["spec"].get("serviceAccountName", "default"),
-              "status.hostIP": node.internal_ip,
-              "status.podIP": pod.get("status", {}).get("podIP", "")}
+    values = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"].get("namespace", ""),
+        "metadata.uid": pod["metadata"].get("uid", ""),
+        "spec.nodeName": node.name,
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.hostIP": node.internal_ip,
+        "status.podIP": pod.get("status", {}).get("podIP", ""),
+    }
     return str(values.get(path, ""))
 
 
 def container_env(pod: Obj, container: Obj, node: NodeInfo, lab: LabInfo) -> dict[str, str]:
     """The environment a container starts with."""
-    env = {"PATH": image_path(lab, container["image"]), "HOME": "/root",
-           "HOSTNAME": pod["metadata"]["name"],
-           "KUBERNETES_SERVICE_HOST": lab.api_service_ip, "KUBERNETES_SERVICE_PORT": "443"}
+    env = {
+        "PATH": image_path(lab, container["image"]),
+        "HOME": "/root",
+        "HOSTNAME": pod["metadata"]["name"],
+        "KUBERNETES_SERVICE_HOST": lab.api_service_ip,
+        "KUBERNETES_SERVICE_PORT": "443",
+    }
     for var in container.get("env") or []:
         if "value" in var:
             env[var["name"]] = str(var["value"])
@@ -87,8 +94,9 @@ def mounts_for(pod: Obj, container: Obj, node: NodeInfo, volume_dir: Path) -> li
     return out
 
 
-def launch_argv(netns: str, env: dict[str, str], argv: list[str], mounts: list[Mount],
-                mountpoints_file: Path) -> list[str]:
+def launch_argv(
+    netns: str, env: dict[str, str], argv: list[str], mounts: list[Mount], mountpoints_file: Path
+) -> list[str]:
     """The host command that runs ``argv`` as the container would."""
     base = ["ip", "netns", "exec", netns]
     if mounts:
@@ -128,8 +136,12 @@ async def spawn(argv: list[str], log_file: Path) -> asyncio.subprocess.Process:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 async def terminate(proc: asyncio.subprocess.Process, grace: float) -> int:
@@ -146,7 +158,5 @@ async def terminate(proc: asyncio.subprocess.Process, grace: float) -> int:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass

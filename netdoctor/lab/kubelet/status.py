@@ -43,30 +43,49 @@ class ContainerState:
 
     def to_status(self) -> Obj:
         """The ``containerStatuses[]`` entry."""
-        out: Obj = {"name": self.name, "image": self.image, "ready": self.ready,
-                    "restartCount": self.restart_count, "started": self.started,
-                    "state": self.state, "lastState": self.last_state,
-                    "imageID": image_id(self.image) if self.container_id else ""}
+        out: Obj = {
+            "name": self.name,
+            "image": self.image,
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": self.started,
+            "state": self.state,
+            "lastState": self.last_state,
+            "imageID": image_id(self.image) if self.container_id else "",
+        }
         if self.container_id:
             out["containerID"] = self.container_id
         return out
 
 
-def _condition(old: dict[str, Obj], ctype: str, ok: bool, reason: str | None = None,
-               message: str | None = None) -> Obj:
+def _condition(
+    old: dict[str, Obj], ctype: str, ok: bool, reason: str | None = None, message: str | None = None
+) -> Obj:
     status = "True" if ok else "False"
     prev = old.get(ctype)
-    cond: Obj = {"type": ctype, "status": status, "lastProbeTime": None,
-                 "lastTransitionTime": prev["lastTransitionTime"]
-                 if prev and prev.get("status") == status else now()}
+    cond: Obj = {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": prev["lastTransitionTime"]
+        if prev and prev.get("status") == status
+        else now(),
+    }
     if not ok and reason:
         cond["reason"] = reason
         cond["message"] = message or ""
     return cond
 
 
-def pod_status(pod: Obj, containers: list[ContainerState], *, sandbox_ready: bool,
-               pod_ip: str | None, host_ip: str, started_at: str | None) -> Obj:
+def pod_status(
+    pod: Obj,
+    containers: list[ContainerState],
+    *,
+    sandbox_ready: bool,
+    pod_ip: str | None,
+    host_ip: str,
+    started_at: str | None,
+) -> Obj:
     """The full pod status for the current container states."""
     old = pod.get("status") or {}
     old_conds = {c["type"]: c for c in old.get("conditions") or []}
@@ -86,9 +105,14 @@ def pod_status(pod: Obj, containers: list[ContainerState], *, sandbox_ready: boo
         _condition(old_conds, "ContainersReady", not unready, "ContainersNotReady", msg),
         _condition(old_conds, "PodScheduled", True),
     ]
-    status: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip,
-                   "hostIPs": [{"ip": host_ip}], "qosClass": old.get("qosClass", "BestEffort"),
-                   "containerStatuses": [c.to_status() for c in containers]}
+    status: Obj = {
+        "phase": phase,
+        "conditions": conditions,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "qosClass": old.get("qosClass", "BestEffort"),
+        "containerStatuses": [c.to_status() for c in containers],
+    }
     if started_at:
         status["startTime"] = started_at
     if pod_ip:
