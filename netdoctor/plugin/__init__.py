@@ -86,11 +86,11 @@ def pytest_configure_node(node: object) -> None:
 
 
 def signal_definitions(config: pytest.Config) -> tuple[SignalDefinition, ...]:
-    """Built-in signals plus those from ``netdoctor_signals`` hooks (computed once per run)."""
+    """Built-in signals plus those from ``pytest_netdoctor_signals`` (computed once per run)."""
     state = get_state(config)
     if state.definitions is None:
         found = list(BUILTIN_SIGNALS)
-        for extra in config.hook.netdoctor_signals(config=config):
+        for extra in config.hook.pytest_netdoctor_signals(config=config):
             found += [d for d in extra if d.name not in {f.name for f in found}]
         state.definitions = tuple(found)
     return state.definitions
@@ -104,9 +104,11 @@ def pytest_make_collect_report(
     report = yield
     if report.outcome != "passed":
         return report
+    items = [item for item in report.result if isinstance(item, pytest.Item)]
+    if not items:
+        return report
     valid = signal_definitions(collector.config)
-    problems = [p for item in report.result if isinstance(item, pytest.Item)
-                for p in markers.signal_marker_problems(item, valid)]
+    problems = [p for item in items for p in markers.signal_marker_problems(item, valid)]
     if not problems:
         return report
     return pytest.CollectReport(report.nodeid, "failed", "\n".join(problems), [])
@@ -125,15 +127,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         Thresholds(settings.score_confirmed, settings.score_partial),
         run_id=state.run_id, cluster=get_cluster_profile(config),
     )
-    override = config.hook.netdoctor_verdict(
+    override = config.hook.pytest_netdoctor_verdict(
         score=analysis.score, signals=dict(analysis.signals), config=config)
     if override is not None:
         if override not in ("confirmed", "partial", "none"):
-            raise pytest.UsageError(f"netdoctor_verdict returned {override!r}")
+            raise pytest.UsageError(f"pytest_netdoctor_verdict returned {override!r}")
         analysis = dataclasses.replace(analysis, verdict=override)
     state.analysis = analysis
     summary = build_summary(analysis)
-    config.hook.netdoctor_summary(summary=summary, config=config)
+    config.hook.pytest_netdoctor_summary(summary=summary, config=config)
     written = write_reports(analysis, summary, state.report_paths)
     html = state.report_paths.html if config.pluginmanager.hasplugin("html") else None
     state.written = tuple(([html] if html else []) + written)

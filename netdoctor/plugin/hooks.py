@@ -2,7 +2,7 @@
 
 Implement them in a ``conftest.py`` or plugin module::
 
-    def netdoctor_signals(config):
+    def pytest_netdoctor_signals(config):
         return [SignalDefinition("mtu_blackhole", "large packets vanish between nodes")]
 """
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @pytest.hookspec
-def netdoctor_signals(config: pytest.Config) -> Sequence[SignalDefinition]:
+def pytest_netdoctor_signals(config: pytest.Config) -> Sequence[SignalDefinition]:
     """Return extra signal definitions, usable in ``@pytest.mark.signal(name)``.
 
     Called once, before the first test file is collected (conftest files below the rootdir
@@ -29,7 +29,7 @@ def netdoctor_signals(config: pytest.Config) -> Sequence[SignalDefinition]:
 
 
 @pytest.hookspec(firstresult=True)
-def netdoctor_verdict(
+def pytest_netdoctor_verdict(
     score: int, signals: Mapping[str, bool], config: pytest.Config
 ) -> Verdict | None:
     """Override the verdict. Return ``"confirmed"``, ``"partial"``, ``"none"``, or ``None``.
@@ -40,7 +40,7 @@ def netdoctor_verdict(
 
 
 @pytest.hookspec
-def netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
+def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
     """Extend ``summary.json`` in place (add keys; do not change the documented ones).
 
     Called once, on the controller, after scoring and before any report is written.

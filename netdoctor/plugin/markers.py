@@ -23,7 +23,8 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("services", "component: Services, endpoints and their rules"),
     ("node", "component: node-level facts (CNI config, sysctls, iptables backends)"),
     ("signal(name)", "failure-pattern signal the check raises when it fails; one of the known "
-     "signals (see netdoctor.plugin.scoring.Signal or the netdoctor_signals hook); stackable"),
+     "signals (netdoctor.plugin.scoring.Signal, or added by the pytest_netdoctor_signals hook); "
+     "stackable"),
 )
 
 

@@ -42,13 +42,20 @@ class EvidenceRecorder:
     def add(
         self,
         title: str,
-        lines: str | Iterable[str] = (),
-        *,
+        *lines: str,
         command: str = "",
         attempts: Iterable[Attempt] = (),
     ) -> Evidence:
-        """Attach one piece of evidence (shown only when the check does not pass cleanly)."""
-        item = make_evidence(title, lines, command=command, attempts=attempts)
+        """Attach one piece of evidence; each line argument may hold several lines.
+
+        Args:
+            title: What was looked at.
+            *lines: The observation.
+            command: Copy-paste command that reproduces it (``kubectl ...``).
+            attempts: Probe executions behind it.
+        """
+        text = "\n".join(lines)
+        item = make_evidence(title, text, command=command, attempts=attempts)
         self.items.append(item)
         return item
 

@@ -41,7 +41,7 @@ SIGNALS: tuple[str, ...] = tuple(s.value for s in Signal)
 
 @dataclass(frozen=True)
 class SignalDefinition:
-    """A signal name and what its presence means (extra ones come from ``netdoctor_signals``)."""
+    """A signal name and what its presence means (extras come from ``pytest_netdoctor_signals``)."""
 
     name: str
     description: str

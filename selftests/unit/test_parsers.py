@@ -95,8 +95,10 @@ def test_nslookup_server_is_not_an_answer(sample: Sample) -> None:
     ("text", "status"),
     [
         # Older busybox (1.28-1.31) answer layout, as printed by busybox-based images.
-        ("Server:    10.96.0.10\nAddress 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local\n\n"
-         "Name:      kubernetes.default\nAddress 1: 10.96.0.1 kubernetes.default.svc.cluster.local\n",
+        ("Server:    10.96.0.10\n"
+         "Address 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local\n\n"
+         "Name:      kubernetes.default\n"
+         "Address 1: 10.96.0.1 kubernetes.default.svc.cluster.local\n",
          "ok"),
         ("Server:    10.96.0.10\nAddress 1: 10.96.0.10\n\n"
          "nslookup: can't resolve 'nosuch.default'\n", "nxdomain"),
