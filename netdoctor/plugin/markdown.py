@@ -1,0 +1,90 @@
+"""``analysis.md``: the run explained for a human, rendered from the :class:`Analysis`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+from netdoctor.model import CheckResult, Evidence
+from netdoctor.plugin.scoring import Analysis
+
+
+def _fence(text: str, lang: str = "text") -> list[str]:
+    """A fenced block that cannot be closed early by backticks inside ``text``."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{lang}", text, fence]
+
+
+def _evidence(ev: Evidence) -> list[str]:
+    out = [f"**Evidence: {ev.title}**", ""]
+    if ev.lines:
+        out += [*_fence(ev.text), ""]
+    if ev.command:
+        out += ["Reproduce:", "", *_fence(ev.command, "sh"), ""]
+    for n, att in enumerate(ev.attempts, 1):
+        status = f"exit {att.exit_code}" if att.exit_code is not None else f"no exit ({att.error})"
+        out.append(f"- attempt {n}: `{' '.join(att.argv)}` -> {status} in {att.duration:.2f}s")
+        tail = (att.stderr or att.stdout).strip()
+        if tail and not att.succeeded:
+            out.append(f"  last output: `{tail.splitlines()[-1][:200]}`")
+    if ev.attempts:
+        out.append("")
+    return out
+
+
+def _check(result: CheckResult) -> list[str]:
+    out = [f"#### `{result.nodeid}` ({result.outcome})", ""]
+    if result.message:
+        out += [*("> " + line for line in result.message.splitlines()), ""]
+    for ev in result.evidence:
+        out += _evidence(ev)
+    return out
+
+
+def _bullets(results: Iterable[CheckResult], what: str) -> list[str]:
+    return [f"- `{r.nodeid}`: {getattr(r, what) or '(no reason given)'}" for r in results]
+
+
+def render_markdown(analysis: Analysis) -> str:
+    """Render ``analysis.md`` (not yet redacted; the writer redacts)."""
+    th = analysis.thresholds
+    descriptions = {d.name: d.description for d in analysis.definitions}
+    out = [
+        f"# netdoctor analysis (run {analysis.run_id})",
+        "",
+        f"**Verdict: {analysis.verdict}** (score {analysis.score} of {len(analysis.signals)}; "
+        f"confirmed at >= {th.confirmed}, partial at >= {th.partial})",
+        "",
+        "| Signal | Present | Failing checks |",
+        "| --- | --- | --- |",
+    ]
+    for name, present in analysis.signals.items():
+        count = len(analysis.by_signal.get(name, ()))
+        out.append(f"| `{name}` | {'yes' if present else 'no'} | {count} |")
+    out.append("")
+    present_names = [n for n, p in analysis.signals.items() if p]
+    if present_names:
+        out += ["## Present signals", ""]
+    for name in present_names:
+        out += [f"### {name}: {descriptions.get(name, '')}".rstrip(": "), ""]
+        for result in analysis.by_signal.get(name, ()):
+            out += _check(result)
+    other = [r for r in analysis.results if r.outcome in ("failed", "error")
+             and not any(analysis.signals.get(s) and r.outcome == "failed" for s in r.signals)]
+    if other:
+        out += ["## Other failures and errors (raise no signal)", ""]
+        for result in other:
+            out += _check(result)
+    flaky = [r for r in analysis.results if r.outcome == "flaky"]
+    if flaky:
+        out += ["## Flaky checks (passed after retries)", "", *_bullets(flaky, "flaky_reason"), ""]
+    if analysis.skipped:
+        out += ["## Skipped checks", "", *_bullets(analysis.skipped, "message"), ""]
+    counts = {o: sum(1 for r in analysis.results if r.outcome == o)
+              for o in ("passed", "flaky", "failed", "error", "skipped")}
+    out += ["## Checks", "", ", ".join(f"{n} {o}" for o, n in counts.items()), ""]
+    if analysis.cluster:
+        out += ["## Cluster", "", *_fence(json.dumps(analysis.cluster, indent=2), "json"), ""]
+    return "\n".join(out)

@@ -1,0 +1,57 @@
+"""Markers: their registration with meaning, and validation of ``signal(name)`` at collection.
+
+A ``signal`` marker naming an unknown signal turns the collection of its file into an error
+that lists the valid names, so a typo can never make a check silently stop counting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from netdoctor.plugin.scoring import SignalDefinition
+
+MARKERS: tuple[tuple[str, str], ...] = (
+    ("diagnose", "read-only symptom check: observes the cluster, changes nothing"),
+    ("validate", "end-to-end scenario: creates workloads and checks the network end to end"),
+    ("coredns", "component: CoreDNS"),
+    ("kube_proxy", "component: kube-proxy and the Service rules it programs"),
+    ("flannel", "component: Flannel (DaemonSet, subnet lease, VXLAN)"),
+    ("dns", "component: name resolution from pods"),
+    ("connectivity", "component: pod-to-pod and pod-to-external reachability"),
+    ("services", "component: Services, endpoints and their rules"),
+    ("node", "component: node-level facts (CNI config, sysctls, iptables backends)"),
+    ("signal(name)", "failure-pattern signal the check raises when it fails; one of the known "
+     "signals (netdoctor.plugin.scoring.Signal, or added by the pytest_netdoctor_signals hook); "
+     "stackable"),
+)
+
+
+def register(config: pytest.Config) -> None:
+    """Register every marker with its meaning (listed by ``pytest --markers``)."""
+    for signature, meaning in MARKERS:
+        config.addinivalue_line("markers", f"{signature}: {meaning}")
+
+
+def item_signals(item: pytest.Item) -> tuple[str, ...]:
+    """Signal names an item declares, nearest marker first, without duplicates."""
+    names: list[str] = []
+    for mark in item.iter_markers("signal"):
+        for arg in mark.args:
+            if arg not in names:
+                names.append(arg)
+    return tuple(names)
+
+
+def signal_marker_problems(
+    item: pytest.Item, valid: Sequence[SignalDefinition]
+) -> Iterator[str]:
+    """Describe every malformed or unknown ``signal`` marker on ``item``."""
+    known = [d.name for d in valid]
+    for mark in item.iter_markers("signal"):
+        if len(mark.args) != 1 or mark.kwargs or not isinstance(mark.args[0], str):
+            yield f"{item.nodeid}: signal marker takes exactly one signal name, got {mark}"
+        elif mark.args[0] not in known:
+            yield (f"{item.nodeid}: unknown signal {mark.args[0]!r}; "
+                   f"valid signals: {', '.join(known)}")

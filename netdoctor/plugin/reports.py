@@ -1,0 +1,76 @@
+"""Report files: where they go, ``summary.json`` and writing them.
+
+One set per run: ``report.html`` (pytest-html), ``summary.json`` and ``analysis.md``. When any of
+them already exists in the report directory and overwriting was not asked for, the run writes
+into ``<report-dir>/<timestamp>-<run-id>/`` so earlier runs stay intact. All text passes through
+:func:`netdoctor.redact.redact` on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from netdoctor.plugin.markdown import render_markdown
+from netdoctor.plugin.scoring import Analysis
+from netdoctor.plugin.state import ReportPaths
+from netdoctor.redact import redact, redact_data
+
+HTML_NAME = "report.html"
+JSON_NAME = "summary.json"
+MARKDOWN_NAME = "analysis.md"
+REPORT_NAMES = (HTML_NAME, JSON_NAME, MARKDOWN_NAME)
+
+
+def plan_report_paths(
+    directory: Path, *, overwrite: bool, run_id: str, now: datetime, html: Path | None
+) -> ReportPaths:
+    """Choose this run's report paths without creating anything.
+
+    Args:
+        directory: The configured report directory.
+        overwrite: Reuse ``directory`` even when it holds earlier reports.
+        run_id: This run's id (part of the subfolder name).
+        now: The run's start time (part of the subfolder name).
+        html: The HTML report path chosen by the user, or ``None`` to place it with the others.
+    """
+    if not overwrite and any((directory / name).exists() for name in REPORT_NAMES):
+        directory = directory / f"{now:%Y%m%d-%H%M%S}-{run_id}"
+    return ReportPaths(
+        directory=directory,
+        html=html or directory / HTML_NAME,
+        json=directory / JSON_NAME,
+        markdown=directory / MARKDOWN_NAME,
+    )
+
+
+def build_summary(analysis: Analysis) -> dict[str, Any]:
+    """The ``summary.json`` document (documented in ``docs/summary-json.md``)."""
+    return {
+        "score": analysis.score,
+        "verdict": analysis.verdict,
+        "signals": dict(analysis.signals),
+        "tests": [
+            {
+                "nodeid": r.nodeid,
+                "outcome": r.outcome,
+                "signals": list(r.signals),
+                "duration": round(r.duration, 4),
+            }
+            for r in analysis.results
+        ],
+        "cluster": dict(analysis.cluster),
+        "run_id": analysis.run_id,
+    }
+
+
+def write_reports(analysis: Analysis, summary: dict[str, Any], paths: ReportPaths) -> list[Path]:
+    """Write ``summary.json`` and ``analysis.md``; return the paths written."""
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    paths.json.write_text(
+        json.dumps(redact_data(summary), indent=2, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    paths.markdown.write_text(redact(render_markdown(analysis)), encoding="utf-8")
+    return [paths.json, paths.markdown]

@@ -1,0 +1,147 @@
+"""Failure-pattern signals and the pure scoring functions.
+
+A signal is *present* when at least one check marked ``@pytest.mark.signal(name)`` failed.
+Errors and skips raise nothing: they say the check could not look, not that the network is
+broken. The score is the number of present signals; the verdict compares it with two thresholds.
+
+Example:
+    >>> from netdoctor.model import CheckResult
+    >>> results = [CheckResult("t::a", "failed", (Signal.DNS_TIMEOUTS,)),
+    ...            CheckResult("t::b", "error", (Signal.COREDNS_CRASHLOOP,))]
+    >>> present = present_signals(results, SIGNALS)
+    >>> score(present), verdict(score(present), Thresholds())
+    (1, 'none')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from netdoctor.model import CheckResult
+
+Verdict = Literal["confirmed", "partial", "none"]
+
+
+class Signal(StrEnum):
+    """The six built-in signals of the broken-pod-network failure pattern."""
+
+    COREDNS_CRASHLOOP = "coredns_crashloop"
+    KUBE_PROXY_RESTARTS = "kube_proxy_restarts"
+    FLANNEL_MISSING = "flannel_missing"
+    DNS_TIMEOUTS = "dns_timeouts"
+    SERVICE_ENDPOINTS_MISSING = "service_endpoints_missing"
+    POD_CONNECTIVITY_FAILED = "pod_connectivity_failed"
+
+
+SIGNALS: tuple[str, ...] = tuple(s.value for s in Signal)
+
+
+@dataclass(frozen=True)
+class SignalDefinition:
+    """A signal name and what its presence means (extras come from ``pytest_netdoctor_signals``)."""
+
+    name: str
+    description: str
+
+
+BUILTIN_SIGNALS: tuple[SignalDefinition, ...] = (
+    SignalDefinition(Signal.COREDNS_CRASHLOOP, "CoreDNS pods crash-loop or are not ready"),
+    SignalDefinition(Signal.KUBE_PROXY_RESTARTS, "kube-proxy restarts repeatedly or is missing"),
+    SignalDefinition(Signal.FLANNEL_MISSING, "the Flannel DaemonSet is absent or misses nodes"),
+    SignalDefinition(Signal.DNS_TIMEOUTS, "DNS queries from pods time out"),
+    SignalDefinition(Signal.SERVICE_ENDPOINTS_MISSING, "Services have no ready endpoints"),
+    SignalDefinition(Signal.POD_CONNECTIVITY_FAILED, "pods cannot reach each other"),
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score thresholds for the verdict (``partial <= confirmed``)."""
+
+    confirmed: int = 4
+    partial: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.partial <= self.confirmed:
+            raise ValueError(f"need 1 <= partial <= confirmed, got {self}")
+
+
+def present_signals(results: Iterable[CheckResult], names: Sequence[str]) -> dict[str, bool]:
+    """Map every known signal name to whether a failed check raised it."""
+    raised = {s for r in results if r.raises_signals for s in r.signals}
+    return {name: name in raised for name in names}
+
+
+def failures_by_signal(
+    results: Iterable[CheckResult], names: Sequence[str]
+) -> dict[str, tuple[CheckResult, ...]]:
+    """The failed checks behind each signal, in run order (empty tuple when absent)."""
+    found: dict[str, list[CheckResult]] = {name: [] for name in names}
+    for result in results:
+        if result.raises_signals:
+            for signal in result.signals:
+                if signal in found:
+                    found[signal].append(result)
+    return {name: tuple(items) for name, items in found.items()}
+
+
+def score(present: Mapping[str, bool]) -> int:
+    """Number of present signals."""
+    return sum(1 for flag in present.values() if flag)
+
+
+def verdict(value: int, thresholds: Thresholds) -> Verdict:
+    """``confirmed`` at or above the confirmed threshold, ``partial`` at or above partial."""
+    if value >= thresholds.confirmed:
+        return "confirmed"
+    if value >= thresholds.partial:
+        return "partial"
+    return "none"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the reports render: one object, computed once per run."""
+
+    run_id: str
+    score: int
+    verdict: Verdict
+    signals: Mapping[str, bool]
+    by_signal: Mapping[str, tuple[CheckResult, ...]]
+    results: tuple[CheckResult, ...]
+    definitions: tuple[SignalDefinition, ...] = ()
+    cluster: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: Thresholds = Thresholds()
+
+    @property
+    def skipped(self) -> tuple[CheckResult, ...]:
+        """Checks that were skipped, with their reasons in ``message``."""
+        return tuple(r for r in self.results if r.outcome == "skipped")
+
+
+def analyze(
+    results: Sequence[CheckResult],
+    definitions: Sequence[SignalDefinition],
+    thresholds: Thresholds,
+    *,
+    run_id: str,
+    cluster: Mapping[str, Any] | None = None,
+) -> Analysis:
+    """Score ``results`` and build the :class:`Analysis` (the verdict can be overridden later)."""
+    names = [d.name for d in definitions]
+    present = present_signals(results, names)
+    value = score(present)
+    return Analysis(
+        run_id=run_id,
+        score=value,
+        verdict=verdict(value, thresholds),
+        signals=present,
+        by_signal=failures_by_signal(results, names),
+        results=tuple(results),
+        definitions=tuple(definitions),
+        cluster=dict(cluster or {}),
+        thresholds=thresholds,
+    )

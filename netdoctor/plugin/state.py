@@ -1,0 +1,77 @@
+"""Per-run state, kept in ``config.stash`` (never on private config attributes).
+
+Other modules reach the run through :func:`get_state`; the cluster access layer publishes what
+it learned about the cluster with :func:`set_cluster_profile`, which ``summary.json`` copies into
+its ``cluster`` key.
+
+Example (in a session fixture of the access layer)::
+
+    set_cluster_profile(request.config, {"nodes": 3, "cni": "flannel"})
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netdoctor.model import CheckResult
+from netdoctor.plugin.options import Settings
+from netdoctor.plugin.scoring import Analysis, SignalDefinition
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where this run's reports go (decided once, at configure time)."""
+
+    directory: Path
+    html: Path | None
+    json: Path
+    markdown: Path
+
+
+@dataclass
+class RunState:
+    """Mutable state of one pytest run."""
+
+    settings: Settings
+    run_id: str
+    report_paths: ReportPaths | None = None
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    definitions: tuple[SignalDefinition, ...] | None = None
+    analysis: Analysis | None = None
+    written: tuple[Path, ...] = ()
+
+    @property
+    def probe_namespace(self) -> str:
+        """The namespace for probe pods: the configured one or ``netdoctor-<run-id>``."""
+        return self.settings.probe_namespace or f"netdoctor-{self.run_id}"
+
+
+STATE = pytest.StashKey[RunState]()
+CLUSTER_PROFILE = pytest.StashKey[dict[str, Any]]()
+
+
+def new_run_id() -> str:
+    """A short random run id (6 hex digits), used in names and labels of created objects."""
+    return secrets.token_hex(3)
+
+
+def get_state(config: pytest.Config) -> RunState:
+    """The run state; raises ``KeyError`` when the netdoctor plugin is not active."""
+    return config.stash[STATE]
+
+
+def set_cluster_profile(config: pytest.Config, profile: Mapping[str, Any]) -> None:
+    """Publish the cluster profile (JSON-serialisable) for ``summary.json``'s ``cluster`` key."""
+    config.stash[CLUSTER_PROFILE] = dict(profile)
+
+
+def get_cluster_profile(config: pytest.Config) -> dict[str, Any]:
+    """The published cluster profile, or an empty dict when nothing published one."""
+    profile: dict[str, Any] = config.stash.get(CLUSTER_PROFILE, {})
+    return dict(profile)
