@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-PLUGIN = ("-p", "netdoctor.plugin")
+# The entry point is blocked so an installed copy is not registered twice.
+PLUGIN = ("-p", "no:netdoctor", "-p", "netdoctor.plugin")
 
 SHOW_SETTINGS = """
 from netdoctor.plugin.state import get_state

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-PLUGIN = ("-p", "netdoctor.plugin")
+# The entry point is blocked so an installed copy is not registered twice.
+PLUGIN = ("-p", "no:netdoctor", "-p", "netdoctor.plugin")
 
 CHECKS = """
 import pytest
