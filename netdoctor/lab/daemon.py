@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -50,7 +51,8 @@ def lab_info(state_dir: Path, workers: int) -> LabInfo:
     nodes = {}
     for i, name in enumerate(node_names(workers)):
         short = "cp" if i == 0 else f"w{i}"
-        nodes[name] = NodeInfo(name=name, netns=f"{prefix}-{short}", internal_ip=topology.node_ip(i),
+        nodes[name] = NodeInfo(name=name, netns=f"{prefix}-{short}",
+                               internal_ip=topology.node_ip(i),
                                pod_cidr=topology.node_pod_cidr(i), root=state_dir / "nodes" / name,
                                index=i)
     return LabInfo(prefix=prefix, nodes=nodes, router_netns=topology.router_netns(prefix),
@@ -146,7 +148,7 @@ class Lab:
         for name in {s.fault for s in (*scenario.boot, *scenario.steps)} | (
                 {"coredns-crashloop"} if scenario.coredns_node else set()):
             if name in SETTLED:
-                await wait_for(lambda n=name: SETTLED[n](self.store), STARTUP_DEADLINE,
+                await wait_for(functools.partial(SETTLED[name], self.store), STARTUP_DEADLINE,
                                f"fault {name} to show")
         self.state.phase = "ready"
         self.state.save()

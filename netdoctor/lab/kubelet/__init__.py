@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import contextlib
+import functools
 
 from netdoctor.lab import cni, events
 from netdoctor.lab.api.resources import resource
