@@ -1,0 +1,1 @@
+"""Root causes: node facts read by node probes, and the rules that rank causes."""

@@ -1,0 +1,181 @@
+"""One node's network facts, parsed from the output of ``nodefacts.sh``.
+
+The script runs in a privileged hostNetwork probe pod with the node's root at
+``/host``; it prints sections (``### name``) of JSON from ``ip -j``, CNI config
+files, sysctls and ``iptables-*-save`` output. Parsing is pure so that it is
+unit-tested on captured output.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+SYSCTL_IP_FORWARD = "net/ipv4/ip_forward"
+SYSCTL_BRIDGE_NF = "net/bridge/bridge-nf-call-iptables"
+SYSCTL_RP_FILTER = "net/ipv4/conf/all/rp_filter"
+VXLAN_DEVICE = "flannel.1"
+
+
+def script() -> str:
+    """The shell script that prints a node's facts."""
+    return resources.files(__package__).joinpath("nodefacts.sh").read_text()
+
+
+@dataclass(frozen=True)
+class CniFile:
+    """One file in ``/etc/cni/net.d``: its name and what it configures."""
+
+    name: str
+    plugins: tuple[str, ...]
+    bridge: str | None = None
+    subnet: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route in the node's main table."""
+
+    dst: str
+    dev: str
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What a node probe saw on one node."""
+
+    node: str
+    cni_files: tuple[CniFile, ...] = ()
+    cni_binaries: frozenset[str] = frozenset()
+    flannel_subnet: str | None = None
+    flannel_mtu: int | None = None
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    mtus: dict[str, int] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    vxlan_neighbors: dict[str, str] = field(default_factory=dict)  # ip -> mac
+    vxlan_fdb: dict[str, str] = field(default_factory=dict)  # mac -> underlay ip
+    sysctls: dict[str, str] = field(default_factory=dict)
+    legacy_tables: tuple[str, ...] = ()
+    nft_warnings: tuple[str, ...] = ()
+    nft_rules: tuple[str, ...] = ()
+    legacy_rules: tuple[str, ...] = ()
+    complete: bool = False
+
+    @property
+    def active_cni(self) -> CniFile | None:
+        """The config the container runtime uses: the lexically first file."""
+        return self.cni_files[0] if self.cni_files else None
+
+    @property
+    def nft_incompatible(self) -> bool:
+        """iptables-nft cannot manage some table (another tool wrote nf_tables directly)."""
+        return any("incompatible" in w for w in self.nft_warnings)
+
+    def kube_rules(self, backend: str) -> tuple[str, ...]:
+        """``-A KUBE-...`` rules held by ``backend`` (``nft`` or ``legacy``)."""
+        rules = self.nft_rules if backend == "nft" else self.legacy_rules
+        return tuple(r for r in rules if r.startswith("-A KUBE-"))
+
+    def bridge_gateway(self, bridge: str = "cni0") -> tuple[str, ...]:
+        """IPv4 addresses (CIDR) on a bridge."""
+        return self.addresses.get(bridge, ())
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            current = out.setdefault(line[4:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return out
+
+
+def _json(lines: list[str]) -> list[dict[str, Any]]:
+    text = "\n".join(lines).strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def _cni_files(lines: list[str]) -> tuple[CniFile, ...]:
+    files: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith("--- "):
+            files.append((line[4:].strip(), []))
+        elif files:
+            files[-1][1].append(line)
+    return tuple(_cni_file(name, "\n".join(body)) for name, body in files)
+
+
+def _cni_file(name: str, body: str) -> CniFile:
+    try:
+        conf = json.loads(body)
+    except ValueError as exc:
+        return CniFile(name, (), error=f"not valid JSON: {exc}")
+    plugins = conf.get("plugins") or [conf]
+    first = plugins[0] if plugins else {}
+    ipam = first.get("ipam") or {}
+    subnet = ipam.get("subnet") or (ipam.get("ranges") or [[{}]])[0][0].get("subnet")
+    # Flannel delegates to the bridge plugin with its default bridge, cni0.
+    bridge = first.get("bridge") or ("cni0" if first.get("type") == "flannel" else None)
+    return CniFile(name, tuple(str(p.get("type", "")) for p in plugins), bridge=bridge,
+                   subnet=subnet)
+
+
+def _env(lines: list[str]) -> dict[str, str]:
+    return {k.strip(): v.strip() for k, sep, v in (ln.partition("=") for ln in lines) if sep}
+
+
+def parse(node: str, text: str) -> NodeFacts:
+    """Parse the script's output for ``node``; missing sections stay empty."""
+    s = _sections(text)
+    env = _env(s.get("subnet-env", []))
+    addresses: dict[str, tuple[str, ...]] = {}
+    mtus: dict[str, int] = {}
+    for link in _json(s.get("addr", [])):
+        name = str(link.get("ifname", ""))
+        mtus[name] = int(link.get("mtu", 0))
+        addresses[name] = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                                if a.get("family") == "inet")
+    routes = tuple(Route(str(r.get("dst", "")), str(r.get("dev", "")), r.get("gateway"))
+                   for r in _json(s.get("route", [])))
+    return NodeFacts(
+        node=node,
+        cni_files=_cni_files(s.get("cni-files", [])),
+        cni_binaries=frozenset(ln.strip() for ln in s.get("cni-bin", []) if ln.strip()),
+        flannel_subnet=env.get("FLANNEL_SUBNET"),
+        flannel_mtu=int(env["FLANNEL_MTU"]) if env.get("FLANNEL_MTU", "").isdigit() else None,
+        addresses=addresses, mtus=mtus, routes=routes,
+        vxlan_neighbors={str(n["dst"]): str(n.get("lladdr", "")) for n in _json(s.get("neigh", []))
+                         if "dst" in n},
+        vxlan_fdb={str(f["mac"]): str(f.get("dst", "")) for f in _json(s.get("fdb", []))
+                   if "mac" in f and f.get("dst")},
+        sysctls=_env(s.get("sysctl", [])),
+        legacy_tables=tuple(ln.strip() for ln in s.get("legacy-tables", []) if ln.strip()),
+        # iptables-nft-save reports tables it cannot manage as comments on stdout.
+        nft_warnings=tuple(ln for ln in s.get("nft-warnings", []) + [
+            c for c in s.get("nft-save", []) if c.startswith("# ") and "incompatible" in c]
+            if ln.strip()),
+        nft_rules=tuple(ln for ln in s.get("nft-save", []) if ln.startswith("-A ")),
+        legacy_rules=tuple(ln for ln in s.get("legacy-save", []) if ln.startswith("-A ")),
+        complete="end" in s,
+    )
+
+
+def in_cidr(ip: str, cidr: str) -> bool:
+    """Whether ``ip`` lies in ``cidr`` (False for anything unparsable)."""
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False

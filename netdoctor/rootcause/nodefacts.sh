@@ -1,0 +1,32 @@
+# Collects one node's network facts, read-only, from a privileged hostNetwork pod that
+# mounts the node's root at /host. Each section starts with a '### name' line.
+# Legacy iptables is read only when its tables already exist: listing creates them
+# (procfs files report size 0, so test for content, not size).
+sec() { printf '### %s\n' "$1"; }
+sec cni-files
+for f in /host/etc/cni/net.d/*; do [ -f "$f" ] && printf -- '--- %s\n' "${f##*/}" && cat "$f" && echo; done
+sec cni-bin
+ls /host/opt/cni/bin 2>/dev/null
+sec subnet-env
+cat /host/run/flannel/subnet.env 2>/dev/null
+sec addr
+ip -j addr 2>/dev/null
+sec route
+ip -j route 2>/dev/null
+sec neigh
+ip -j neigh show dev flannel.1 2>/dev/null
+sec fdb
+bridge -j fdb show dev flannel.1 2>/dev/null
+sec sysctl
+for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/ipv4/conf/all/rp_filter; do
+  printf '%s=%s\n' "$k" "$(cat /proc/sys/$k 2>/dev/null || echo missing)"
+done
+sec legacy-tables
+cat /proc/net/ip_tables_names 2>/dev/null
+sec nft-warnings
+iptables-nft-save 2>&1 >/dev/null
+sec nft-save
+iptables-nft-save 2>/dev/null
+sec legacy-save
+grep -q . /proc/net/ip_tables_names 2>/dev/null && iptables-legacy-save 2>/dev/null
+sec end

@@ -1,0 +1,238 @@
+"""Cause detectors and their ranking.
+
+Each detector reads :class:`Observations` and returns candidate causes with the
+signals they would explain. :func:`rank` keeps the signals that are really
+present, adds the failing tests behind them, and orders the causes: most
+explanatory first, lower layers first on a tie (a node's broken CNI explains a
+crash-looping CoreDNS, not the other way round).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from netdoctor.rootcause.facts import (
+    SYSCTL_BRIDGE_NF,
+    SYSCTL_IP_FORWARD,
+    VXLAN_DEVICE,
+    NodeFacts,
+    in_cidr,
+)
+from netdoctor.rootcause.model import Observations, RootCause
+
+CONNECTIVITY = "pod_connectivity_failed"
+COREDNS = "coredns_crashloop"
+DNS = "dns_timeouts"
+ENDPOINTS = "service_endpoints_missing"
+KUBE_PROXY = "kube_proxy_restarts"
+FLANNEL = "flannel_missing"
+KUBE_DNS = "kube-system/kube-dns"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A cause before ranking: what it would explain if those signals are present."""
+
+    id: str
+    node: str | None
+    summary: str
+    evidence: tuple[str, ...]
+    signals: frozenset[str]
+    layer: int
+
+
+Detector = Callable[[Observations], Iterable[Candidate]]
+DETECTORS: list[Detector] = []
+
+
+def detector(fn: Detector) -> Detector:
+    """Register a cause detector."""
+    DETECTORS.append(fn)
+    return fn
+
+
+def _dns_chain(obs: Observations, node: str) -> set[str]:
+    """What a node with broken pod networking explains through the CoreDNS pods it hosts."""
+    if node not in obs.component_nodes("coredns"):
+        return set()
+    chain = {COREDNS, DNS}
+    if KUBE_DNS in obs.services_without_endpoints:
+        chain.add(ENDPOINTS)
+    return chain
+
+
+def _node_network(obs: Observations, node: str) -> frozenset[str]:
+    pairs = [p for p in obs.broken_pairs if node in p]
+    signals = {CONNECTIVITY} if pairs or not obs.broken_pairs else set()
+    return frozenset(signals | _dns_chain(obs, node))
+
+
+def _facts(obs: Observations) -> Iterable[tuple[str, NodeFacts]]:
+    return sorted(obs.facts.items())
+
+
+@detector
+def cni_config_shadowed(obs: Observations) -> Iterable[Candidate]:
+    """Several CNI configs on a node: the lexically first wins, maybe not the cluster's CNI."""
+    for node, f in _facts(obs):
+        view = obs.node(node)
+        outside = [f"{p.namespace}/{p.name} {p.ip}" for p in obs.pods
+                   if p.node == node and not p.host_network and p.ip and view and view.pod_cidr
+                   and not in_cidr(p.ip, view.pod_cidr)]
+        active = f.active_cni
+        foreign = active is not None and obs.cni not in active.plugins
+        if len(f.cni_files) < 2 and not (outside and foreign):
+            continue
+        if active is None or (not foreign and not outside):
+            continue
+        evidence = [f"/etc/cni/net.d holds {', '.join(c.name for c in f.cni_files)}; the runtime "
+                    f"uses the first, {active.name} (type {', '.join(active.plugins)}"
+                    + (f", subnet {active.subnet}" if active.subnet else "") + ")"]
+        if outside and view:
+            evidence.append(f"pods outside the node's podCIDR {view.pod_cidr}: "
+                            + ", ".join(outside))
+        yield Candidate("cni-config-shadowed", node,
+                        f"{node}: CNI config {active.name} shadows the cluster's {obs.cni} config",
+                        tuple(evidence), _node_network(obs, node), 1)
+
+
+@detector
+def pod_ip_outside_cidr(obs: Observations) -> Iterable[Candidate]:
+    """Pods whose address is not in their node's podCIDR (when no config explains it)."""
+    shadowed = {c.node for c in cni_config_shadowed(obs)}
+    for view in obs.nodes:
+        if view.name in shadowed or not view.pod_cidr:
+            continue
+        outside = [f"{p.namespace}/{p.name} {p.ip}" for p in obs.pods
+                   if p.node == view.name and not p.host_network and p.ip
+                   and not in_cidr(p.ip, view.pod_cidr)]
+        if outside:
+            yield Candidate("pod-ip-outside-podcidr", view.name,
+                            f"{view.name}: pod IPs outside its podCIDR {view.pod_cidr}",
+                            tuple(outside), _node_network(obs, view.name), 1)
+
+
+@detector
+def bridge_conflict(obs: Observations) -> Iterable[Candidate]:
+    """cni0 holds an address that is not the node's pod gateway."""
+    for node, f in _facts(obs):
+        want = f.flannel_subnet
+        have = f.bridge_gateway("cni0")
+        if want and have and want not in have:
+            yield Candidate("cni-bridge-conflict", node,
+                            f'{node}: "cni0" has {", ".join(have)}, not the pod gateway {want}',
+                            (f"cni0 addresses {', '.join(have)}",
+                             f"/run/flannel/subnet.env FLANNEL_SUBNET={want}"),
+                            _node_network(obs, node), 1)
+
+
+@detector
+def vxlan_state(obs: Observations) -> Iterable[Candidate]:
+    """Flannel's forwarding state: the DaemonSet, flannel.1 and an entry per peer."""
+    if obs.cni != "flannel":
+        return
+    if not obs.flannel_daemonset and obs.flannel_expected:
+        missing = sorted(n for n, f in obs.facts.items() if VXLAN_DEVICE not in f.addresses)
+        evidence = ["no Flannel DaemonSet, yet the nodes carry Flannel's annotations/config"]
+        if missing:
+            evidence.append(f"{VXLAN_DEVICE} absent on {', '.join(missing)}")
+        signals = {FLANNEL, CONNECTIVITY}
+        if "dial tcp" in obs.coredns_logs or "i/o timeout" in obs.coredns_logs:
+            signals |= {COREDNS, DNS, ENDPOINTS}
+        yield Candidate("flannel-missing", None, "the Flannel DaemonSet is gone: no node forwards "
+                        "pod traffic to other nodes", tuple(evidence), frozenset(signals), 2)
+        return
+    for node, f in _facts(obs):
+        peers = [n for n in obs.nodes if n.name != node and n.pod_cidr]
+        routed = {r.dst for r in f.routes if r.dev == VXLAN_DEVICE}
+        lost = [p.name for p in peers if p.pod_cidr not in routed]
+        if VXLAN_DEVICE in f.addresses and not lost:
+            continue
+        detail = (f"{VXLAN_DEVICE} missing" if VXLAN_DEVICE not in f.addresses
+                  else f"no {VXLAN_DEVICE} route to {', '.join(lost)}")
+        yield Candidate("vxlan-incomplete", node, f"{node}: {detail}", (detail,),
+                        _node_network(obs, node), 2)
+
+
+@detector
+def kernel_switches(obs: Observations) -> Iterable[Candidate]:
+    """ip_forward and bridge-nf-call-iptables as the node's kernel has them."""
+    for node, f in _facts(obs):
+        if f.sysctls.get(SYSCTL_IP_FORWARD) == "0":
+            yield Candidate("ip-forward-off", node, f"{node}: net.ipv4.ip_forward=0",
+                            ("net.ipv4.ip_forward = 0: the node does not route pod traffic",),
+                            _node_network(obs, node), 0)
+        if f.sysctls.get(SYSCTL_BRIDGE_NF) in ("0", "missing"):
+            yield Candidate("br-netfilter-off", node,
+                            f"{node}: bridged pod traffic bypasses iptables",
+                            (f"net.bridge.bridge-nf-call-iptables = {f.sysctls[SYSCTL_BRIDGE_NF]}: "
+                             "same-node traffic to a ClusterIP is not translated back",),
+                            frozenset(_dns_chain(obs, node) & {DNS} or {DNS}), 0)
+
+
+@detector
+def iptables_backends(obs: Observations) -> Iterable[Candidate]:
+    """KUBE-* rules in both backends, or a table iptables-nft cannot manage."""
+    for node, f in _facts(obs):
+        legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
+        if legacy and nft:
+            yield Candidate("iptables-mixed-backend", node,
+                            f"{node}: kube-proxy rules in both iptables backends",
+                            (f"{len(nft)} KUBE-* rules in nf_tables, {len(legacy)} in legacy "
+                             f"tables ({', '.join(f.legacy_tables)}): the legacy NAT, registered "
+                             "last, wins", *legacy[:3]), frozenset({DNS, ENDPOINTS}), 0)
+        if f.nft_incompatible:
+            log = obs.kube_proxy_logs.get(node, "")
+            failed = [ln for ln in log.splitlines() if "iptables-restore" in ln][-1:]
+            yield Candidate("netfilter-unmanageable", node,
+                            f"{node}: iptables cannot manage the node's tables; kube-proxy fails",
+                            (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0)
+
+
+@detector
+def coredns_side(obs: Observations) -> Iterable[Candidate]:
+    """CoreDNS's own view: the API unreachable, or its upstream timing out."""
+    logs = obs.coredns_logs
+    nodes = sorted(obs.component_nodes("coredns"))
+    if "waiting for Kubernetes API" in logs or "dial tcp 10.96.0.1" in logs:
+        lines = [ln for ln in logs.splitlines() if "kubernetes" in ln.lower()][-2:]
+        yield Candidate("coredns-cannot-reach-api", nodes[0] if len(nodes) == 1 else None,
+                        "CoreDNS cannot reach the API server from its node",
+                        tuple(lines), frozenset({COREDNS, ENDPOINTS, DNS}), 4)
+    timeouts = [ln for ln in logs.splitlines() if "i/o timeout" in ln and "read udp" in ln]
+    if timeouts:
+        yield Candidate("upstream-dns-unreachable", None,
+                        "CoreDNS's upstream resolver does not answer", tuple(timeouts[-2:]),
+                        frozenset({DNS}), 4)
+
+
+@detector
+def selector_mismatch(obs: Observations) -> Iterable[Candidate]:
+    """Services whose selector matches no pod at all (a label typo, not unready pods)."""
+    for svc in obs.unmatched_selectors:
+        yield Candidate("service-selector-matches-nothing", None,
+                        f"Service {svc}: its selector matches no pod",
+                        (f"{svc} selects no pod in its namespace",), frozenset({ENDPOINTS}), 5)
+
+
+def _tests_for(obs: Observations, signal: str, node: str | None) -> list[str]:
+    tests = list(obs.failed_tests.get(signal, ()))
+    if node is not None and signal == CONNECTIVITY:
+        tests = [t for t in tests if node in t] or tests
+    return tests
+
+
+def rank(obs: Observations) -> list[RootCause]:
+    """Every detected cause that explains at least one present signal, best first."""
+    causes: list[RootCause] = []
+    for detect in DETECTORS:
+        for c in detect(obs):
+            explained = sorted(c.signals & obs.signals)
+            if not explained:
+                continue
+            tests = [t for s in explained for t in _tests_for(obs, s, c.node)]
+            causes.append(RootCause(c.id, c.node, c.summary, c.evidence,
+                                    (*explained, *dict.fromkeys(tests)), c.layer))
+    return sorted(causes, key=lambda c: (-sum(1 for e in c.explains if "::" not in e), c.layer,
+                                         c.node or ""))
