@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -33,6 +33,8 @@ from netdoctor.lab.controllers import ControllerManager, pod_ready
 from netdoctor.lab.kubelet import Kubelet
 from netdoctor.lab.kubelet.runtime import LabRuntime
 from netdoctor.lab.net import external, topology
+from netdoctor.lab.net.flannel import CONFLIST, SUBNET_ENV
+from netdoctor.lab.sh import arun
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 
 log = logging.getLogger("netdoctor.lab")
@@ -53,8 +55,8 @@ def lab_info(state_dir: Path, workers: int) -> LabInfo:
         short = "cp" if i == 0 else f"w{i}"
         nodes[name] = NodeInfo(name=name, netns=f"{prefix}-{short}",
                                internal_ip=topology.node_ip(i),
-                               pod_cidr=topology.node_pod_cidr(i), root=state_dir / "nodes" / name,
-                               index=i)
+                               pod_cidr=topology.node_pod_cidr(i),
+                               root=state_dir / "nodes" / name, index=i)
     return LabInfo(prefix=prefix, nodes=nodes, router_netns=topology.router_netns(prefix),
                    underlay_bridge=topology.UNDERLAY_BRIDGE, ca_file=state_dir / "ca.crt",
                    state_dir=state_dir)
@@ -63,11 +65,6 @@ def lab_info(state_dir: Path, workers: int) -> LabInfo:
 def _pods(store: Store, ns: str, key: str, value: str) -> list[Obj]:
     return [p for p in store.items(PODS, ns)
             if (p["metadata"].get("labels") or {}).get(key) == value]
-
-
-def _restarted(pod: Obj) -> bool:
-    return any(c.get("restartCount", 0) > 0 or c.get("lastState", {}).get("terminated")
-               for c in pod.get("status", {}).get("containerStatuses") or [])
 
 
 def system_ready(store: Store, lab: LabInfo, with_dns: bool) -> bool:
@@ -81,12 +78,21 @@ def system_ready(store: Store, lab: LabInfo, with_dns: bool) -> bool:
                                                             "kube-dns"))
 
 
+def _crashed(pod: Obj) -> bool:
+    """A container exited with an error of its own (a kill, exit 137, does not count)."""
+    for c in pod.get("status", {}).get("containerStatuses") or []:
+        last = (c.get("lastState") or {}).get("terminated") or {}
+        if last.get("exitCode") not in (None, 0, 137):
+            return True
+    return False
+
+
 # What must be visible in the API before a fault counts as having struck.
 SETTLED: dict[str, Callable[[Store], bool]] = {
     "flannel-missing": lambda s: not _pods(s, "kube-flannel", "app", "flannel"),
-    "coredns-crashloop": lambda s: any(_restarted(p) for p in
+    "coredns-crashloop": lambda s: any(_crashed(p) for p in
                                        _pods(s, "kube-system", "k8s-app", "kube-dns")),
-    "kube-proxy-crashloop": lambda s: sum(_restarted(p) for p in
+    "kube-proxy-crashloop": lambda s: sum(_crashed(p) for p in
                                           _pods(s, "kube-system", "k8s-app", "kube-proxy")) > 0,
 }
 
@@ -95,6 +101,26 @@ async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> Non
     """Poll ``check`` until true; raise naming ``what`` after ``deadline`` seconds."""
     end = time.monotonic() + deadline
     while not check():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {deadline:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def agents_settled(lab: LabInfo) -> bool:
+    """Every node has Flannel's subnet.env and CNI config and kube-proxy's KUBE-SERVICES chain."""
+    for node in lab.nodes.values():
+        if not ((node.root / SUBNET_ENV).exists() and (node.root / CONFLIST).exists()):
+            return False
+    checks = await asyncio.gather(*(
+        arun(["ip", "netns", "exec", n.netns, "iptables-nft", "-w", "-t", "nat", "-S",
+              "KUBE-SERVICES"], check=False) for n in lab.nodes.values()))
+    return all(c.code == 0 for c in checks)
+
+
+async def wait_async(check: Callable[[], Awaitable[bool]], deadline: float, what: str) -> None:
+    """Like :func:`wait_for` for a check that runs commands."""
+    end = time.monotonic() + deadline
+    while not await check():
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {deadline:.0f}s waiting for {what}")
         await asyncio.sleep(0.1)
@@ -143,8 +169,18 @@ class Lab:
                        asyncio.create_task(self.kubelet.run())]
         await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot),
                        STARTUP_DEADLINE, "the system pods to become Ready")
+        if scenario.steps:
+            # A Ready agent pod has not necessarily done its first work yet; a fault that
+            # strikes a cluster that has been up for a while must find it done.
+            await wait_async(lambda: agents_settled(self.info), STARTUP_DEADLINE,
+                             "Flannel's node files and kube-proxy's first rules on every node")
         for step in scenario.steps:
             await self.inject(step.fault, step.node)
+        if scenario.coredns_node and scenario.steps:
+            # CoreDNS checks the API only when it starts; in the incident it restarted after
+            # the network broke (its liveness probe cannot reach it). Restart it now, as the
+            # kubelet would later: whether it then crashes follows from the network alone.
+            self._kill_containers("kube-system", "k8s-app", "kube-dns")
         for name in {s.fault for s in (*scenario.boot, *scenario.steps)} | (
                 {"coredns-crashloop"} if scenario.coredns_node else set()):
             if name in SETTLED:

@@ -160,7 +160,11 @@ async def _netfilter_broken(ctx: LabContext, node: str | None) -> None:
     # The node's filter OUTPUT hook is taken by a chain iptables cannot manage (as another
     # tool writing nf_tables directly leaves it): every kube-proxy iptables-restore fails,
     # kube-proxy exits, and the rules it wrote before stay in place, stale.
-    script = ("flush chain ip filter OUTPUT\ndelete chain ip filter OUTPUT\n"
+    # The table and chain are declared first: when the fault strikes before kube-proxy's
+    # first sync (as in a scenario), iptables has not created them yet.
+    script = ("add table ip filter\n"
+              "add chain ip filter OUTPUT { type filter hook output priority 0; }\n"
+              "flush chain ip filter OUTPUT\ndelete chain ip filter OUTPUT\n"
               "add chain ip filter OUTPUT { type route hook output priority 0; }\n")
     # One nft transaction, so kube-proxy's next sync cannot slip in between.
     await arun(["ip", "netns", "exec", _netns(ctx, node), "nft", "-f", "-"], input=script)

@@ -36,3 +36,7 @@ def kubectl(lab: ApiLab, tmp_path: Path) -> Kubectl:
             raise AssertionError(f"kubectl {args} -> {done.returncode}: {done.stderr}")
         return done
     return run
+
+
+# The end-to-end tier's fixtures (a whole lab through the CLI); named apart from the above.
+from selftests.lab.labfixture import cluster, cluster_kubectl  # noqa: E402, F401

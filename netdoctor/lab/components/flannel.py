@@ -4,8 +4,8 @@ It runs hostNetwork in its node's namespace. It takes the node's subnet from
 ``Node.spec.podCIDR``, brings up ``flannel.1``, publishes its VTEP on the Node as
 annotations, writes /run/flannel/subnet.env and the CNI conflist, then programs a
 route, neighbour and FDB entry for every other node that published one. When the
-pod stops, flannel.1 goes with it, so cross-node pod traffic from that node fails
-as it would once forwarding state is lost.
+pod stops, flannel.1 and its masquerade rules go with it, so cross-node pod traffic
+from that node fails as it would once forwarding state is lost.
 """
 
 from __future__ import annotations
@@ -86,9 +86,11 @@ class FlannelAgent:
             await self._start(ctx, node)
             await self._follow(ctx, node, events)
         except asyncio.CancelledError:
-            # The pod stopped: its VTEP and all forwarding state through it go away.
+            # The pod stopped: its VTEP and all forwarding state through it go away, and
+            # with --ip-masq flanneld deletes its masquerade and forward rules on exit.
             klog(ctx.log, "main.go:467", "shutdownHandler sent cancel signal...")
             await dataplane.vxlan_down(node)
+            await dataplane.remove_masquerade(node)
             raise
         finally:
             ctx.store.unsubscribe(events)

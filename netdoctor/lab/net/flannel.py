@@ -178,6 +178,26 @@ async def ensure_masquerade(node: NodeInfo, network: str = NETWORK) -> None:
             await sh.arun([*exec_, "iptables-nft", "-w", "-t", table, "-A", *rule])
 
 
+def remove_masquerade_script(iptables: str = "iptables-nft") -> str:
+    """Shell script that removes what :func:`ensure_masquerade` installed; idempotent."""
+    return "\n".join([
+        f'while {iptables} -w -t nat -D POSTROUTING -m comment --comment "{MASQ_COMMENT}" '
+        "-j FLANNEL-POSTRTG 2>/dev/null; do :; done",
+        f'while {iptables} -w -t filter -D FORWARD -m comment --comment "{FWD_COMMENT}" '
+        "-j FLANNEL-FWD 2>/dev/null; do :; done",
+        f"{iptables} -w -t nat -F FLANNEL-POSTRTG 2>/dev/null",
+        f"{iptables} -w -t nat -X FLANNEL-POSTRTG 2>/dev/null",
+        f"{iptables} -w -t filter -F FLANNEL-FWD 2>/dev/null",
+        f"{iptables} -w -t filter -X FLANNEL-FWD 2>/dev/null",
+        "exit 0", ""])
+
+
+async def remove_masquerade(node: NodeInfo) -> None:
+    """Delete flanneld's NAT and FORWARD rules, as flanneld does when it exits."""
+    await sh.arun(["ip", "netns", "exec", node.netns, "sh", "-c", remove_masquerade_script()],
+                  check=False)
+
+
 def subnet_env(pod_cidr: str, network: str = NETWORK, mtu: int = MTU) -> str:
     """The text of /run/flannel/subnet.env for a node with subnet ``pod_cidr``."""
     net = ipaddress.ip_network(pod_cidr)
