@@ -126,6 +126,37 @@ class Cluster:
         return await bounded(call(), self.timeout, what or f"{method} {path}")
 
 
+def _server_of(target: Target) -> str:
+    """The server URL of the chosen context, best effort (for messages only)."""
+    import os
+
+    import yaml
+
+    path = target.kubeconfig or Path(
+        os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
+    try:
+        conf = yaml.safe_load(path.read_text())
+        ctx_name = target.context or conf.get("current-context")
+        ctx = next(c["context"] for c in conf["contexts"] if c["name"] == ctx_name)
+        return str(next(c["cluster"]["server"] for c in conf["clusters"]
+                        if c["name"] == ctx["cluster"]))
+    except Exception:
+        return ""
+
+
+def explain(exc: BaseException, target: Target, timeout: float, action: str) -> str:
+    """One line saying why ``action`` against ``target`` failed."""
+    where = _server_of(target) or target.describe()
+    if isinstance(exc, DeadlineExceeded):
+        return f"the API server at {where} did not answer within {timeout:g}s ({action})"
+    if isinstance(exc, httpx.TransportError | OSError | kr8s.APITimeoutError) and not \
+            isinstance(exc, FileNotFoundError):
+        return f"cannot reach the API server at {where}: {exc or type(exc).__name__}"
+    if isinstance(exc, kr8s.ServerError | httpx.HTTPStatusError):
+        return classify_http(status_code(exc) or 0, str(exc), f"{action} at {where}")
+    return f"cannot use {target.describe()}: {type(exc).__name__}: {exc}"
+
+
 async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
     """Create the client and prove the API answers and lets us list nodes.
 
@@ -138,26 +169,11 @@ async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
         api = await bounded(
             kr8s.asyncio.api(kubeconfig=str(target.kubeconfig) if target.kubeconfig else None,
                              context=target.context),
-            timeout, "read the kubeconfig")
-    except (DeadlineExceeded, AccessProblem):
-        raise
-    except Exception as exc:
-        raise AccessProblem(f"cannot use {target.describe()}: {type(exc).__name__}: {exc}"
-                            ) from None
-    cluster = Cluster(api, target, timeout)
-    where = cluster.server or target.describe()
-    try:
+            timeout, "connect")
+        cluster = Cluster(api, target, timeout)
         await cluster.list("nodes")
-    except DeadlineExceeded:
-        raise AccessProblem(f"the API server at {where} did not answer within {timeout:g}s"
-                            ) from None
-    except (httpx.TransportError, OSError, kr8s.APITimeoutError) as exc:
-        raise AccessProblem(f"cannot reach the API server at {where}: {exc or type(exc).__name__}"
-                            ) from None
-    except kr8s.ServerError as exc:
-        code = status_code(exc)
-        raise AccessProblem(classify_http(code or 0, str(exc), f"list nodes at {where}")
-                            ) from None
+    except Exception as exc:
+        raise AccessProblem(explain(exc, target, timeout, "list nodes")) from None
     return cluster
 
 
