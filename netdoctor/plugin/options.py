@@ -197,7 +197,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "https://example.com", metavar="URL"),
     OptionSpec("offline", "the cluster has no internet access: skip checks that need it",
                _bool, False, kind="flag"),
-    OptionSpec("probe_timeout", "seconds one probe command may take", _positive_float, 5.0,
+    # Pod-to-pod replies take milliseconds and CoreDNS gives up on an upstream after 2 s, so
+    # 2 s tells "no answer" from "slow" while keeping a broken cluster's run short.
+    # It is the ping deadline and the DNS per-try time.
+    OptionSpec("probe_timeout", "seconds one probe command may take", _positive_float, 2.0,
                metavar="SECONDS"),
     OptionSpec("setup_timeout", "seconds to wait for probe pods to become ready",
                _positive_float, 120.0, metavar="SECONDS"),
