@@ -45,13 +45,17 @@ class Lab:
         lab_cli("down", "--state-dir", str(self.state_dir))
 
 
+class LabDidNotStart(RuntimeError):
+    """``lab up`` failed; the message is the lab's own."""
+
+
 def lab_up(state_dir: Path, scenario: str, workers: int = 2) -> Lab:
     """Start a lab or fail with the lab's own message."""
     done = lab_cli("up", "--state-dir", str(state_dir), "--scenario", scenario,
                    "--workers", str(workers))
     if done.returncode != 0:
         lab_cli("down", "--state-dir", str(state_dir))
-        raise RuntimeError(f"lab up --scenario {scenario} failed: {done.stderr.strip()[-800:]}")
+        raise LabDidNotStart(f"lab up --scenario {scenario} failed: {done.stderr.strip()[-800:]}")
     return Lab(state_dir)
 
 
