@@ -191,7 +191,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("external_dns", "resolver outside the cluster used to tell cluster DNS faults "
                "from upstream faults", _ip, "1.1.1.1", metavar="IP"),
     OptionSpec("external_name", "name outside the cluster that pods resolve through the cluster "
-               "DNS (proves CoreDNS forwards upstream); also asked of --external-dns directly",
+               "DNS (proves CoreDNS forwards upstream)",
                _hostname, "example.com", metavar="NAME"),
     OptionSpec("external_url", "URL outside the cluster used to check pod egress", _url,
                "https://example.com", metavar="URL"),
