@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
 from collections.abc import Generator
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -60,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id") or new_run_id())
     config.stash[STATE] = state
     config.pluginmanager.register(results, "netdoctor-results")
+    _sigterm_as_interrupt(config)
     if _is_worker(config) or config.option.collectonly:
         return
     config.pluginmanager.register(results.ResultCollector(config), "netdoctor-collector")
@@ -76,6 +80,20 @@ def pytest_configure(config: pytest.Config) -> None:
         from netdoctor.plugin.html import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(config), "netdoctor-html")
+
+
+_PREVIOUS_SIGTERM = pytest.StashKey[object]()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_as_interrupt(config: pytest.Config) -> None:
+    # SIGTERM would end the process without running finalizers; as an interrupt, pytest
+    # tears fixtures down and unconfigures, so probe pods (and a --lab cluster) are removed.
+    if threading.current_thread() is threading.main_thread():
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -152,6 +170,9 @@ def pytest_terminal_summary(
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Unregister the objects registered at configure time."""
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
     for name in ("netdoctor-html", "netdoctor-collector", "netdoctor-results"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

@@ -28,7 +28,7 @@ GROUP = "netdoctor"
 ENV_PREFIX = "NETDOCTOR_"
 INI_PREFIX = "netdoctor_"
 DEFAULT_PROBE_IMAGE = "nicolaka/netshoot:v0.13"
-DEFAULT_LAB_SCENARIO = "default"
+DEFAULT_LAB_SCENARIO = "healthy"
 
 Kind = Literal["value", "flag", "list", "optional"]
 Parser = Callable[[str, Path], Any]
@@ -118,6 +118,14 @@ def _ip(raw: str, _: Path) -> str:
         raise BadValue(f"expected an IP address, got {raw!r}") from None
 
 
+def _hostname(raw: str, _: Path) -> str:
+    name = raw.strip().rstrip(".").lower()
+    labels = name.split(".")
+    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise BadValue(f"expected a DNS name, got {raw!r}")
+    return name
+
+
 def _url(raw: str, _: Path) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -182,11 +190,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
                parse_image, DEFAULT_PROBE_IMAGE, metavar="IMAGE"),
     OptionSpec("external_dns", "resolver outside the cluster used to tell cluster DNS faults "
                "from upstream faults", _ip, "1.1.1.1", metavar="IP"),
+    OptionSpec("external_name", "name outside the cluster that pods resolve through the cluster "
+               "DNS (proves CoreDNS forwards upstream)",
+               _hostname, "example.com", metavar="NAME"),
     OptionSpec("external_url", "URL outside the cluster used to check pod egress", _url,
                "https://example.com", metavar="URL"),
     OptionSpec("offline", "the cluster has no internet access: skip checks that need it",
                _bool, False, kind="flag"),
-    OptionSpec("probe_timeout", "seconds one probe command may take", _positive_float, 5.0,
+    # Pod-to-pod replies take milliseconds and CoreDNS gives up on an upstream after 2 s, so
+    # 2 s tells "no answer" from "slow" while keeping a broken cluster's run short.
+    # It is the ping deadline and the DNS per-try time.
+    OptionSpec("probe_timeout", "seconds one probe command may take", _positive_float, 2.0,
                metavar="SECONDS"),
     OptionSpec("setup_timeout", "seconds to wait for probe pods to become ready",
                _positive_float, 120.0, metavar="SECONDS"),
@@ -219,6 +233,7 @@ class Settings:
     probe_image: str
     node_probe_image: str
     external_dns: str
+    external_name: str
     external_url: str
     offline: bool
     probe_timeout: float

@@ -39,7 +39,7 @@ def test_help_lists_group_and_ini_twins(pytester: pytest.Pytester) -> None:
         (["--probe-timeout=1"], "2", "3", "TIMEOUT=1.0 SOURCE=--probe-timeout"),
         ([], "2", "3", "TIMEOUT=2.0 SOURCE=environment variable NETDOCTOR_PROBE_TIMEOUT"),
         ([], None, "3", "TIMEOUT=3.0 SOURCE=ini option netdoctor_probe_timeout in *tox.ini"),
-        ([], None, None, "TIMEOUT=5.0 SOURCE=default"),
+        ([], None, None, "TIMEOUT=2.0 SOURCE=default"),
     ],
     ids=["cli", "env", "ini", "default"],
 )

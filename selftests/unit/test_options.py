@@ -22,7 +22,7 @@ def test_defaults() -> None:
     s = resolve()
     assert s.probe_image == s.node_probe_image == "nicolaka/netshoot:v0.13"
     assert (s.external_dns, s.external_url) == ("1.1.1.1", "https://example.com")
-    assert (s.probe_timeout, s.setup_timeout) == (5.0, 120.0)
+    assert (s.probe_timeout, s.setup_timeout) == (2.0, 120.0)
     assert (s.score_confirmed, s.score_partial, s.kube_proxy_restart_threshold) == (4, 2, 3)
     assert s.report_dir == CWD / "reports"
     assert s.probe_namespace is None
@@ -46,7 +46,7 @@ def test_every_option_has_flag_ini_and_env() -> None:
         ("1", "2", "3", 1.0, "--probe-timeout"),
         (None, "2", "3", 2.0, "environment variable NETDOCTOR_PROBE_TIMEOUT"),
         (None, None, "3", 3.0, "ini option netdoctor_probe_timeout in /work/repo/pytest.ini"),
-        (None, None, None, 5.0, "default"),
+        (None, None, None, 2.0, "default"),
     ],
     ids=["cli-wins", "env-over-ini", "ini", "default"],
 )

@@ -1,0 +1,297 @@
+"""Probe pods: one per Ready node, pinned with ``nodeName``, built by one spec factory.
+
+Every node that is Ready gets a probe, the control plane included: the probe tolerates every
+taint (as a CNI DaemonSet does), because system pods such as CoreDNS often run there and its pod
+network matters as much as a worker's. Cordoned nodes are probed too (``nodeName`` bypasses the
+scheduler). NotReady nodes are not probed; they are listed in the probe report.
+
+Every object is labelled ``app.kubernetes.io/managed-by=netdoctor`` and
+``netdoctor.io/run-id=<id>``; leftovers of other runs are found by those labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kr8s.asyncio.objects as k8s
+
+from netdoctor.cluster.client import Cluster, bounded, status_code
+from netdoctor.cluster.exec import ExecTarget
+from netdoctor.cluster.profile import NodeInfo
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+RUN_ID = "netdoctor.io/run-id"
+NODE_LABEL = "netdoctor.io/node"
+MANAGER = "netdoctor"
+CONTAINER = "probe"
+# A safety net for runs killed with SIGKILL: the kubelet ends a forgotten probe after this.
+ACTIVE_DEADLINE_SECONDS = 3600
+NETWORK_SETUP_REASONS = ("FailedCreatePodSandBox", "FailedSetupNetwork", "NetworkNotReady")
+
+
+def probe_name(node: str) -> str:
+    """A readable pod name for the probe on ``node`` (hashed when too long)."""
+    base = re.sub(r"[^a-z0-9-]", "-", f"probe-{node}".lower()).strip("-")
+    if len(base) <= 63:
+        return base
+    digest = hashlib.sha1(node.encode()).hexdigest()[:8]
+    return f"{base[:54].rstrip('-')}-{digest}"
+
+
+def labels(run_id: str) -> dict[str, str]:
+    """Labels every object of a run carries."""
+    return {MANAGED_BY: MANAGER, RUN_ID: run_id}
+
+
+def namespace_spec(name: str, run_id: str) -> dict[str, Any]:
+    """The run's own probe namespace."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels(run_id)}}
+
+
+def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str) -> dict[str, Any]:
+    """The one spec every probe pod is built from.
+
+    Example:
+        >>> spec = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="abc123")
+        >>> spec["spec"]["nodeName"], spec["metadata"]["labels"]["netdoctor.io/run-id"]
+        ('w1', 'abc123')
+    """
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": probe_name(node), "namespace": namespace,
+                     "labels": {**labels(run_id), NODE_LABEL: node[:63]}},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [{
+                "name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", str(ACTIVE_DEADLINE_SECONDS)],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+            }],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """A probe pod that did not become Ready, with what its Events and status said."""
+
+    node: str
+    pod: str
+    reason: str
+    events: tuple[str, ...]
+
+    @property
+    def network_setup_failed(self) -> bool:
+        """The pod network could not be set up on the node (a finding, not a setup error)."""
+        return any(r in line for line in self.events for r in NETWORK_SETUP_REASONS)
+
+
+@dataclass
+class ProbeSet:
+    """The probes of one run and what became of them."""
+
+    namespace: str
+    run_id: str
+    ready: dict[str, ExecTarget] = field(default_factory=dict)
+    failed: dict[str, ProbeFailure] = field(default_factory=dict)
+    skipped_nodes: dict[str, str] = field(default_factory=dict)
+    created: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, name) in creation order; removed in reverse."""
+    wait_seconds: float = 0.0
+
+
+def pod_ready(obj: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    conds = obj.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def pod_problem(obj: Mapping[str, Any]) -> str:
+    """Why a pod is not ready, from its phase and container states."""
+    status = obj.get("status", {})
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting:
+            return f"{waiting.get('reason', 'Waiting')}: {waiting.get('message', '')}".strip(": ")
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            return f"terminated: {term.get('reason', '')} exit {term.get('exitCode')}"
+    phase = status.get("phase", "Pending")
+    return f"{phase}{': ' + status['message'] if status.get('message') else ''}"
+
+
+def event_lines(events: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """``Type Reason: message (xN)`` per Event, oldest first."""
+    ordered = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return tuple(f"{e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}"
+                 + (f" (x{e['count']})" if (e.get("count") or 1) > 1 else "")
+                 for e in ordered)
+
+
+async def object_events(cluster: Cluster, namespace: str, name: str) -> tuple[str, ...]:
+    """Event lines about one object (empty when Events cannot be read)."""
+    try:
+        events = await cluster.list("events", namespace=namespace)
+    except Exception:  # Events are evidence only; their absence must not hide the finding
+        return ()
+    return event_lines([e for e in events
+                        if (e.get("involvedObject") or {}).get("name") == name])
+
+
+async def ensure_namespace(cluster: Cluster, probes: ProbeSet, create: bool) -> None:
+    """Create the run's namespace (only when it is ours to create)."""
+    if not create:
+        return
+    ns = k8s.Namespace(namespace_spec(probes.namespace, probes.run_id), api=cluster.api)
+    await bounded(ns.create(), cluster.timeout, f"create namespace {probes.namespace}")
+    probes.created.append(("namespace", probes.namespace))
+
+
+async def create_probes(
+    cluster: Cluster, probes: ProbeSet, nodes: Sequence[NodeInfo], image: str,
+) -> list[k8s.Pod]:
+    """Create one probe per Ready node, concurrently."""
+    for node in nodes:
+        if not node.ready:
+            probes.skipped_nodes[node.name] = "node is not Ready"
+    targets = [n for n in nodes if n.ready]
+    pods = [k8s.Pod(probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
+                                   run_id=probes.run_id), api=cluster.api) for n in targets]
+
+    async def create(pod: k8s.Pod) -> None:
+        await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
+        probes.created.append(("pod", pod.name))
+
+    await asyncio.gather(*(create(p) for p in pods))
+    return pods
+
+
+async def wait_ready(
+    cluster: Cluster, probes: ProbeSet, pods: Sequence[k8s.Pod], timeout: float,
+) -> None:
+    """Poll until every probe is Ready or the deadline passes; record failures once."""
+    started = time.monotonic()
+    end = started + timeout
+    pending = {p.name: p for p in pods}
+    by_name: dict[str, Mapping[str, Any]] = {}
+    while pending and time.monotonic() < end:
+        listed = await cluster.list("pods", namespace=probes.namespace,
+                                    selector=f"{RUN_ID}={probes.run_id}")
+        by_name = {o["metadata"]["name"]: o for o in listed}
+        for name in list(pending):
+            obj = by_name.get(name)
+            if obj is not None and pod_ready(obj):
+                node = obj["spec"]["nodeName"]
+                probes.ready[node] = ExecTarget(probes.namespace, name, node,
+                                                obj["status"].get("podIP", ""),
+                                                k8s.Pod(dict(obj), api=cluster.api))
+                del pending[name]
+            elif obj is not None and _hopeless(obj):
+                break
+        else:
+            if pending:
+                await asyncio.sleep(0.1)
+            continue
+        break
+    probes.wait_seconds = time.monotonic() - started
+    for name, pod in pending.items():
+        obj = by_name.get(name, pod.raw)
+        node = obj["spec"]["nodeName"]
+        events = await object_events(cluster, probes.namespace, name)
+        reason = (f"not Ready within {timeout:g}s (--setup-timeout): {pod_problem(obj)}"
+                  if not _hopeless(obj) else f"cannot start: {pod_problem(obj)}")
+        probes.failed[node] = ProbeFailure(node, name, reason, events)
+
+
+def _hopeless(obj: Mapping[str, Any]) -> bool:
+    # A probe that already failed will not become Ready: stop waiting for the others' sake.
+    return str(obj.get("status", {}).get("phase")) in ("Failed", "Succeeded")
+
+
+async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0) -> list[str]:
+    """Delete what this run created, newest first, then anything else carrying its run id
+    (a create interrupted by Ctrl-C may have reached the API unrecorded); return problems."""
+    problems: list[str] = []
+    recorded = list(reversed(probes.created))
+    probes.created.clear()
+    for kind, name in recorded:
+        await _delete(cluster, kind, probes.namespace if kind == "pod" else "", name, problems)
+    selector = f"{RUN_ID}={probes.run_id}"
+    try:
+        strays = [("pod", o) for o in await cluster.list("pods", selector=selector)]
+        strays += [("namespace", o) for o in await cluster.list("namespaces", selector=selector)]
+    except Exception as exc:
+        return [*problems, f"listing objects of run {probes.run_id}: {exc}"]
+    for kind, obj in strays:
+        meta = obj["metadata"]
+        await _delete(cluster, kind, meta.get("namespace", ""), meta["name"], problems)
+    try:
+        await bounded(_gone(cluster, probes), wait, f"probe pods of run {probes.run_id} to go")
+    except Exception as exc:
+        problems.append(str(exc))
+    return problems
+
+
+async def _delete(cluster: Cluster, kind: str, namespace: str, name: str,
+                  problems: list[str]) -> None:
+    path = f"pods/{name}" if kind == "pod" else f"namespaces/{name}"
+    try:
+        await cluster.request("DELETE", path, namespace=namespace or None,
+                              body={"gracePeriodSeconds": 0, "propagationPolicy": "Background"},
+                              what=f"delete {kind} {name}")
+    except Exception as exc:
+        if status_code(exc) != 404:
+            problems.append(f"{kind} {namespace + '/' if namespace else ''}{name}: {exc}")
+
+
+async def _gone(cluster: Cluster, probes: ProbeSet) -> None:
+    while await cluster.list("pods", selector=f"{RUN_ID}={probes.run_id}"):
+        await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """An object of another run, found by its labels."""
+
+    kind: str
+    namespace: str
+    name: str
+    run_id: str
+
+    def describe(self) -> str:
+        """``pod ns/name (run abc123)``."""
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name} (run {self.run_id})"
+
+
+async def find_leftovers(cluster: Cluster, run_id: str) -> list[Leftover]:
+    """Namespaces and pods labelled by netdoctor with another run id."""
+    selector = f"{MANAGED_BY}={MANAGER}"
+    namespaces, pods = await asyncio.gather(cluster.list("namespaces", selector=selector),
+                                            cluster.list("pods", selector=selector))
+    found = [Leftover("namespace", "", o["metadata"]["name"],
+                      (o["metadata"].get("labels") or {}).get(RUN_ID, "?")) for o in namespaces]
+    found += [Leftover("pod", o["metadata"]["namespace"], o["metadata"]["name"],
+                       (o["metadata"].get("labels") or {}).get(RUN_ID, "?")) for o in pods]
+    return [f for f in found if f.run_id != run_id]
+
+
+async def delete_leftovers(cluster: Cluster, leftovers: Sequence[Leftover]) -> list[str]:
+    """Delete leftovers (pods first, then namespaces); return what could not be deleted."""
+    problems: list[str] = []
+    for item in sorted(leftovers, key=lambda x: x.kind != "pod"):
+        await _delete(cluster, item.kind, item.namespace, item.name, problems)
+    return problems

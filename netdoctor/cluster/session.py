@@ -1,0 +1,114 @@
+"""The sync facade pytest needs: one event loop per run, the client, the profile and probes.
+
+Session fixtures call :meth:`ClusterSession.run`; everything below it stays async. Cleanup
+(:meth:`ClusterSession.close`) deletes what the run created, newest first; it runs from the
+fixture finalizer and again, harmlessly, from ``pytest_unconfigure`` after an interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from netdoctor.cluster import probes as pods
+from netdoctor.cluster.client import (
+    AccessProblem,
+    Cluster,
+    DeadlineExceeded,
+    Target,
+    connect,
+    forbidden_or_none,
+)
+from netdoctor.cluster.profile import ClusterProfile, read_profile
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What the session needs from the settings."""
+
+    kubeconfig: Path | None
+    context: str | None
+    run_id: str
+    namespace: str
+    own_namespace: bool
+    probe_image: str
+    setup_timeout: float
+
+
+class ClusterSession:
+    """One run's connection to the cluster and the probes it created."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self._runner = asyncio.Runner()
+        self.cluster: Cluster | None = None
+        self.profile: ClusterProfile | None = None
+        self.probes = pods.ProbeSet(options.namespace, options.run_id)
+        self.leftovers: list[pods.Leftover] = []
+        self.closed = False
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the session's loop (Ctrl-C cancels it and raises KeyboardInterrupt)."""
+        return self._runner.run(coro)
+
+    def connect(self) -> ClusterProfile:
+        """Connect, read the profile and find leftovers of other runs.
+
+        Raises:
+            AccessProblem: One line saying why the cluster cannot be used.
+        """
+        self.cluster = self.run(connect(Target(self.options.kubeconfig, self.options.context)))
+        cluster = self.cluster
+        try:
+            self.profile = self.run(read_profile(cluster))
+            self.leftovers = self.run(pods.find_leftovers(cluster, self.options.run_id))
+        except DeadlineExceeded as exc:
+            raise AccessProblem(f"the API server stopped answering: {exc}") from None
+        except Exception as exc:
+            problem = self.run(forbidden_or_none(_reraise(exc), "read the cluster"))
+            raise AccessProblem(problem or f"reading the cluster failed: {exc}") from None
+        return self.profile
+
+    async def start_probes(self) -> pods.ProbeSet:
+        """Create the namespace and probes and wait for them (call once per run).
+
+        Raises:
+            AccessProblem: RBAC forbids creating the probe namespace or pods.
+        """
+        assert self.cluster is not None
+        assert self.profile is not None
+        cluster, profile, opts = self.cluster, self.profile, self.options
+
+        async def start() -> None:
+            await pods.ensure_namespace(cluster, self.probes, opts.own_namespace)
+            created = await pods.create_probes(cluster, self.probes, profile.nodes,
+                                               opts.probe_image)
+            await pods.wait_ready(cluster, self.probes, created, opts.setup_timeout)
+
+        problem = await forbidden_or_none(start(), "create the probe namespace and pods")
+        if problem:
+            raise AccessProblem(
+                f"{problem}\nnetdoctor needs create/delete on namespaces (or an existing "
+                "namespace given with --probe-namespace), create/delete/get on pods and create "
+                "on pods/exec")
+        return self.probes
+
+    def close(self) -> list[str]:
+        """Remove the run's objects (idempotent); return what could not be removed."""
+        if self.closed:
+            return []
+        self.closed = True
+        problems: list[str] = []
+        if self.cluster is not None and self.probes.created:
+            problems = self.run(pods.remove(self.cluster, self.probes))
+        self._runner.close()
+        return problems
+
+
+async def _reraise(exc: BaseException) -> None:
+    raise exc

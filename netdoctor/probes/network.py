@@ -1,0 +1,91 @@
+"""Measurements through probe pods: the pod-to-pod ping matrix and DNS lookups.
+
+Everything is measured concurrently (bounded by a semaphore), once per run; the checks only
+read the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from netdoctor.cluster.exec import ExecTarget, Measured, measure
+from netdoctor.probes.commands import dns_argv, parse_dns_attempt, parse_ping_attempt, ping_argv
+from netdoctor.probes.parsers import LookupResult, PingResult
+
+T = TypeVar("T")
+CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class PairId:
+    """An ordered pair of nodes; its text is the readable test id ``a->b``."""
+
+    source: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.source}->{self.target}"
+
+
+def node_pairs(nodes: Sequence[str]) -> list[PairId]:
+    """Every ordered pair of distinct nodes, in a stable order.
+
+    Example:
+        >>> [str(p) for p in node_pairs(["a", "b"])]
+        ['a->b', 'b->a']
+    """
+    return [PairId(a, b) for a in nodes for b in nodes if a != b]
+
+
+def ip_in_cidr(ip: str, cidr: str) -> bool:
+    """Whether ``ip`` lies in ``cidr`` (False when either is missing or malformed)."""
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class DnsQuery:
+    """One lookup from one probe: what was asked and what came back."""
+
+    node: str
+    name: str
+    server: str
+    measured: Measured[LookupResult]
+
+
+async def _limited(sem: asyncio.Semaphore, aw: Awaitable[T]) -> T:
+    async with sem:
+        return await aw
+
+
+async def ping_matrix(
+    probes: Mapping[str, ExecTarget], pairs: Sequence[PairId], image: str, timeout: float,
+) -> dict[PairId, Measured[PingResult]]:
+    """Ping every pair whose both probes are running; all pairs at once."""
+    sem = asyncio.Semaphore(CONCURRENCY)
+    runnable = [p for p in pairs if p.source in probes and p.target in probes]
+    results = await asyncio.gather(*(
+        _limited(sem, measure(probes[p.source], ping_argv(image, probes[p.target].ip, timeout),
+                              parse_ping_attempt, deadline=timeout + 5))
+        for p in runnable))
+    return dict(zip(runnable, results, strict=True))
+
+
+async def dns_lookups(
+    probes: Mapping[str, ExecTarget], names: Sequence[str], server: str, image: str,
+    timeout: float,
+) -> list[DnsQuery]:
+    """Look every name up at ``server`` from every probe; all at once."""
+    sem = asyncio.Semaphore(CONCURRENCY)
+    jobs = [(node, name) for node in probes for name in names]
+    results = await asyncio.gather(*(
+        _limited(sem, measure(probes[node], dns_argv(image, name, server, timeout),
+                              parse_dns_attempt, deadline=timeout + 5))
+        for node, name in jobs))
+    return [DnsQuery(node, name, server, m) for (node, name), m in zip(jobs, results, strict=True)]

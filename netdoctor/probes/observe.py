@@ -1,0 +1,95 @@
+"""One concurrent pass over the cluster: component state, Services and, through probe pods,
+the ping matrix and DNS lookups. Run once per session; checks only read :class:`Observations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from netdoctor.cluster.client import Cluster
+from netdoctor.cluster.exec import Measured
+from netdoctor.cluster.probes import ProbeSet
+from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
+from netdoctor.probes.components import read_services as _read_services
+from netdoctor.probes.network import DnsQuery, PairId, dns_lookups, node_pairs, ping_matrix
+from netdoctor.probes.parsers import PingResult
+
+CLUSTER_NAME = "kubernetes.default.svc.cluster.local"
+"""A name every cluster serves (assumes the default cluster domain ``cluster.local``)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure and with which settings."""
+
+    probe_image: str
+    probe_timeout: float
+    external_name: str
+    """Name outside the cluster to resolve through the cluster DNS ("" to skip)."""
+    probe_namespace: str
+    ignore_services: Sequence[str] = ()
+    want_probes: bool = True
+
+
+@dataclass
+class Observations:
+    """Everything measured in one pass; ``errors`` says what could not be measured and why."""
+
+    profile: ClusterProfile
+    probes: ProbeSet | None = None
+    pings: dict[PairId, Measured[PingResult]] = field(default_factory=dict)
+    dns: list[DnsQuery] = field(default_factory=list)
+    components: dict[str, ComponentState] = field(default_factory=dict)
+    services: list[ServiceEndpoints] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+async def _guard(obs: Observations, key: str, aw: Awaitable[None]) -> None:
+    try:
+        await aw
+    except Exception as exc:
+        obs.errors[key] = f"{type(exc).__name__}: {exc}"
+
+
+async def observe(
+    cluster: Cluster, profile: ClusterProfile, plan: Plan,
+    start_probes: Callable[[], Awaitable[ProbeSet]],
+) -> Observations:
+    """Measure everything concurrently; probe setup overlaps the component reads."""
+    obs = Observations(profile)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def components() -> None:
+        obs.components = await read_all_components(cluster, profile)
+
+    async def services() -> None:
+        obs.services = await _read_services(cluster, plan.ignore_services,
+                                            [plan.probe_namespace])
+
+    async def network() -> None:
+        probes = await start_probes()
+        obs.probes = probes
+        names = [n for n in (CLUSTER_NAME, plan.external_name) if n]
+        pairs = node_pairs([n.name for n in profile.ready_nodes])
+        pings, dns = await asyncio.gather(
+            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout),
+            dns_lookups(probes.ready, names, profile.dns_service_ip, plan.probe_image,
+                        plan.probe_timeout) if profile.dns_service_ip else _nothing())
+        obs.pings, obs.dns = pings, dns
+
+    jobs = [_guard(obs, "components", components()), _guard(obs, "services", services())]
+    if plan.want_probes:
+        # Not guarded: a failure to create probes (RBAC) must reach the caller.
+        jobs.append(network())
+    await asyncio.gather(*jobs)
+    obs.seconds = loop.time() - started
+    return obs
+
+
+async def _nothing() -> list[DnsQuery]:
+    return []

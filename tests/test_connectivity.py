@@ -1,0 +1,24 @@
+"""Pod-to-pod connectivity: a probe pod on each node reaches the probe on every other node."""
+
+import pytest
+
+from netdoctor.cluster.probes import ProbeSet
+from netdoctor.probes.findings import expect_none, ping_failure, probe_missing
+from netdoctor.probes.network import PairId
+from netdoctor.probes.observe import Observations
+
+pytestmark = [pytest.mark.diagnose, pytest.mark.connectivity,
+              pytest.mark.signal("pod_connectivity_failed")]
+
+
+def test_pod_to_pod(observations: Observations, probes: ProbeSet, node_pair: PairId) -> None:
+    """A ping from the probe on the source node to the probe on the target node is answered."""
+    missing = [probe_missing(n, probes.failed.get(n), probes.skipped_nodes.get(n, ""))
+               for n in (node_pair.source, node_pair.target) if n not in probes.ready]
+    if missing and not any(f.network_setup_failed for f in probes.failed.values()
+                           if f.node in (node_pair.source, node_pair.target)):
+        pytest.skip("; ".join(e.title for e in missing))  # setup problem, not a network finding
+    expect_none(missing, f"no pod network on {node_pair}")
+    src, dst = probes.ready[node_pair.source], probes.ready[node_pair.target]
+    expect_none(ping_failure(node_pair, observations.pings[node_pair], observations.profile,
+                             src.ip, dst.ip), f"{node_pair}: no reply")
