@@ -12,6 +12,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import logging
 from typing import Any
 
 from netdoctor.lab.api.resources import resource
@@ -19,6 +20,7 @@ from netdoctor.lab.api.selectors import match_labels
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
 from netdoctor.lab.scheduling import daemon_spec, fits
 
+log = logging.getLogger("netdoctor.lab.controllers")
 MANAGED_BY = "endpointslice-controller.k8s.io"
 PODS = resource("", "pods")
 NODES = resource("", "nodes")
@@ -138,6 +140,8 @@ class ControllerManager:
             except ApiError:
                 # A concurrent change (e.g. a namespace being deleted); the next pass retries.
                 continue
+            except Exception:  # a bug in one controller must not stop the others
+                log.exception("controller %s failed; retrying on the next event", step.__name__)
 
     # -- Deployments ---------------------------------------------------------------------
     def _deployments(self) -> None:

@@ -184,10 +184,28 @@ class Lab:
         for name in {s.fault for s in (*scenario.boot, *scenario.steps)} | (
                 {"coredns-crashloop"} if scenario.coredns_node else set()):
             if name in SETTLED:
-                await wait_for(functools.partial(SETTLED[name], self.store), STARTUP_DEADLINE,
-                               f"fault {name} to show")
+                try:
+                    await wait_for(functools.partial(SETTLED[name], self.store),
+                                   STARTUP_DEADLINE, f"fault {name} to show")
+                except TimeoutError as exc:
+                    raise TimeoutError(f"{exc}; system pods: {self._describe()}") from None
         self.state.phase = "ready"
         self.state.save()
+
+    def _describe(self) -> str:
+        """One line per system pod: where it runs and what its containers do."""
+        out = []
+        for p in self.store.items(PODS):
+            if p["metadata"]["namespace"] not in ("kube-system", "kube-flannel"):
+                continue
+            states = [f"{c['name']}:{next(iter(c.get('state') or {'?': 0}))}"
+                      f"/restarts={c.get('restartCount')}/last="
+                      f"{(c.get('lastState') or {}).get('terminated', {}).get('exitCode')}"
+                      for c in p.get("status", {}).get("containerStatuses") or []]
+            out.append(f"{p['metadata']['name']}@{p['spec'].get('nodeName')} "
+                       f"{p.get('status', {}).get('phase')} ip={p.get('status', {}).get('podIP')} "
+                       f"{' '.join(states)}")
+        return "; ".join(out)
 
     def _seed(self, coredns_node: str | None) -> None:
         for group, plural, obj in manifests.cluster(self.info):

@@ -210,11 +210,13 @@ def _sysctl(key: str, value: str) -> Action:
 
 async def _bridge_conflict(ctx: LabContext, node: str | None) -> None:
     # cni0 keeps an address from an old subnet (the node was re-added with a new podCIDR).
-    ns, info = _netns(ctx, node), ctx.lab.nodes[str(node)]
-    gw = info.pod_cidr.replace(".0/24", ".1/24")
+    ns = _netns(ctx, node)
+    if (await arun(["ip", "-n", ns, "link", "show", "cni0"], check=False)).code != 0:
+        # No pod has run here yet: the stale bridge is a leftover of the node's old life.
+        await arun(["ip", "-n", ns, "link", "add", "cni0", "type", "bridge"])
+        await arun(["ip", "-n", ns, "link", "set", "cni0", "up"])
     await arun(["ip", "-n", ns, "addr", "flush", "dev", "cni0"], check=False)
     await arun(["ip", "-n", ns, "addr", "add", "10.244.250.1/24", "dev", "cni0"])
-    _ = gw
 
 
 async def _bridge_fixed(ctx: LabContext, node: str | None) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selftests.e2e.expectations import ALL_SIGNALS, FAULT_SIGNALS
-from selftests.e2e.labrun import Lab, LabDidNotStart, Run, lab_up, probe_objects, run_diagnose
+from selftests.e2e.labrun import Lab, Run, lab_up, probe_objects, run_diagnose
 
 # Faults that strike after start-up need a moment to show (restarts accumulate, CoreDNS
 # restarts into the fault): poll with a deadline instead of sleeping a fixed time.
@@ -46,16 +46,6 @@ def scenario_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab
     lab.down()
 
 
-# Known lab defects (netdoctor/lab/faults.py, owned elsewhere): a fault step that runs before
-# the node state it edits exists makes 'lab up' fail. Only that failure is expected; once the
-# lab starts, the test must pass.
-LAB_STEP_TOO_EARLY = pytest.mark.xfail(raises=LabDidNotStart, strict=False, reason=(
-    "lab bug: the scenario's fault step edits node state (nft filter OUTPUT chain / cni0) "
-    "before it exists, so 'lab up' fails"))
-KNOWN_LAB_DEFECTS = {"cni-bridge-conflict": LAB_STEP_TOO_EARLY}
-
-
-@LAB_STEP_TOO_EARLY
 @pytest.mark.parametrize("scenario_lab", ["problem-statement"], indirect=True)
 def test_problem_statement_all_six(scenario_lab: Lab, tmp_path: Path) -> None:
     run = diagnose_until(scenario_lab, tmp_path / "r", ALL_SIGNALS)
@@ -67,7 +57,7 @@ def test_problem_statement_all_six(scenario_lab: Lab, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("scenario_lab", "expected"), [
-    pytest.param(name, signals, id=name, marks=KNOWN_LAB_DEFECTS.get(name, ()))
+    pytest.param(name, signals, id=name)
     for name, signals in FAULT_SIGNALS.items()], indirect=["scenario_lab"])
 def test_single_fault_signals(scenario_lab: Lab, expected: frozenset[str], tmp_path: Path
                               ) -> None:

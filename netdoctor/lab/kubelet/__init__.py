@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 
 from netdoctor.lab import cni, events
 from netdoctor.lab.api.resources import resource
@@ -14,6 +15,7 @@ from netdoctor.lab.kubelet.pod import PodWorker
 from netdoctor.lab.kubelet.status import unschedulable_status
 from netdoctor.lab.scheduling import pick_node
 
+log = logging.getLogger("netdoctor.lab.kubelet")
 PODS = resource("", "pods")
 NODES = resource("", "nodes")
 NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
@@ -40,8 +42,11 @@ class Kubelet:
         queue = self.store.subscribe()
         try:
             while True:
-                self.update_nodes()
-                self.sync()
+                try:
+                    self.update_nodes()
+                    self.sync()
+                except Exception:  # one bad pass must not stop every node's kubelet
+                    log.exception("kubelet sync failed; retrying on the next event")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(queue.get(), 1.0)
                 await asyncio.sleep(0.01)
@@ -90,8 +95,10 @@ class Kubelet:
         worker = self.workers.pop(uid)
 
         async def stop() -> None:
+            log.info("stopping pod %s/%s", worker.namespace, worker.name)
             try:
                 await worker.stop()
+                log.info("stopped pod %s/%s", worker.namespace, worker.name)
             finally:
                 self.stopping.pop(uid, None)
                 if remove is not None:

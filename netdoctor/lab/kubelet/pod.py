@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netdoctor.lab import cni, events
 from netdoctor.lab.api.resources import resource
@@ -22,6 +21,23 @@ if TYPE_CHECKING:
 
 PODS = resource("", "pods")
 MAX_BACKOFF = 300.0
+
+
+async def cancel_until_done(task: asyncio.Task[Any], every: float = 1.0,
+                            tries: int = 30) -> None:
+    """Cancel ``task`` and wait for it, cancelling again while it keeps running.
+
+    A single cancel can be lost (``asyncio.wait_for`` before Python 3.12 may swallow a
+    cancellation that races with its inner future), and a real kubelet escalates to
+    SIGKILL when SIGTERM is ignored; this is the in-process equivalent.
+    """
+    for _ in range(tries):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=every)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved, so a failed cleanup is not reported as unhandled
 
 
 class PodWorker:
@@ -107,16 +123,12 @@ class PodWorker:
         try:
             await self._probe_loop()
         finally:
-            for r in runners:
-                r.cancel()
-            await asyncio.gather(*runners, return_exceptions=True)
+            await asyncio.gather(*(cancel_until_done(r) for r in runners))
 
     async def stop(self) -> None:
         """Stop every container and tear the sandbox down."""
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+            await cancel_until_done(self.task)
         if not self.host_network:
             await podnet.delete_pod(self.netns)
             cni.release(self.node.root, self.uid)
@@ -244,9 +256,7 @@ class PodWorker:
         except asyncio.CancelledError:
             if name in self.killing and not task.cancelled() and task.done():
                 return task.result()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_until_done(task)
             raise
         finally:
             self.attempts.pop(name, None)
