@@ -33,6 +33,8 @@ CONTAINER = "probe"
 # A safety net for runs killed with SIGKILL: the kubelet ends a forgotten probe after this.
 ACTIVE_DEADLINE_SECONDS = 3600
 NETWORK_SETUP_REASONS = ("FailedCreatePodSandBox", "FailedSetupNetwork", "NetworkNotReady")
+# Seconds a probe may keep failing its network setup before its node counts as broken.
+NETWORK_GRACE = 8.0
 
 
 def probe_name(node: str) -> str:
@@ -181,13 +183,22 @@ async def create_probes(
 
 async def wait_ready(
     cluster: Cluster, probes: ProbeSet, pods: Sequence[k8s.Pod], timeout: float,
+    network_grace: float = NETWORK_GRACE,
 ) -> None:
-    """Poll until every probe is Ready or the deadline passes; record failures once."""
+    """Poll until every probe is Ready or the deadline passes; record failures once.
+
+    A probe whose pod network cannot be set up (the runtime keeps reporting it in
+    Events) is given up after ``network_grace`` seconds instead of the whole deadline:
+    the runtime's retries will not succeed until someone fixes the node, and that
+    node's failure is itself the finding.
+    """
     started = time.monotonic()
     end = started + timeout
     pending = {p.name: p for p in pods}
     by_name: dict[str, Mapping[str, Any]] = {}
-    while pending and time.monotonic() < end:
+    given_up: set[str] = set()
+    next_event_check = started + network_grace
+    while pending.keys() - given_up and time.monotonic() < end:
         listed = await cluster.list("pods", namespace=probes.namespace,
                                     selector=f"{RUN_ID}={probes.run_id}")
         by_name = {o["metadata"]["name"]: o for o in listed}
@@ -200,19 +211,26 @@ async def wait_ready(
                                                 k8s.Pod(dict(obj), api=cluster.api))
                 del pending[name]
             elif obj is not None and _hopeless(obj):
-                break
-        else:
-            if pending:
-                await asyncio.sleep(0.1)
-            continue
-        break
+                given_up.add(name)
+        if time.monotonic() >= next_event_check:
+            next_event_check = time.monotonic() + 2.0
+            for name in pending.keys() - given_up:
+                lines = await object_events(cluster, probes.namespace, name)
+                if any(r in line for line in lines for r in NETWORK_SETUP_REASONS):
+                    given_up.add(name)
+        if pending.keys() - given_up:
+            await asyncio.sleep(0.1)
     probes.wait_seconds = time.monotonic() - started
     for name, pod in pending.items():
         obj = by_name.get(name, pod.raw)
         node = obj["spec"]["nodeName"]
         events = await object_events(cluster, probes.namespace, name)
-        reason = (f"not Ready within {timeout:g}s (--setup-timeout): {pod_problem(obj)}"
-                  if not _hopeless(obj) else f"cannot start: {pod_problem(obj)}")
+        if _hopeless(obj):
+            reason = f"cannot start: {pod_problem(obj)}"
+        elif name in given_up:
+            reason = f"pod network cannot be set up on {node}: {pod_problem(obj)}"
+        else:
+            reason = f"not Ready within {timeout:g}s (--setup-timeout): {pod_problem(obj)}"
         probes.failed[node] = ProbeFailure(node, name, reason, events)
 
 
