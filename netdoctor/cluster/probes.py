@@ -37,9 +37,9 @@ NETWORK_SETUP_REASONS = ("FailedCreatePodSandBox", "FailedSetupNetwork", "Networ
 NETWORK_GRACE = 8.0
 
 
-def probe_name(node: str) -> str:
-    """A readable pod name for the probe on ``node`` (hashed when too long)."""
-    base = re.sub(r"[^a-z0-9-]", "-", f"probe-{node}".lower()).strip("-")
+def probe_name(node: str, kind: str = "probe") -> str:
+    """A readable pod name for the ``kind`` pod on ``node`` (hashed when too long)."""
+    base = re.sub(r"[^a-z0-9-]", "-", f"{kind}-{node}".lower()).strip("-")
     if len(base) <= 63:
         return base
     digest = hashlib.sha1(node.encode()).hexdigest()[:8]
@@ -57,32 +57,54 @@ def namespace_spec(name: str, run_id: str) -> dict[str, Any]:
             "metadata": {"name": name, "labels": labels(run_id)}}
 
 
-def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str) -> dict[str, Any]:
-    """The one spec every probe pod is built from.
+HOST_ROOT = "/host"  # where node-level pods see the node's filesystem
+
+
+def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
+                   node_level: bool = False, writable: bool = False) -> dict[str, Any]:
+    """The one spec every pod of a run is built from.
+
+    Pod probes live in the pod network. ``node_level`` pods (node probes, and with
+    ``writable`` the remediation node agent) share the node's network namespace, run
+    privileged and see the node's root at ``/host`` (read-only unless ``writable``).
 
     Example:
         >>> spec = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="abc123")
         >>> spec["spec"]["nodeName"], spec["metadata"]["labels"]["netdoctor.io/run-id"]
         ('w1', 'abc123')
+        >>> agent = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="a",
+        ...                        node_level=True, writable=True)
+        >>> agent["metadata"]["name"], agent["spec"]["hostNetwork"]
+        ('nodeagent-w1', True)
     """
+    kind = ("nodeagent" if writable else "nodeprobe") if node_level else "probe"
+    container: dict[str, Any] = {
+        "name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent",
+        "command": ["sleep", str(ACTIVE_DEADLINE_SECONDS)],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+    }
+    spec: dict[str, Any] = {
+        "nodeName": node,
+        "tolerations": [{"operator": "Exists"}],
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 0,
+        "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": [container],
+    }
+    if node_level:
+        spec.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet",
+                    volumes=[{"name": "host", "hostPath": {"path": "/"}}])
+        container["securityContext"] = {"privileged": True}
+        container["volumeMounts"] = [{"name": "host", "mountPath": HOST_ROOT,
+                                      "readOnly": not writable}]
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": probe_name(node), "namespace": namespace,
-                     "labels": {**labels(run_id), NODE_LABEL: node[:63]}},
-        "spec": {
-            "nodeName": node,
-            "tolerations": [{"operator": "Exists"}],
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "containers": [{
-                "name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["sleep", str(ACTIVE_DEADLINE_SECONDS)],
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-            }],
-        },
+        "metadata": {"name": probe_name(node, kind), "namespace": namespace,
+                     "labels": {**labels(run_id), NODE_LABEL: node[:63],
+                                "netdoctor.io/role": kind}},
+        "spec": spec,
     }
 
 
