@@ -15,6 +15,7 @@ import trustme
 from aiohttp import web
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
+from netdoctor.lab import manifests
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import Store
 from netdoctor.lab.components.coredns import CoreDNS, parse_corefile
@@ -38,27 +39,7 @@ SERVICES = resource("", "services")
 SLICES = resource("discovery.k8s.io", "endpointslices")
 CONFIGMAPS = resource("", "configmaps")
 POD_IP, UPSTREAM = "10.244.0.22", "192.0.2.53"
-COREFILE = """.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-"""
+COREFILE = manifests.COREFILE  # the kubeadm Corefile the lab seeds
 
 
 def cluster_store() -> Store:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import signal
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from netdoctor.lab import sh
-from netdoctor.lab.nsock import CLONE_NEWNET, NETNS_DIR, netns_path
+from netdoctor.lab.nsock import NETNS_DIR, netns_path
 
-T = TypeVar("T")
 ETC_NETNS = Path("/etc/netns")
 IFNAMSIZ = 15  # usable characters in a Linux interface name
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def hashed_name(stem: str, key: str) -> str:
@@ -66,39 +62,6 @@ def kill(pids: Sequence[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def call_in_netns(netns: str, fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a short-lived thread that has joined ``netns``.
-
-    A fresh thread is used (never a pool thread) so no other code ever runs in the
-    changed namespace. Used for /proc/sys/net, which shows the caller's namespace.
-
-    Raises:
-        OSError: the namespace does not exist or cannot be entered.
-    """
-    out: list[T] = []
-    err: list[BaseException] = []
-
-    def enter() -> None:
-        try:
-            fd = os.open(netns_path(netns), os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    code = ctypes.get_errno()
-                    raise OSError(code, f"setns({netns}): {os.strerror(code)}")
-            finally:
-                os.close(fd)
-            out.append(fn())
-        except BaseException as exc:  # handed back to the caller's thread
-            err.append(exc)
-
-    t = threading.Thread(target=enter, name=f"netns-{netns}")
-    t.start()
-    t.join()
-    if err:
-        raise err[0]
-    return out[0]
 
 
 def ip_argv(tool: str, netns: str | None) -> list[str]:

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from netdoctor.lab import sh
+from netdoctor.lab import nsock, sh
 from netdoctor.lab.containers import NodeInfo
 from netdoctor.lab.net import _ns, external
 
@@ -101,7 +101,7 @@ async def create_router(prefix: str, state_dir: Path) -> Router:
 
 
 def _check_br_netfilter(netns: str) -> None:
-    if not _ns.call_in_netns(netns, Path("/proc/sys/net/bridge").exists):
+    if not nsock.call_in_netns(netns, Path("/proc/sys/net/bridge").exists):
         raise LabNetError("/proc/sys/net/bridge is missing: the br_netfilter module is not "
                           "loaded; run `modprobe br_netfilter` on the host")
 
@@ -177,7 +177,7 @@ async def set_sysctl(netns: str, key: str, value: str) -> None:
     """
     def write() -> None:
         _ns.sysctl_path(key).write_text(f"{value}\n")
-    _ns.call_in_netns(netns, write)
+    nsock.call_in_netns(netns, write)
 
 
 async def get_sysctl(netns: str, key: str) -> str:
@@ -186,7 +186,7 @@ async def get_sysctl(netns: str, key: str) -> str:
     Raises:
         OSError: the key does not exist in that namespace.
     """
-    return _ns.call_in_netns(netns, lambda: _ns.sysctl_path(key).read_text().strip())
+    return nsock.call_in_netns(netns, lambda: _ns.sysctl_path(key).read_text().strip())
 
 
 async def wait_gone(prefix: str, timeout: float = 5.0) -> None:
