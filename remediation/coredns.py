@@ -13,6 +13,7 @@ from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from remediation._common import HookOptions, crashlooping
 
+TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")
 FORWARD = re.compile(r"(?m)^(\s*forward\s+\.\s+)([^{\n]+?)(\s*(\{|$))")
 
 
@@ -83,6 +84,10 @@ class CoreDnsForwardFallback:
                      if p["spec"].get("nodeName") in nodes), nodes[0])
         upstreams = [s for t in forward_targets(corefile)
                      for s in (_resolv_nameservers(ctx, node) if t.startswith("/") else [t])]
+        if not upstreams:  # the node's resolv.conf is elsewhere: CoreDNS's own words
+            logs = "".join(ctx.pod_log(dep.namespace, p["metadata"]["name"], prev)
+                           for p in pods for prev in (True, False))
+            upstreams = list(dict.fromkeys(TIMEOUT_TO.findall(logs)))
         upstreams = [u.split(":")[0].removeprefix("dns://") for u in upstreams]
         if not upstreams or any(answers(ctx, node, u, self.opts.external_name)
                                 for u in upstreams):

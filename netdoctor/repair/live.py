@@ -195,6 +195,16 @@ class LiveContext:
             await bounded(obj.patch(patch), deadline, f"patch {kind} {namespace}/{name}")
         self._run(go())
 
+    def pod_log(self, namespace: str, name: str, previous: bool = False) -> str:
+        """The last 200 lines of a pod's log ("" when the API has none)."""
+        params = {"tailLines": "200", **({"previous": "true"} if previous else {})}
+        try:
+            resp = self._run(self._api.request("GET", f"pods/{name}/log", namespace=namespace,
+                                               params=params, what=f"log of {name}"))
+        except Exception:  # a log is evidence only
+            return ""
+        return str(resp.text)
+
     def delete_pod(self, namespace: str, name: str, deadline: float) -> str:
         """Gracefully delete a controller-owned pod; bare pods are refused."""
         async def go() -> str:

@@ -85,6 +85,10 @@ class RepairContext(Protocol):
         """Merge-patch one object."""
         ...
 
+    def pod_log(self, namespace: str, name: str, previous: bool = False) -> str:
+        """The tail of a pod's (first container's) log; empty when there is none."""
+        ...
+
     def delete_pod(self, namespace: str, name: str, deadline: float) -> str:
         """Gracefully delete a pod owned by a controller (never force, never a bare pod)."""
         ...

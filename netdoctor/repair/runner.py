@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from netdoctor.redact import redact
 from netdoctor.repair.model import STAGES, Plan, RemediationHook, RepairContext, Step
 from netdoctor.repair.policy import Decision
 
@@ -21,7 +22,7 @@ class RemediationLog:
 
     def write(self, message: str) -> None:
         """Record one line (and append it to the file, when there is one)."""
-        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}"
+        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {redact(message)}"
         self.lines.append(line)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
