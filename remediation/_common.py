@@ -99,3 +99,10 @@ def crashlooping(pod: Mapping[str, Any]) -> bool:
     waiting = any(((cs.get("state") or {}).get("waiting") or {}).get("reason")
                   == "CrashLoopBackOff" for cs in status.get("containerStatuses") or [])
     return waiting or not ready
+
+
+def restarted_or_failing(pod: Mapping[str, Any]) -> bool:
+    """Crash-looping now, or restarted before (a pod between two crashes looks Running)."""
+    restarts = sum(cs.get("restartCount", 0)
+                   for cs in pod.get("status", {}).get("containerStatuses") or [])
+    return crashlooping(pod) or restarts > 0

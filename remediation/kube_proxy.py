@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from netdoctor.cluster.profile import KUBE_PROXY_SELECTOR, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping, read_facts
+from remediation._common import HookOptions, crashlooping, read_facts, restarted_or_failing
 
 
 @dataclass
@@ -29,7 +29,8 @@ class KubeProxyRestart:
             return [Plan(self.name, None, (), manual="kube-proxy's DaemonSet is missing: "
                          "kubeadm init phase addon kube-proxy")]
         pods = ctx.list("pods", namespace=ds.namespace, selector=ds.selector)
-        failing = sorted({p["spec"].get("nodeName", "") for p in pods if crashlooping(p)})
+        failing = sorted({p["spec"].get("nodeName", "") for p in pods
+                          if restarted_or_failing(p)})
         if not failing:
             return []
         blocked = [n for n in failing if n in ctx.nodes() and read_facts(ctx, n).nft_incompatible]

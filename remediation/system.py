@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD
-from remediation._common import HookOptions, crashlooping, read_facts, run_checked
+from remediation._common import HookOptions, read_facts, restarted_or_failing, run_checked
 
 WANTED = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1"}
 SYSCTL_FILE = "/host/etc/sysctl.d/90-netdoctor-kubernetes.conf"
@@ -176,7 +174,7 @@ class ForeignNftChain:
 
     def plan(self, ctx: RepairContext) -> list[Plan]:
         proxies = ctx.list("pods", selector="k8s-app=kube-proxy")
-        failing = {p["spec"].get("nodeName") for p in proxies if _failing(p)}
+        failing = {p["spec"].get("nodeName") for p in proxies if restarted_or_failing(p)}
         plans = []
         for node in sorted(n for n in ctx.nodes() if n in failing):
             if not read_facts(ctx, node).nft_incompatible:
@@ -205,9 +203,3 @@ class ForeignNftChain:
         _, out, _ = ctx.node_read(plan.node, CHAINS_SCRIPT, 10.0)
         left = foreign_chains(out)
         return f"still there: {left}" if left else None
-
-
-def _failing(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    restarts = sum(cs.get("restartCount", 0) for cs in status.get("containerStatuses") or [])
-    return crashlooping(pod) or restarts > 0
