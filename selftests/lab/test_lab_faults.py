@@ -325,7 +325,7 @@ def test_problem_statement(incident: Cluster) -> None:
         {k: 9 for k in results if not k.startswith("ping:")}  # dig: no servers reached
     assert {f["name"] for f in lab.status()["faults"]} == {
         "cni-config-shadowed", "flannel-missing", "kube-proxy-crashloop",
-        "dns-upstream-timeout", "service-no-endpoints"}
+        "dns-upstream-timeout"}
 
 
 def test_healthy_scenario_is_green(cluster: Cluster) -> None:
