@@ -121,16 +121,19 @@ async def _service_fixed(ctx: LabContext, node: str | None) -> None:
 
 
 async def _dns_upstream_drop(ctx: LabContext, node: str | None) -> None:
-    # The upstream resolver stops answering: queries to it vanish (i/o timeout).
+    # The upstream resolver stops answering: queries to it vanish (i/o timeout). Only the
+    # address the nodes use is dropped; the lab's second resolver still answers (a
+    # fallback an operator can name).
     for proto in ("udp", "tcp"):
-        await _ipt(ctx.lab.router_netns, "-I", "INPUT", "-p", proto, "--dport", "53",
-                   "-m", "comment", "--comment", TAG, "-j", "DROP")
+        await _ipt(ctx.lab.router_netns, "-I", "INPUT", "-d", ctx.lab.upstream_dns, "-p", proto,
+                   "--dport", "53", "-m", "comment", "--comment", TAG, "-j", "DROP")
 
 
 async def _dns_upstream_back(ctx: LabContext, node: str | None) -> None:
     for proto in ("udp", "tcp"):
-        await _ipt(ctx.lab.router_netns, "-D", "INPUT", "-p", proto, "--dport", "53",
-                   "-m", "comment", "--comment", TAG, "-j", "DROP", check=False)
+        await _ipt(ctx.lab.router_netns, "-D", "INPUT", "-d", ctx.lab.upstream_dns, "-p", proto,
+                   "--dport", "53", "-m", "comment", "--comment", TAG, "-j", "DROP",
+                   check=False)
 
 
 # -- node faults -----------------------------------------------------------------------
@@ -297,14 +300,15 @@ class Scenario:
 
 
 # The field guide's incident: a worker whose stray CNI config won from the start and
-# where CoreDNS runs; later no Flannel DaemonSet, kube-proxy failing on the workers,
-# the upstream unreachable, and a Service without endpoints.
+# where CoreDNS runs; later no Flannel DaemonSet, kube-proxy failing on the workers and
+# the upstream unreachable. The Service without endpoints is kube-dns (CoreDNS is never
+# ready), as in the incident; a selector typo is a fault of its own.
 SCENARIOS: dict[str, Scenario] = {
     "healthy": Scenario(),
     "problem-statement": Scenario(
         boot=(Step("cni-config-shadowed", "worker-2"),), coredns_node="worker-2",
         steps=(Step("flannel-missing"), Step("kube-proxy-crashloop"),
-               Step("dns-upstream-timeout"), Step("service-no-endpoints"))),
+               Step("dns-upstream-timeout"))),
     **{name: Scenario(steps=(Step(name),)) for name in FAULTS},
 }
 

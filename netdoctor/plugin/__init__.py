@@ -80,6 +80,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from netdoctor.plugin.html import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(config), "netdoctor-html")
+    if settings.remediate and not settings.cleanup_only:
+        from netdoctor.plugin.remediate import Remediation
+
+        config.pluginmanager.register(Remediation(config), "netdoctor-remediate")
 
 
 _PREVIOUS_SIGTERM = pytest.StashKey[object]()
@@ -173,7 +177,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(_PREVIOUS_SIGTERM, None)
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
-    for name in ("netdoctor-html", "netdoctor-collector", "netdoctor-results"):
+    for name in ("netdoctor-remediate", "netdoctor-html", "netdoctor-collector",
+                 "netdoctor-results"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -15,6 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from netdoctor.plugin.scoring import SignalDefinition, Verdict
+    from netdoctor.repair.model import RemediationHook
 
 
 @pytest.hookspec
@@ -44,4 +45,13 @@ def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> 
     """Extend ``summary.json`` in place (add keys; do not change the documented ones).
 
     Called once, on the controller, after scoring and before any report is written.
+    """
+
+
+@pytest.hookspec
+def pytest_netdoctor_remediation_hooks(
+    config: pytest.Config, hooks: dict[str, RemediationHook]
+) -> None:
+    """Add, replace or remove remediation hooks (by name) in place before a ``--remediate``
+    run plans; ``hooks`` holds every registered hook of ``remediation/``.
     """

@@ -79,6 +79,16 @@ def _positive_int(raw: str, _: Path) -> int:
     return value
 
 
+def _count(raw: str, _: Path) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadValue(f"expected a whole number, got {raw!r}") from None
+    if value < 0:
+        raise BadValue(f"expected a whole number >= 0, got {raw!r}")
+    return value
+
+
 def _dns_label(raw: str, _: Path) -> str:
     if len(raw) > 63 or not _DNS_LABEL.match(raw):
         raise BadValue(f"{raw!r} is not a valid DNS-1123 label (lowercase a-z, 0-9, '-')")
@@ -218,6 +228,25 @@ OPTIONS: tuple[OptionSpec, ...] = (
                _positive_int, 2, metavar="N"),
     OptionSpec("cleanup_only", "only delete probe objects left by earlier runs, then exit",
                _bool, False, kind="flag"),
+    # Remediation (docs/remediate.md): nothing changes in the cluster without --remediate.
+    OptionSpec("remediate", "after the checks, repair what they found: ordered, capped, "
+               "verified by running the failing checks again", _bool, False, kind="flag"),
+    OptionSpec("dry_run", "with --remediate: plan and report the repair, change nothing",
+               _bool, False, kind="flag"),
+    OptionSpec("force", "with --remediate: repair also on a 'partial' or 'none' verdict",
+               _bool, False, kind="flag"),
+    OptionSpec("non_interactive", "with --remediate: never prompt (needed without a terminal)",
+               _bool, False, kind="flag"),
+    OptionSpec("max_disruptive", "with --remediate: most disruptive actions (restarts, "
+               "deletions, interface removal) per run", _count, 3, metavar="N"),
+    OptionSpec("allow_control_plane", "with --remediate: allow touching the container runtime "
+               "or kubelet of control-plane nodes", _bool, False, kind="flag"),
+    OptionSpec("flannel_manifest", "with --remediate: pinned Flannel manifest applied when its "
+               "DaemonSet is missing (default: remediation/manifests/kube-flannel-v0.25.5.yml)",
+               _path, None, metavar="PATH"),
+    OptionSpec("dns_fallback", "with --remediate: resolver IP CoreDNS may forward to when its "
+               "upstream does not answer (repeatable; no default)", _ip, (), kind="list",
+               metavar="IP"),
 )
 BY_NAME: dict[str, OptionSpec] = {o.name: o for o in OPTIONS}
 
@@ -245,6 +274,14 @@ class Settings:
     score_confirmed: int
     score_partial: int
     cleanup_only: bool
+    remediate: bool
+    dry_run: bool
+    force: bool
+    non_interactive: bool
+    max_disruptive: int
+    allow_control_plane: bool
+    flannel_manifest: Path | None
+    dns_fallback: tuple[str, ...]
     sources: Mapping[str, str]
     """Where each value came from (``"--probe-timeout"``, ``"default"``, ...)."""
 

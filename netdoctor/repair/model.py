@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Level = Literal["api", "node"]
 StepStatus = Literal["planned", "applied", "skipped", "failed"]
@@ -30,6 +30,15 @@ class Plan:
     actions: tuple[Action, ...]
     disruptive: bool = False
     backups: tuple[str, ...] = ()  # files copied before they change
+    manual: str = ""  # not safe to automate: the exact command an operator may run instead
+
+    @property
+    def detail(self) -> str:
+        """The actions in one line (or why it is left to the operator)."""
+        text = "; ".join(a.description for a in self.actions)
+        if self.manual:
+            text = f"{text}; not safe to fix automatically, run: {self.manual}".lstrip("; ")
+        return text
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,32 @@ class RepairContext(Protocol):
 
     def control_plane_nodes(self) -> frozenset[str]:
         """Nodes carrying the control-plane role."""
+        ...
+
+    def nodes(self) -> dict[str, str]:
+        """Ready nodes and their podCIDR."""
+        ...
+
+    def node_read(self, node: str, script: str, deadline: float) -> tuple[int, str, str]:
+        """Run a read-only ``script`` on ``node`` (the node's root is at ``/host``, read-only)."""
+        ...
+
+    def list(self, kind: str, namespace: str | None = None,
+             selector: str | None = None) -> list[dict[str, Any]]:
+        """API objects of ``kind`` (plural resource name), as dicts."""
+        ...
+
+    def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
+              deadline: float) -> None:
+        """Merge-patch one object."""
+        ...
+
+    def pod_log(self, namespace: str, name: str, previous: bool = False) -> str:
+        """The tail of a pod's (first container's) log; empty when there is none."""
+        ...
+
+    def delete_pod(self, namespace: str, name: str, deadline: float) -> str:
+        """Gracefully delete a pod owned by a controller (never force, never a bare pod)."""
         ...
 
     def node_exec(self, node: str, script: str, deadline: float) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from netdoctor.redact import redact
 from netdoctor.repair.model import STAGES, Plan, RemediationHook, RepairContext, Step
 from netdoctor.repair.policy import Decision
 
@@ -21,7 +22,7 @@ class RemediationLog:
 
     def write(self, message: str) -> None:
         """Record one line (and append it to the file, when there is one)."""
-        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}"
+        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} {redact(message)}"
         self.lines.append(line)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +75,29 @@ def run(hooks: Iterable[RemediationHook], ctx: RepairContext, decision: Decision
         return outcome
     disruptive, stopped_by = 0, ""
     for hook in relevant(hooks, ctx):
-        for plan in hook.plan(ctx):
+        if stopped_by:
+            # Later stages build on earlier ones: planning them on a half-repaired node
+            # would act on a state nobody intended.
+            outcome.steps.append(Step(hook.name, None, "skipped",
+                                      f"not run: {stopped_by} failed earlier"))
+            continue
+        try:
+            plans = hook.plan(ctx)
+        except Exception as exc:  # reading the state failed: later stages must not guess
+            problem = f"planning failed: {type(exc).__name__}: {exc}"
+            outcome.steps.append(Step(hook.name, None, "failed", problem))
+            log.write(f"FAILED {hook.name} node=-: {problem}")
+            stopped_by = hook.name
+            continue
+        for plan in plans:
             for action in plan.actions:
                 log.write(f"plan {hook.name} node={plan.node or '-'}: {action.description} "
                           f"[{action.command}]")
-            detail = "; ".join(a.description for a in plan.actions)
+            detail = plan.detail
+            if plan.manual:
+                outcome.steps.append(Step(hook.name, plan.node, "skipped", detail))
+                log.write(f"manual {hook.name} node={plan.node or '-'}: {detail}")
+                continue
             if decision.mode == "dry-run":
                 outcome.steps.append(Step(hook.name, plan.node, "planned", detail))
                 continue

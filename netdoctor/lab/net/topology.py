@@ -142,6 +142,8 @@ def make_node_root(root: Path) -> None:
     """Create a node's directories and placeholder CNI plugin executables."""
     for sub in NODE_DIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
+    # The node's resolver, which the kubelet hands to dnsPolicy=Default pods such as CoreDNS.
+    (root / "etc/resolv.conf").write_text(f"nameserver {ROUTER_IP}\n")
     for plugin in CNI_PLUGINS:
         path = root / "opt/cni/bin" / plugin
         # Only presence matters: deleting one simulates a node missing that plugin.

@@ -1,0 +1,203 @@
+"""Stage ``coredns``: an upstream that does not answer, and a CoreDNS whose cause is fixed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_or_name
+from netdoctor.repair.model import Action, Level, Plan, RepairContext
+from remediation._common import HookOptions, crashlooping
+
+TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")
+FORWARD = re.compile(r"(?m)^(\s*forward\s+\.\s+)([^{\n]+?)(\s*(\{|$))")
+
+
+def forward_targets(corefile: str) -> list[str]:
+    """The ``forward .`` targets of a Corefile.
+
+    Example:
+        >>> forward_targets(".:53 {\\n    forward . /etc/resolv.conf {\\n    }\\n}")
+        ['/etc/resolv.conf']
+    """
+    found = FORWARD.search(corefile)
+    return found.group(2).split() if found else []
+
+
+def with_forward(corefile: str, targets: tuple[str, ...]) -> str:
+    """The Corefile with ``forward .`` pointing at ``targets``."""
+    return FORWARD.sub(lambda m: f"{m.group(1)}{' '.join(targets)}{m.group(3)}", corefile,
+                       count=1)
+
+
+def _coredns(ctx: RepairContext) -> Workload | None:
+    return find_by_label_or_name("Deployment", ctx.list("deployments"), COREDNS_SELECTOR,
+                                 "coredns")
+
+
+def _corefile(ctx: RepairContext, ns: str) -> Mapping[str, Any] | None:
+    return next((c for c in ctx.list("configmaps", namespace=ns)
+                 if c["metadata"]["name"] == "coredns"), None)
+
+
+def answers(ctx: RepairContext, node: str, server: str, name: str) -> bool:
+    """Whether ``server`` answers a query for ``name`` from ``node``'s own network."""
+    ip, name = shlex.quote(server), shlex.quote(name)
+    code, _, _ = ctx.node_read(node, f"if command -v dig >/dev/null; then dig +time=2 +tries=1 "
+                               f"@{ip} {name} >/dev/null; else nslookup -timeout=2 {name} {ip}"
+                               " >/dev/null; fi", 10.0)
+    return code == 0
+
+
+def _resolv_nameservers(ctx: RepairContext, node: str) -> list[str]:
+    _, out, _ = ctx.node_read(node, "cat /host/etc/resolv.conf 2>/dev/null", 10.0)
+    return [ln.split()[1] for ln in out.splitlines()
+            if ln.startswith("nameserver") and len(ln.split()) > 1]
+
+
+@dataclass
+class CoreDnsForwardFallback:
+    """CoreDNS's upstream does not answer from the nodes themselves: switch ``forward`` to a
+    --dns-fallback resolver that does (never guessed; without one, the fix stays manual)."""
+
+    opts: HookOptions
+    name: str = "coredns-forward-fallback"
+    stage: str = "coredns"
+    addresses: frozenset[str] = frozenset({"dns_timeouts", "upstream-dns-unreachable"})
+    level: Level = "api"
+    disruptive: bool = True
+    deadline: float = 90.0
+
+    def plan(self, ctx: RepairContext) -> list[Plan]:
+        dep = _coredns(ctx)
+        cm = _corefile(ctx, dep.namespace) if dep else None
+        nodes = sorted(ctx.nodes())
+        if dep is None or cm is None or not nodes:
+            return []
+        corefile = (cm.get("data") or {}).get("Corefile", "")
+        pods = ctx.list("pods", namespace=dep.namespace, selector=dep.selector)
+        node = next((p["spec"].get("nodeName") for p in pods
+                     if p["spec"].get("nodeName") in nodes), nodes[0])
+        upstreams = [s for t in forward_targets(corefile)
+                     for s in (_resolv_nameservers(ctx, node) if t.startswith("/") else [t])]
+        if not upstreams:  # the node's resolv.conf is elsewhere: CoreDNS's own words
+            logs = "".join(ctx.pod_log(dep.namespace, p["metadata"]["name"], prev)
+                           for p in pods for prev in (True, False))
+            upstreams = list(dict.fromkeys(TIMEOUT_TO.findall(logs)))
+        upstreams = [u.split(":")[0].removeprefix("dns://") for u in upstreams]
+        if not upstreams or any(answers(ctx, node, u, self.opts.external_name)
+                                for u in upstreams):
+            return []
+        edit = f"kubectl -n {dep.namespace} edit configmap coredns"
+        if not self.opts.dns_fallback:
+            return [Plan(self.name, None, (), manual=(
+                f"CoreDNS's upstream {', '.join(upstreams)} does not answer from {node}; "
+                f"no --dns-fallback given: {edit}  # forward . <resolver that answers>; then "
+                f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"))]
+        good = tuple(f for f in self.opts.dns_fallback
+                     if answers(ctx, node, f, self.opts.external_name))
+        if not good:
+            return [Plan(self.name, None, (), manual=(
+                f"neither the upstream {', '.join(upstreams)} nor --dns-fallback "
+                f"{', '.join(self.opts.dns_fallback)} answers from {node}: {edit}"))]
+        return [Plan(self.name, None, (
+            Action(f"Corefile: forward . {' '.join(forward_targets(corefile))} -> "
+                   f"{' '.join(good)} (upstream {', '.join(upstreams)} does not answer from "
+                   f"{node})", f"{edit}  # forward . {' '.join(good)}"),
+            Action(f"rollout restart {dep.ref} and await it",
+                   f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"),
+        ), disruptive=True)]
+
+    def apply(self, ctx: RepairContext, plan: Plan) -> str:
+        dep = _coredns(ctx)
+        assert dep is not None
+        cm = _corefile(ctx, dep.namespace)
+        assert cm is not None
+        old = (cm.get("data") or {}).get("Corefile", "")
+        targets = tuple(plan.actions[0].command.rsplit("# forward . ", 1)[1].split())
+        ctx.patch("configmaps", dep.namespace, "coredns",
+                  {"data": {"Corefile": with_forward(old, targets)}}, self.deadline)
+        restarted = ctx.rollout_restart("Deployment", dep.namespace, dep.name, self.deadline)
+        return f"{plan.actions[0].description}; {restarted}; previous Corefile:\n{old}"
+
+    def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
+        dep = _coredns(ctx)
+        cm = _corefile(ctx, dep.namespace) if dep else None
+        targets = forward_targets(((cm or {}).get("data") or {}).get("Corefile", ""))
+        wanted = plan.actions[0].command.rsplit("# forward . ", 1)[1].split()
+        return None if targets == wanted else f"Corefile forwards to {targets}"
+
+
+@dataclass
+class CoreDnsRestart:
+    """CoreDNS pods crash-loop while nothing on their node still blocks them: restart the
+    Deployment and await Ready pods and kube-dns endpoints."""
+
+    opts: HookOptions
+    name: str = "coredns-restart"
+    stage: str = "coredns"
+    addresses: frozenset[str] = frozenset({"coredns_crashloop", "service_endpoints_missing",
+                                           "coredns-cannot-reach-api"})
+    level: Level = "api"
+    disruptive: bool = True
+    deadline: float = 90.0
+
+    def plan(self, ctx: RepairContext) -> list[Plan]:
+        dep = _coredns(ctx)
+        if dep is None:
+            return []
+        pods = ctx.list("pods", namespace=dep.namespace, selector=dep.selector)
+        failing = [p for p in pods if crashlooping(p)]
+        if not failing:
+            return []
+        api = _api_endpoints(ctx)
+        blocked = sorted({p["spec"].get("nodeName", "") for p in failing
+                          if _drops_api(ctx, p["spec"].get("nodeName", ""), api)})
+        if blocked:
+            return [Plan(self.name, node, (), manual=(
+                f"a firewall rule on {node} drops traffic to the API server ({', '.join(api)}); "
+                f"it is not netdoctor's to remove: on {node}, `iptables-save | grep -n "
+                f"'{api[0] if api else ''}'`, delete the DROP/REJECT rule, then "
+                f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"))
+                for node in blocked]
+        where = ", ".join(sorted({p["spec"].get("nodeName", "?") for p in failing}))
+        return [Plan(self.name, None, (Action(
+            f"rollout restart {dep.ref} (not ready on {where}) and await Ready pods and "
+            "kube-dns endpoints",
+            f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"),),
+            disruptive=True)]
+
+    def apply(self, ctx: RepairContext, plan: Plan) -> str:
+        dep = _coredns(ctx)
+        assert dep is not None
+        return ctx.rollout_restart("Deployment", dep.namespace, dep.name, self.deadline)
+
+    def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
+        end = time.monotonic() + 30.0
+        while True:
+            eps = [e for e in ctx.list("endpoints", namespace="kube-system")
+                   if e["metadata"]["name"] == "kube-dns"]
+            if eps and any(s.get("addresses") for s in eps[0].get("subsets") or []):
+                return None
+            if time.monotonic() > end:
+                return "kube-dns has no ready endpoints"
+            time.sleep(0.5)
+
+
+def _api_endpoints(ctx: RepairContext) -> list[str]:
+    eps = [e for e in ctx.list("endpoints", namespace="default")
+           if e["metadata"]["name"] == "kubernetes"]
+    return [a["ip"] for e in eps for s in e.get("subsets") or [] for a in s.get("addresses") or []]
+
+
+def _drops_api(ctx: RepairContext, node: str, api: list[str]) -> bool:
+    if not api or node not in ctx.nodes():
+        return False
+    from remediation._common import read_facts
+    facts = read_facts(ctx, node)
+    return any(f"-d {ip}/32" in r and ("-j DROP" in r or "-j REJECT" in r)
+               for r in facts.nft_rules + facts.legacy_rules for ip in api)

@@ -1,0 +1,77 @@
+"""Stage ``node-cni-state``: pods wired with addresses outside their node's podCIDR."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from netdoctor.repair.model import Action, Level, Plan, RepairContext
+from remediation._common import HookOptions, in_cidr, owned, pod_network_pods, read_facts, ref
+
+SIGNALS = frozenset({"pod_connectivity_failed", "dns_timeouts", "coredns_crashloop",
+                     "service_endpoints_missing", "pod-ip-outside-podcidr",
+                     "cni-config-shadowed"})
+
+
+@dataclass
+class PodsOutsidePodCidr:
+    """Gracefully delete controller-owned pods whose IP is outside the node's podCIDR, once
+    the node's CNI config is the cluster's (so they come back with the right address)."""
+
+    opts: HookOptions
+    name: str = "pods-outside-podcidr"
+    stage: str = "node-cni-state"
+    addresses: frozenset[str] = SIGNALS
+    level: Level = "api"
+    disruptive: bool = True
+    deadline: float = 90.0
+
+    def plan(self, ctx: RepairContext) -> list[Plan]:
+        plans = []
+        for node, cidr in sorted(ctx.nodes().items()):
+            wrong = [p for p in pod_network_pods(ctx, node)
+                     if cidr and not in_cidr(p["status"]["podIP"], cidr)]
+            if not wrong:
+                continue
+            active = read_facts(ctx, node).active_cni
+            if active is None or self.opts.cni not in active.plugins:
+                plans.append(Plan(self.name, node, (), manual=(
+                    f"the runtime on {node} still uses {active.name if active else 'no config'}"
+                    "; fix /etc/cni/net.d there, then delete the pods "
+                    + ", ".join(map(ref, wrong)))))
+                continue
+            actions = tuple(Action(f"delete pod {ref(p)} ({p['status']['podIP']} not in {cidr})",
+                                   f"kubectl delete pod -n {p['metadata']['namespace']} "
+                                   f"{p['metadata']['name']}") for p in wrong if owned(p))
+            bare = [f"kubectl delete pod -n {p['metadata']['namespace']} "
+                    f"{p['metadata']['name']}" for p in wrong if not owned(p)]
+            if actions:
+                plans.append(Plan(self.name, node, actions, disruptive=True))
+            if bare:
+                plans.append(Plan(self.name, node, (), manual=(
+                    "pods without a controller are not recreated by anyone: after saving "
+                    "their spec, " + "; ".join(bare))))
+        return plans
+
+    def apply(self, ctx: RepairContext, plan: Plan) -> str:
+        for action in plan.actions:
+            words = action.command.split()
+            ctx.delete_pod(words[-2], words[-1], self.deadline)
+        return plan.detail
+
+    def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
+        assert plan.node is not None
+        cidr = ctx.nodes().get(plan.node, "")
+        end = time.monotonic() + self.deadline / 2
+        while True:
+            names = {a.command.split()[-1] for a in plan.actions}
+            pods = [p for p in ctx.list("pods") if p["spec"].get("nodeName") == plan.node
+                    and not p["spec"].get("hostNetwork")]
+            left = [ref(p) for p in pods if p["metadata"]["name"] in names]
+            wrong = [ref(p) for p in pods if p.get("status", {}).get("podIP")
+                     and not in_cidr(p["status"]["podIP"], cidr) and owned(p)]
+            if not left and not wrong:
+                return None
+            if time.monotonic() > end:
+                return f"still there: {', '.join(left + wrong)}"
+            time.sleep(0.5)

@@ -1,0 +1,119 @@
+"""``pytest --remediate`` against labs: the incident repaired, dry-run and refusal change
+nothing, a second run plans nothing, and every single fault's outcome as data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from selftests.e2e.labrun import REPO, Lab, Run, _env, diagnose_argv, lab_up, run_diagnose
+
+FALLBACK = "198.51.100.53"  # the lab's second resolver (a documentation address)
+
+# Fault -> score after `--remediate --force`. Not 0 where the fix is by design not netdoctor's:
+# a host firewall rule dropping CoreDNS's traffic to the API (3: CoreDNS, its endpoints, DNS),
+# a Service selector typo (1: its missing endpoints). Both are reported as manual steps.
+SCORE_AFTER = MappingProxyType({
+    "flannel-missing": 0, "coredns-crashloop": 3, "kube-proxy-crashloop": 0,
+    "dns-upstream-timeout": 0, "service-no-endpoints": 1, "iptables-mixed-backend": 0,
+    "cni-bridge-conflict": 0, "ip-forward-off": 0, "br-netfilter-off": 0,
+    "cni-config-shadowed": 0,
+})
+MANUAL = MappingProxyType({"coredns-crashloop": "coredns-restart",
+                           "service-no-endpoints": "service-selector"})
+
+
+def remediate(lab: Lab, report_dir: Path, *extra: str) -> Run:
+    """``pytest -m diagnose --remediate`` as an operator runs it in a pipeline (no TTY)."""
+    return run_diagnose(lab.kubeconfig, report_dir, "--remediate", "--non-interactive",
+                        f"--dns-fallback={FALLBACK}", *extra)
+
+
+def snapshot(lab: Lab) -> dict[str, Any]:
+    """Every object's spec/data outside netdoctor's own, and the nodes' CNI configs."""
+    out = subprocess.run(["kubectl", f"--kubeconfig={lab.kubeconfig}", "get",
+                          "deployments,daemonsets,configmaps,services", "-A", "-o", "json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    items = json.loads(out.stdout)["items"]
+    objs = {f"{o['kind']}/{o['metadata'].get('namespace')}/{o['metadata']['name']}":
+            o.get("spec", o.get("data")) for o in items}
+    confs = sorted(str(p.relative_to(lab.state_dir)) for p in lab.state_dir.glob(
+        "nodes/*/etc/cni/net.d/*"))
+    return {"objects": objs, "cni": confs}
+
+
+@pytest.fixture
+def incident(tmp_path: Path) -> Any:
+    lab = lab_up(tmp_path / "lab", "problem-statement")
+    yield lab
+    lab.down()
+
+
+def test_problem_statement_repaired_and_idempotent(incident: Lab, tmp_path: Path) -> None:
+    first = remediate(incident, tmp_path / "r1")
+    block = first.summary["remediation"]
+    assert block["mode"] == "applied", first.output[-2000:]
+    assert block["score_before"] == 6
+    assert block["score_after"] == 0, first.output[-3000:]
+    assert first.returncode == 0
+    assert not [s for s in block["steps"] if s["status"] == "failed"]
+    log = (tmp_path / "r1" / "remediation.log").read_text()
+    assert "applied stray-cni-config node=worker-2" in log
+    # A fresh diagnose run passes every check, and a second remediation plans nothing.
+    after = run_diagnose(incident.kubeconfig, tmp_path / "d")
+    assert after.summary["score"] == 0, after.output[-2000:]
+    assert all(t["outcome"] in ("passed", "skipped") for t in after.summary["tests"])
+    again = remediate(incident, tmp_path / "r2", "--force")
+    assert again.summary["remediation"]["steps"] == []
+    assert again.returncode == 0
+
+
+def test_dry_run_and_refusal_change_nothing(incident: Lab, tmp_path: Path) -> None:
+    before = run_diagnose(incident.kubeconfig, tmp_path / "d1")
+    state = snapshot(incident)
+    dry = remediate(incident, tmp_path / "dry", "--dry-run")
+    assert dry.summary["remediation"]["mode"] == "dry-run"
+    assert {s["status"] for s in dry.summary["remediation"]["steps"]} <= {"planned", "skipped"}
+    assert dry.summary["remediation"]["score_after"] is None
+    assert snapshot(incident) == state
+    after = run_diagnose(incident.kubeconfig, tmp_path / "d2")
+    assert (after.summary["score"], after.present) == (before.summary["score"], before.present)
+    # A partial verdict (raise the thresholds) without --force, no terminal: refused.
+    refused = remediate(incident, tmp_path / "ref", "--score-confirmed=7", "--score-partial=2")
+    assert refused.summary["remediation"]["mode"] == "refused"
+    assert "pass --force" in refused.output
+    assert refused.returncode == 6
+    assert snapshot(incident) == state
+
+
+def test_diagnose_alone_changes_nothing(healthy_lab: Lab, tmp_path: Path) -> None:
+    state = snapshot(healthy_lab)
+    done = subprocess.run(diagnose_argv(healthy_lab.kubeconfig, tmp_path / "d"), cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert snapshot(healthy_lab) == state
+    assert not (tmp_path / "d" / "remediation.log").exists()
+
+
+@pytest.mark.parametrize("fault", sorted(SCORE_AFTER))
+def test_each_fault(fault: str, tmp_path: Path) -> None:
+    lab = lab_up(tmp_path / "lab", fault)
+    try:
+        done = remediate(lab, tmp_path / "r", "--force")
+        block = done.summary.get("remediation", {})
+        assert block.get("mode") == "applied", done.output[-2000:]
+        assert block["score_before"] > 0
+        assert block["score_after"] == SCORE_AFTER[fault], json.dumps(block, indent=1)
+        assert not [s for s in block["steps"] if s["status"] == "failed"], block["steps"]
+        if fault in MANUAL:
+            manual = [s for s in block["steps"] if s["name"] == MANUAL[fault]]
+            assert manual, block["steps"]
+            assert all(s["status"] == "skipped" for s in manual)
+            assert "kubectl" in manual[0]["detail"]
+    finally:
+        lab.down()

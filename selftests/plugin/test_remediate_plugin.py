@@ -1,0 +1,133 @@
+"""``--remediate`` wiring: options, policy in a real inner run, exit status, verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netdoctor.model import CheckResult
+from netdoctor.plugin.options import resolve_settings
+from netdoctor.plugin.remediate import EXIT_REFUSED, Result, failing_functions, verification_argv
+from netdoctor.repair.model import Step
+from netdoctor.repair.runner import Outcome
+from remediation.coredns import forward_targets, with_forward
+from remediation.system import foreign_chains
+
+PLUGIN = ("-p", "no:netdoctor", "-p", "netdoctor.plugin")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inner runs are subprocesses (stdin is then no terminal, as in a pipeline).
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+CHECKS = """
+import pytest
+pytestmark = pytest.mark.diagnose
+
+@pytest.mark.signal("dns_timeouts")
+def test_dns():
+    assert False, "DNS lookups time out"
+
+@pytest.mark.signal("coredns_crashloop")
+def test_coredns():
+    assert False, "CoreDNS crash-loops"
+"""
+
+
+def test_option_defaults_and_sources() -> None:
+    s = resolve_settings({}, {}, {}, cwd=Path("/r"))
+    assert (s.remediate, s.dry_run, s.force, s.non_interactive) == (False,) * 4
+    assert (s.max_disruptive, s.allow_control_plane, s.dns_fallback) == (3, False, ())
+    assert s.flannel_manifest is None
+    env = {"NETDOCTOR_DNS_FALLBACK": "198.51.100.53, 192.0.2.53", "NETDOCTOR_FORCE": "yes"}
+    s = resolve_settings({"max_disruptive": "0"}, env, {"netdoctor_remediate": "true"},
+                         cwd=Path("/r"))
+    assert s.dns_fallback == ("198.51.100.53", "192.0.2.53")
+    assert (s.force, s.remediate, s.max_disruptive) == (True, True, 0)
+    assert s.sources["remediate"].startswith("ini option netdoctor_remediate")
+
+
+@pytest.mark.parametrize(("cli", "words"), [
+    ({"dns_fallback": ["resolver.example"]}, "--dns-fallback"),
+    ({"max_disruptive": "-1"}, "--max-disruptive"),
+])
+def test_bad_values_name_their_source(cli: dict[str, object], words: str) -> None:
+    with pytest.raises(pytest.UsageError, match=words):
+        resolve_settings(cli, {}, {}, cwd=Path("/r"))
+
+
+def test_verification_reuses_connection_options_only() -> None:
+    s = resolve_settings({"kubeconfig": "/k", "context": "lab", "offline": True,
+                          "remediate": True, "force": True, "dns_fallback": ["192.0.2.53"],
+                          "ignore_service": ["shop/web"]}, {}, {}, cwd=Path("/"))
+    argv = verification_argv(s, ["tests/a.py::t"], Path("/out"), None)
+    assert "--kubeconfig=/k" in argv
+    assert "--context=lab" in argv
+    assert "--offline" in argv
+    assert "--ignore-service=shop/web" in argv
+    assert not [a for a in argv if a.startswith(("--remediate", "--force", "--dns-fallback"))]
+    assert "--report-dir=/out" in argv
+
+
+def test_failing_functions_drop_parameters() -> None:
+    results = [CheckResult("t.py::ping[a->b]", "failed", ()),
+               CheckResult("t.py::ping[b->a]", "failed", ()),
+               CheckResult("t.py::dns", "passed", ())]
+    assert failing_functions(results) == ["t.py::ping"]
+
+
+@pytest.mark.parametrize(("mode", "after", "failed", "status"), [
+    ("applied", 0, False, 0), ("applied", 1, False, 1), ("applied", 0, True, 1),
+    ("refused", None, False, EXIT_REFUSED), ("dry-run", None, False, 1),
+])
+def test_exit_status(mode: str, after: int | None, failed: bool, status: int) -> None:
+    steps = [Step("x", None, "failed" if failed else "applied", "")]
+    assert Result(Outcome(mode, "", steps), 2, after).exit_status(1) == status
+
+
+def test_refused_without_force_in_a_pipeline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_checks=CHECKS)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--remediate", "--non-interactive",
+                                           "--report-dir=out", "--score-confirmed=3")
+    assert result.ret == EXIT_REFUSED
+    result.stdout.fnmatch_lines(["*netdoctor remediation*",
+                                 "mode: refused (verdict partial: pass --force*"])
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["remediation"] == {"mode": "refused", "reason": summary["remediation"][
+        "reason"], "steps": [], "score_before": 2, "score_after": None}
+    assert "mode=refused" in (pytester.path / "out" / "remediation.log").read_text()
+
+
+def test_no_terminal_needs_non_interactive(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_checks=CHECKS)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--remediate", "--report-dir=out")
+    assert result.ret == EXIT_REFUSED
+    result.stdout.fnmatch_lines(["mode: refused (no terminal to confirm on*"])
+
+
+def test_without_remediate_no_block(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_checks=CHECKS)
+    result = pytester.runpytest_subprocess(*PLUGIN, "--report-dir=out")
+    assert result.ret == 1
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert "remediation" not in summary
+    assert not (pytester.path / "out" / "remediation.log").exists()
+
+
+def test_foreign_chain_and_corefile_helpers() -> None:
+    chains = {"nftables": [
+        {"chain": {"family": "ip", "table": "filter", "name": "OUTPUT", "type": "route",
+                   "hook": "output"}},
+        {"chain": {"family": "ip", "table": "mangle", "name": "OUTPUT", "type": "route",
+                   "hook": "output"}},
+        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "type": "filter",
+                   "hook": "input"}}]}
+    assert foreign_chains(json.dumps(chains)) == [("filter", "OUTPUT", "route")]
+    corefile = ".:53 {\n    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n}\n"
+    changed = with_forward(corefile, ("198.51.100.53",))
+    assert forward_targets(changed) == ["198.51.100.53"]
+    assert with_forward(changed, ("198.51.100.53",)) == changed
+    assert "max_concurrent 1000" in changed
