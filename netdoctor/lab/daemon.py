@@ -176,21 +176,27 @@ class Lab:
                              "Flannel's node files and kube-proxy's first rules on every node")
         for step in scenario.steps:
             await self.inject(step.fault, step.node)
+        for name in dict.fromkeys(s.fault for s in (*scenario.boot, *scenario.steps)):
+            await self._settled(name)
         if scenario.coredns_node and scenario.steps:
             # CoreDNS checks the API only when it starts; in the incident it restarted after
-            # the network broke (its liveness probe cannot reach it). Restart it now, as the
-            # kubelet would later: whether it then crashes follows from the network alone.
+            # the network broke (its liveness probe cannot reach it). Restart it once the
+            # faults above have fully struck (a stopping Flannel agent still forwards for a
+            # moment): whether it then crashes follows from the network alone.
             self._kill_containers("kube-system", "k8s-app", "kube-dns")
-        for name in {s.fault for s in (*scenario.boot, *scenario.steps)} | (
-                {"coredns-crashloop"} if scenario.coredns_node else set()):
-            if name in SETTLED:
-                try:
-                    await wait_for(functools.partial(SETTLED[name], self.store),
-                                   STARTUP_DEADLINE, f"fault {name} to show")
-                except TimeoutError as exc:
-                    raise TimeoutError(f"{exc}; system pods: {self._describe()}") from None
+            await self._settled("coredns-crashloop")
         self.state.phase = "ready"
         self.state.save()
+
+    async def _settled(self, name: str) -> None:
+        """Wait until fault ``name`` shows in the API (when it has a visible mark)."""
+        if name not in SETTLED:
+            return
+        try:
+            await wait_for(functools.partial(SETTLED[name], self.store), STARTUP_DEADLINE,
+                           f"fault {name} to show")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; system pods: {self._describe()}") from None
 
     def _describe(self) -> str:
         """One line per system pod: where it runs and what its containers do."""
