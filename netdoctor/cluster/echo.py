@@ -22,6 +22,7 @@ from typing import Any
 
 from netdoctor.cluster.client import Cluster, status_code
 from netdoctor.cluster.probes import (
+    NETWORK_GRACE,
     NETWORK_SETUP_REASONS,
     NODE_LABEL,
     RUN_ID,
@@ -126,7 +127,7 @@ async def _create(cluster: Cluster, echo: Echo, path: str, version: str,
 
 
 async def deploy(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: float,
-                 network_grace: float = 8.0) -> Echo:
+                 network_grace: float = NETWORK_GRACE) -> Echo:
     """Create the Service and one Deployment per node; wait (bounded) for the pods."""
     svc = await _create(cluster, echo, "services", "v1",
                         echo_service_spec(namespace=echo.namespace, run_id=echo.run_id))
@@ -153,11 +154,9 @@ async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout:
         pending = [n for n in nodes if not (n in by_node and pod_ready(by_node[n]))]
         if time.monotonic() - started > network_grace:
             for n in pending:
-                if n in by_node and n not in given_up:
-                    lines = await object_events(cluster, echo.namespace,
-                                                by_node[n]["metadata"]["name"])
-                    if any(r in ln for ln in lines for r in NETWORK_SETUP_REASONS):
-                        given_up.add(n)
+                if n in by_node and n not in given_up and await _hopeless(cluster, echo,
+                                                                          by_node[n]):
+                    given_up.add(n)
         if not set(pending) - given_up:
             break
         await asyncio.sleep(0.1)
@@ -171,6 +170,17 @@ async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout:
         events = () if ready else await object_events(cluster, echo.namespace, name)
         echo.pods[n] = EchoPod(n, name, str(obj.get("status", {}).get("podIP") or ""), ready,
                                "" if ready else pod_problem(obj), events)
+
+
+async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> bool:
+    # Past the grace period, a pod that runs with an address but fails readiness is
+    # measured as it is (its paths show why), and one whose network cannot be set up
+    # will not get one until someone fixes the node.
+    status = obj.get("status", {})
+    if status.get("podIP") and status.get("phase") == "Running":
+        return True
+    lines = await object_events(cluster, echo.namespace, obj["metadata"]["name"])
+    return any(r in ln for ln in lines for r in NETWORK_SETUP_REASONS)
 
 
 async def remove(cluster: Cluster, echo: Echo) -> list[str]:
