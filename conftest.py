@@ -11,4 +11,6 @@ pytest_plugins = [
     "netdoctor.plugin.lab_provider",
     "fixtures.cluster",
     "fixtures.observations",
+    "fixtures.validation",
+    "netdoctor.plugin.validation",
 ]

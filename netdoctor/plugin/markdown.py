@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from netdoctor.model import CheckResult, Evidence
 from netdoctor.plugin.scoring import Analysis
@@ -47,8 +48,24 @@ def _bullets(results: Iterable[CheckResult], what: str) -> list[str]:
     return [f"- `{r.nodeid}`: {getattr(r, what) or '(no reason given)'}" for r in results]
 
 
-def render_markdown(analysis: Analysis) -> str:
-    """Render ``analysis.md`` (not yet redacted; the writer redacts)."""
+def root_cause_section(causes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``## Root causes`` block of analysis.md, from ``summary.json`` entries."""
+    out = ["## Root causes (most explanatory first)", ""]
+    for n, c in enumerate(causes, 1):
+        signals = [e for e in c.get("explains", ()) if "::" not in e]
+        out.append(f"{n}. **{c.get('summary') or c['id']}** (`{c['id']}`"
+                   f"{', node ' + str(c['node']) if c.get('node') else ''})"
+                   + (f" explains {', '.join(signals)}" if signals else ""))
+        out += [f"   - {e}" for e in c.get("evidence", ())]
+    if not causes:
+        out.append("No root cause found.")
+    return [*out, ""]
+
+
+def render_markdown(analysis: Analysis,
+                    root_causes: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """Render ``analysis.md`` (not yet redacted; the writer redacts); ``root_causes`` are
+    ``summary.json``'s entries, shown first when the run ranked any."""
     th = analysis.thresholds
     descriptions = {d.name: d.description for d in analysis.definitions}
     out = [
@@ -57,6 +74,7 @@ def render_markdown(analysis: Analysis) -> str:
         f"**Verdict: {analysis.verdict}** (score {analysis.score} of {len(analysis.signals)}; "
         f"confirmed at >= {th.confirmed}, partial at >= {th.partial})",
         "",
+        *(root_cause_section(root_causes) if root_causes is not None else []),
         "| Signal | Present | Failing checks |",
         "| --- | --- | --- |",
     ]

@@ -65,7 +65,23 @@ def _dns_chain(obs: Observations, node: str) -> set[str]:
 def _node_network(obs: Observations, node: str) -> frozenset[str]:
     pairs = [p for p in obs.broken_pairs if node in p]
     signals = {CONNECTIVITY} if pairs or not obs.broken_pairs else set()
+    if _names_node(obs.failed_tests.get(DNS, ()), node):
+        signals.add(DNS)  # lookups from the node's own pods cannot leave it
     return frozenset(signals | _dns_chain(obs, node))
+
+
+def _names_node(test_ids: Iterable[str], node: str) -> bool:
+    """A failing test's parametrize id names ``node`` (``[node]``, ``[node-...]``,
+    ``[a->node]``)."""
+    return any(f"[{node}]" in t or f"[{node}-" in t or f"{node}->" in t or f"->{node}]" in t
+               for t in test_ids)
+
+
+def _local_causes(obs: Observations) -> set[str]:
+    """Nodes whose own pod network is broken (CNI config, bridge, forwarding)."""
+    nodes = {c.node for c in cni_config_shadowed(obs)} | {c.node for c in bridge_conflict(obs)}
+    nodes |= {n for n, f in obs.facts.items() if f.sysctls.get(SYSCTL_IP_FORWARD) == "0"}
+    return {n for n in nodes if n}
 
 
 def _facts(obs: Observations) -> Iterable[tuple[str, NodeFacts]]:
@@ -138,7 +154,9 @@ def vxlan_state(obs: Observations) -> Iterable[Candidate]:
         if missing:
             evidence.append(f"{VXLAN_DEVICE} absent on {', '.join(missing)}")
         signals = {FLANNEL, CONNECTIVITY}
-        if "dial tcp" in obs.coredns_logs or "i/o timeout" in obs.coredns_logs:
+        # The CoreDNS cascade belongs to a broken node under CoreDNS, when there is one.
+        if ("dial tcp" in obs.coredns_logs or "i/o timeout" in obs.coredns_logs) \
+                and not obs.component_nodes("coredns") & _local_causes(obs):
             signals |= {COREDNS, DNS, ENDPOINTS}
         yield Candidate("flannel-missing", None, "the Flannel DaemonSet is gone: no node forwards "
                         "pod traffic to other nodes", tuple(evidence), frozenset(signals), 2)
@@ -218,8 +236,8 @@ def selector_mismatch(obs: Observations) -> Iterable[Candidate]:
 
 def _tests_for(obs: Observations, signal: str, node: str | None) -> list[str]:
     tests = list(obs.failed_tests.get(signal, ()))
-    if node is not None and signal == CONNECTIVITY:
-        tests = [t for t in tests if node in t] or tests
+    if node is not None and signal in (CONNECTIVITY, DNS):
+        tests = [t for t in tests if _names_node([t], node)] or tests
     return tests
 
 

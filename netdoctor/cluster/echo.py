@@ -1,0 +1,201 @@
+"""The suite's own echo workload: one agnhost ``netexec`` Deployment pinned to each node and
+one NodePort Service in front of them, created in the run's namespace and labelled with the
+run id.
+
+One pinned Deployment per node (rather than one Deployment with anti-affinity) makes the
+placement certain: every node has a backend, so same-node and cross-node paths are both
+measured, and the NodePort reaches a local and remote backend from every node.
+
+Example:
+    >>> spec = echo_deployment_spec(node="w1", namespace="nd", run_id="abc123")
+    >>> spec["spec"]["template"]["spec"]["nodeName"], spec["metadata"]["name"]
+    ('w1', 'echo-w1')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from netdoctor.cluster.client import Cluster, status_code
+from netdoctor.cluster.probes import (
+    NETWORK_GRACE,
+    NETWORK_SETUP_REASONS,
+    NODE_LABEL,
+    RUN_ID,
+    labels,
+    object_events,
+    pod_problem,
+    pod_ready,
+    probe_name,
+)
+
+ECHO_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+ECHO_PORT = 8080
+SERVICE_PORT = 80
+APP_LABEL = "app.kubernetes.io/name"
+APP = "netdoctor-echo"
+SERVICE = "echo"
+
+
+def echo_labels(run_id: str) -> dict[str, str]:
+    """The Service selector: the echo app of this run."""
+    return {APP_LABEL: APP, RUN_ID: run_id}
+
+
+def echo_deployment_spec(*, node: str, namespace: str, run_id: str,
+                         image: str = ECHO_IMAGE) -> dict[str, Any]:
+    """A one-replica echo Deployment pinned to ``node`` (tolerates every taint)."""
+    pod_labels = {**labels(run_id), **echo_labels(run_id), NODE_LABEL: node[:63]}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": probe_name(node, "echo"), "namespace": namespace,
+                     "labels": {**labels(run_id), **echo_labels(run_id)}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {**echo_labels(run_id), NODE_LABEL: node[:63]}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": {
+                "nodeName": node,
+                "tolerations": [{"operator": "Exists"}],
+                "terminationGracePeriodSeconds": 0,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "containers": [{
+                    "name": "echo", "image": image, "imagePullPolicy": "IfNotPresent",
+                    "args": ["netexec", f"--http-port={ECHO_PORT}"],
+                    "ports": [{"containerPort": ECHO_PORT, "name": "http"}],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": ECHO_PORT},
+                                       "periodSeconds": 1},
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }],
+            }},
+        },
+    }
+
+
+def echo_service_spec(*, namespace: str, run_id: str) -> dict[str, Any]:
+    """The NodePort Service selecting every echo pod of the run."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": SERVICE, "namespace": namespace, "labels": labels(run_id)},
+        "spec": {"type": "NodePort", "selector": echo_labels(run_id),
+                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": ECHO_PORT,
+                            "protocol": "TCP"}]},
+    }
+
+
+@dataclass(frozen=True)
+class EchoPod:
+    """One echo backend: its node, address, and readiness."""
+
+    node: str
+    name: str
+    ip: str
+    ready: bool
+    problem: str = ""
+    events: tuple[str, ...] = ()
+
+
+@dataclass
+class Echo:
+    """The deployed echo workload (what was created, for removal newest first)."""
+
+    namespace: str
+    run_id: str
+    cluster_ip: str = ""
+    node_port: int = 0
+    pods: dict[str, EchoPod] = field(default_factory=dict)
+    created: list[tuple[str, str]] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def dns_name(self) -> str:
+        """The Service's cluster DNS name."""
+        return f"{SERVICE}.{self.namespace}.svc.cluster.local"
+
+
+async def _create(cluster: Cluster, echo: Echo, path: str, version: str,
+                  body: Mapping[str, Any]) -> dict[str, Any]:
+    resp = await cluster.request("POST", path, namespace=echo.namespace, version=version,
+                                 body=body, what=f"create {path} {body['metadata']['name']}")
+    echo.created.append((f"{version}/{path}", str(body["metadata"]["name"])))
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+async def deploy(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: float,
+                 network_grace: float = NETWORK_GRACE) -> Echo:
+    """Create the Service and one Deployment per node; wait (bounded) for the pods."""
+    svc = await _create(cluster, echo, "services", "v1",
+                        echo_service_spec(namespace=echo.namespace, run_id=echo.run_id))
+    echo.cluster_ip = str(svc.get("spec", {}).get("clusterIP", ""))
+    echo.node_port = int((svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort") or 0)
+    await asyncio.gather(*(_create(cluster, echo, "deployments", "apps/v1",
+                                   echo_deployment_spec(node=n, namespace=echo.namespace,
+                                                        run_id=echo.run_id)) for n in nodes))
+    await wait_pods(cluster, echo, nodes, timeout, network_grace)
+    return echo
+
+
+async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: float,
+                    network_grace: float) -> None:
+    """Poll until each node's echo pod is Ready, gives up on its network, or time runs out."""
+    started = time.monotonic()
+    selector = ",".join(f"{k}={v}" for k, v in echo_labels(echo.run_id).items())
+    by_node: dict[str, dict[str, Any]] = {}
+    given_up: set[str] = set()
+    while time.monotonic() - started < timeout:
+        listed = await cluster.list("pods", namespace=echo.namespace, selector=selector)
+        by_node = {o["spec"].get("nodeName", ""): o for o in listed
+                   if not o["metadata"].get("deletionTimestamp")}
+        pending = [n for n in nodes if not (n in by_node and pod_ready(by_node[n]))]
+        if time.monotonic() - started > network_grace:
+            for n in pending:
+                if n in by_node and n not in given_up and await _hopeless(cluster, echo,
+                                                                          by_node[n]):
+                    given_up.add(n)
+        if not set(pending) - given_up:
+            break
+        await asyncio.sleep(0.1)
+    for n in nodes:
+        obj = by_node.get(n)
+        if obj is None:
+            echo.pods[n] = EchoPod(n, "", "", False, "no echo pod was created on the node")
+            continue
+        name = obj["metadata"]["name"]
+        ready = pod_ready(obj)
+        events = () if ready else await object_events(cluster, echo.namespace, name)
+        echo.pods[n] = EchoPod(n, name, str(obj.get("status", {}).get("podIP") or ""), ready,
+                               "" if ready else pod_problem(obj), events)
+
+
+async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> bool:
+    # Past the grace period, a pod that runs with an address but fails readiness is
+    # measured as it is (its paths show why), and one whose network cannot be set up
+    # will not get one until someone fixes the node.
+    status = obj.get("status", {})
+    if status.get("podIP") and status.get("phase") == "Running":
+        return True
+    lines = await object_events(cluster, echo.namespace, obj["metadata"]["name"])
+    return any(r in ln for ln in lines for r in NETWORK_SETUP_REASONS)
+
+
+async def remove(cluster: Cluster, echo: Echo) -> list[str]:
+    """Delete what :func:`deploy` created, newest first; return what could not be deleted."""
+    problems: list[str] = []
+    for kind, name in reversed(echo.created):
+        version, _, plural = kind.rpartition("/")
+        try:
+            await cluster.request("DELETE", f"{plural}/{name}", namespace=echo.namespace,
+                                  version=version,
+                                  body={"gracePeriodSeconds": 0,
+                                        "propagationPolicy": "Background"},
+                                  what=f"delete {plural} {name}")
+        except Exception as exc:
+            if status_code(exc) != 404:
+                problems.append(f"{plural} {echo.namespace}/{name}: {exc}")
+    echo.created.clear()
+    return problems

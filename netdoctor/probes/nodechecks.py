@@ -1,0 +1,130 @@
+"""Findings about one node's facts (CNI config, bridge, VXLAN peers, iptables, kernel).
+
+Each function returns evidence of what is wrong with the node (empty when all is well);
+the ``node`` checks in tests/ state the expectation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from netdoctor.cluster.probes import probe_name
+from netdoctor.cluster.profile import NodeInfo
+from netdoctor.model import Evidence, make_evidence
+from netdoctor.rootcause.facts import (
+    SYSCTL_BRIDGE_NF,
+    SYSCTL_IP_FORWARD,
+    SYSCTL_RP_FILTER,
+    VXLAN_DEVICE,
+    NodeFacts,
+    in_cidr,
+)
+
+
+def _cmd(node: str, ns: str, what: str) -> str:
+    return f"kubectl exec -n {ns} {probe_name(node, 'nodeprobe')} -- {what}"
+
+
+def iptables_backends(f: NodeFacts, ns: str) -> list[Evidence]:
+    """KUBE-* rules in the legacy backend next to nf_tables ones; tables iptables cannot
+    manage."""
+    found = []
+    legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
+    if legacy and nft:
+        found.append(make_evidence(
+            f"{f.node}: KUBE-* rules in both iptables backends",
+            [f"{len(nft)} in nf_tables, {len(legacy)} in legacy tables "
+             f"({', '.join(f.legacy_tables)}); the legacy NAT, registered last, wins",
+             *legacy[:5]], command=_cmd(f.node, ns, "iptables-legacy-save -t nat")))
+    if f.nft_incompatible:
+        found.append(make_evidence(f"{f.node}: iptables cannot manage a table",
+                                   list(f.nft_warnings),
+                                   command=_cmd(f.node, ns, "iptables-nft-save")))
+    return found
+
+
+def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
+    """The lexically first CNI config (the one the runtime uses) is the cluster's CNI."""
+    active = f.active_cni
+    files = ", ".join(c.name for c in f.cni_files) or "none"
+    if active is None:
+        return [make_evidence(f"{f.node}: no CNI config in /etc/cni/net.d", "none",
+                              command=_cmd(f.node, ns, "ls /host/etc/cni/net.d"))]
+    if cni in active.plugins and not active.error:
+        return []
+    return [make_evidence(
+        f"{f.node}: CNI config {active.name} (type {', '.join(active.plugins) or '?'}) shadows "
+        f"the cluster's {cni} config",
+        [f"/etc/cni/net.d: {files}; the runtime uses the lexically first",
+         *([f"{active.name}: {active.error}"] if active.error else []),
+         *([f"{active.name} allocates from {active.subnet}"] if active.subnet else [])],
+        command=_cmd(f.node, ns, "ls -l /host/etc/cni/net.d"))]
+
+
+def bridge_subnet(f: NodeFacts, info: NodeInfo, ns: str) -> list[Evidence]:
+    """cni0 and Flannel's subnet lease lie in the node's podCIDR."""
+    lines = []
+    if info.pod_cidr and f.flannel_subnet and not in_cidr(f.flannel_subnet.split("/")[0],
+                                                          info.pod_cidr):
+        lines.append(f"FLANNEL_SUBNET={f.flannel_subnet} is outside podCIDR {info.pod_cidr}")
+    for addr in f.bridge_gateway("cni0"):
+        if info.pod_cidr and not in_cidr(addr.split("/")[0], info.pod_cidr):
+            lines.append(f'"cni0" has {addr}, outside podCIDR {info.pod_cidr}')
+    if not lines:
+        return []
+    return [make_evidence(f"{f.node}: cni0/subnet lease do not match podCIDR {info.pod_cidr}",
+                          lines, command=_cmd(f.node, ns, "ip addr show cni0"))]
+
+
+def pods_outside_cidr(node: str, pod_cidr: str, pods: Iterable[tuple[str, str]]
+                      ) -> list[Evidence]:
+    """Pods (name, IP) on ``node`` whose address is outside its podCIDR."""
+    outside = [f"{name} {ip}" for name, ip in pods if ip and not in_cidr(ip, pod_cidr)]
+    if not pod_cidr or not outside:
+        return []
+    return [make_evidence(f"{node}: {len(outside)} pod(s) outside podCIDR {pod_cidr}", outside,
+                          command=f"kubectl get pods -A -o wide --field-selector "
+                                  f"spec.nodeName={node}")]
+
+
+def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], ns: str) -> list[Evidence]:
+    """flannel.1 exists and has a route, a neighbour and an FDB entry for every peer."""
+    if VXLAN_DEVICE not in f.addresses:
+        return [make_evidence(f"{f.node}: no {VXLAN_DEVICE} device", "VXLAN device absent",
+                              command=_cmd(f.node, ns, "ip -d link show flannel.1"))]
+    routed = {r.dst: r for r in f.routes if r.dev == VXLAN_DEVICE}
+    lines = []
+    for peer in peers:
+        if not peer.pod_cidr:
+            continue
+        vtep = peer.pod_cidr.split("/")[0]
+        if peer.pod_cidr not in routed:
+            lines.append(f"no route {peer.pod_cidr} dev {VXLAN_DEVICE} ({peer.name})")
+        mac = f.vxlan_neighbors.get(vtep)
+        if not mac:
+            lines.append(f"no neighbour entry for {vtep} ({peer.name})")
+        elif f.vxlan_fdb.get(mac) != peer.internal_ip:
+            lines.append(f"FDB for {mac} points at {f.vxlan_fdb.get(mac) or 'nothing'}, not "
+                         f"{peer.internal_ip} ({peer.name})")
+    if not lines:
+        return []
+    return [make_evidence(f"{f.node}: VXLAN state incomplete", lines,
+                          command=_cmd(f.node, ns, "bridge fdb show dev flannel.1"))]
+
+
+def kernel(f: NodeFacts, ns: str) -> list[Evidence]:
+    """ip_forward on, bridged traffic through iptables, no strict reverse-path filter."""
+    s = f.sysctls
+    lines = []
+    if s.get(SYSCTL_IP_FORWARD) != "1":
+        lines.append(f"net.ipv4.ip_forward = {s.get(SYSCTL_IP_FORWARD, '?')} (want 1)")
+    if s.get(SYSCTL_BRIDGE_NF) != "1":
+        lines.append(f"net.bridge.bridge-nf-call-iptables = {s.get(SYSCTL_BRIDGE_NF, '?')} "
+                     "(want 1; br_netfilter loaded)")
+    if s.get(SYSCTL_RP_FILTER) == "1":
+        lines.append("net.ipv4.conf.all.rp_filter = 1 (strict: drops asymmetric pod traffic)")
+    if not lines:
+        return []
+    return [make_evidence(f"{f.node}: kernel prerequisites not met", lines,
+                          command=_cmd(f.node, ns, "sysctl net.ipv4.ip_forward "
+                                                   "net.bridge.bridge-nf-call-iptables"))]

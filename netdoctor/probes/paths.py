@@ -1,0 +1,163 @@
+"""Validate measurements: k-of-n series of pings and HTTP requests, DNS cases, MTU pings.
+
+Every measurement is a command run in a probe pod through :func:`measure` (bounded
+retries of inconclusive output, every attempt kept). A :class:`Series` repeats one
+measurement ``n`` times so that loss shows as a ratio instead of a coin toss.
+
+Example:
+    >>> curl_argv("http://10.96.0.1:443/", 2.0)[:4]
+    ('curl', '-sS', '-o', '/dev/null')
+    >>> mtu_ping_argv("10.244.1.5", 1450, 2.0)
+    ('ping', '-n', '-c', '1', '-w', '2', '-M', 'do', '-s', '1422', '10.244.1.5')
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from netdoctor.cluster.exec import Conclusive, ExecTarget, Measured, measure
+from netdoctor.model import Attempt
+from netdoctor.probes.commands import parse_dns_attempt, parse_ping_attempt, ping_argv
+from netdoctor.probes.parsers import (
+    CURL_WRITE_OUT,
+    CurlResult,
+    LookupResult,
+    PingResult,
+    parse_curl,
+)
+from netdoctor.rootcause import facts as nodefacts
+from netdoctor.rootcause.facts import NodeFacts
+
+R = TypeVar("R", PingResult, CurlResult, LookupResult)
+T = TypeVar("T", bound=Conclusive)
+IP_ICMP_HEADERS = 28  # IPv4 (20) + ICMP echo (8): ping -s payload = MTU - 28
+
+
+@dataclass(frozen=True)
+class Series(Generic[R]):
+    """The same measurement repeated: how many of ``sent`` passed."""
+
+    runs: tuple[Measured[R], ...]
+
+    @property
+    def sent(self) -> int:
+        """Measurements made."""
+        return len(self.runs)
+
+    @property
+    def passed(self) -> int:
+        """Measurements whose result is ok."""
+        return sum(1 for m in self.runs if m.result.ok)
+
+    @property
+    def ratio(self) -> str:
+        """``passed/sent``."""
+        return f"{self.passed}/{self.sent}"
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every attempt behind the series."""
+        return tuple(a for m in self.runs for a in m.attempts)
+
+
+def curl_argv(url: str, seconds: float, *, insecure: bool = False) -> tuple[str, ...]:
+    """One HTTP GET, any answer printed with :data:`CURL_WRITE_OUT` (``-k`` for reachability
+    checks where the probe has no CA to trust)."""
+    wait = str(max(1, int(seconds)))
+    return ("curl", "-sS", "-o", "/dev/null", "-w", CURL_WRITE_OUT.replace("\\n", "\n"),
+            "--connect-timeout", wait, "--max-time", wait, *(("-k",) if insecure else ()), url)
+
+
+def mtu_ping_argv(ip: str, mtu: int, seconds: float) -> tuple[str, ...]:
+    """A don't-fragment ping whose packet is exactly ``mtu`` bytes."""
+    wait = str(max(1, int(seconds)))
+    return ("ping", "-n", "-c", "1", "-w", wait, "-M", "do", "-s",
+            str(mtu - IP_ICMP_HEADERS), ip)
+
+
+def search_dns_argv(name: str, seconds: float) -> tuple[str, ...]:
+    """A lookup through the pod's own resolv.conf, its search path applied."""
+    wait = str(max(1, int(seconds)))
+    return ("dig", "+search", name, "A", f"+time={wait}", "+tries=1")
+
+
+def server_dns_argv(name: str, server: str, seconds: float) -> tuple[str, ...]:
+    """An A lookup of ``name`` asked of ``server`` directly."""
+    wait = str(max(1, int(seconds)))
+    return ("dig", f"@{server}", name, "A", f"+time={wait}", "+tries=1")
+
+
+def _curl(attempt: Attempt) -> CurlResult:
+    return parse_curl(attempt.stdout, attempt.stderr)
+
+
+@dataclass(frozen=True)
+class FactsResult:
+    """Node facts parsed from one run of the facts script."""
+
+    conclusive: bool
+    facts: NodeFacts
+
+
+@dataclass(frozen=True)
+class MtuResult:
+    """An interface MTU read in a pod."""
+
+    conclusive: bool
+    mtu: int = 0
+
+
+class Runner:
+    """Runs measurements with one concurrency limit and one per-command timeout."""
+
+    def __init__(self, image: str, timeout: float, concurrency: int = 32) -> None:
+        self.image = image
+        self.timeout = timeout
+        self._sem = asyncio.Semaphore(concurrency)
+
+    async def _run(self, target: ExecTarget, argv: Sequence[str],
+                   parse: Callable[[Attempt], T], deadline: float | None = None) -> Measured[T]:
+        async with self._sem:
+            return await measure(target, argv, parse, deadline=deadline or self.timeout + 5)
+
+    def ping(self, target: ExecTarget, ip: str) -> Awaitable[Measured[PingResult]]:
+        """One echo request."""
+        return self._run(target, ping_argv(self.image, ip, self.timeout), parse_ping_attempt)
+
+    def mtu_ping(self, target: ExecTarget, ip: str, mtu: int) -> Awaitable[Measured[PingResult]]:
+        """One don't-fragment echo request of ``mtu`` bytes."""
+        return self._run(target, mtu_ping_argv(ip, mtu, self.timeout), parse_ping_attempt)
+
+    def http(self, target: ExecTarget, url: str, *, insecure: bool = False
+             ) -> Awaitable[Measured[CurlResult]]:
+        """One HTTP GET."""
+        return self._run(target, curl_argv(url, self.timeout, insecure=insecure), _curl)
+
+    def dns(self, target: ExecTarget, name: str, server: str | None
+            ) -> Awaitable[Measured[LookupResult]]:
+        """A lookup at ``server``, or through the pod's resolv.conf when ``None``."""
+        argv = (search_dns_argv(name, self.timeout) if server is None
+                else server_dns_argv(name, server, self.timeout))
+        return self._run(target, argv, parse_dns_attempt)
+
+    async def series(self, make: Callable[[], Awaitable[Measured[R]]], n: int) -> Series[R]:
+        """``n`` runs of the same measurement, concurrently."""
+        return Series(tuple(await asyncio.gather(*(make() for _ in range(n)))))
+
+    def facts(self, target: ExecTarget) -> Awaitable[Measured[FactsResult]]:
+        """The node facts script in a node probe."""
+        def parse(attempt: Attempt) -> FactsResult:
+            f = nodefacts.parse(target.node, attempt.stdout)
+            return FactsResult(f.complete, f)
+        return self._run(target, ("sh", "-c", nodefacts.script()), parse,
+                         deadline=self.timeout + 15)
+
+    def eth0_mtu(self, target: ExecTarget) -> Awaitable[Measured[MtuResult]]:
+        """The pod's eth0 MTU."""
+        def parse(attempt: Attempt) -> MtuResult:
+            text = attempt.stdout.strip()
+            return MtuResult(text.isdigit(), int(text) if text.isdigit() else 0)
+        return self._run(target, ("cat", "/sys/class/net/eth0/mtu"), parse)

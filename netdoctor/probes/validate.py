@@ -1,0 +1,303 @@
+"""The validate pass: the echo workload and node probes, then every path measured at once.
+
+Two phases, so that the slow part (creating pods) overlaps the diagnose pass that creates
+the pod probes: :func:`prepare` deploys the echo workload and the node probes and reads the
+node facts; :func:`measure_paths` then runs every measurement through the pod probes and the
+node probes concurrently, and reads pods, Services and component logs for the root causes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import kr8s.asyncio.objects as k8s
+
+from netdoctor.cluster import echo as echo_mod
+from netdoctor.cluster import probes as pods
+from netdoctor.cluster.client import Cluster, bounded
+from netdoctor.cluster.exec import ExecTarget, Measured
+from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.probes.network import PairId
+from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
+from netdoctor.probes.paths import FactsResult, Runner, Series
+from netdoctor.rootcause.facts import NodeFacts
+
+CLUSTER_NAME = "kubernetes.default.svc.cluster.local"
+SHORT_NAME = "kubernetes.default"
+LOG_TAIL = 200
+
+
+@dataclass(frozen=True)
+class ValidatePlan:
+    """What the validate pass measures and with which settings."""
+
+    namespace: str
+    run_id: str
+    probe_image: str
+    node_probe_image: str
+    probe_timeout: float
+    setup_timeout: float
+    repeats: int = 3
+    external_name: str = ""
+    """Resolved through the cluster DNS ("" when offline)."""
+    external_url: str = ""
+    """Fetched from every pod ("" when offline)."""
+
+
+@dataclass(frozen=True)
+class DnsCase:
+    """One lookup: from which node, what kind, which name, at which server ("" = resolv.conf)."""
+
+    node: str
+    kind: str
+    name: str
+    server: str
+
+    def __str__(self) -> str:
+        return f"{self.name} @{self.server or 'resolv.conf'}"
+
+
+@dataclass
+class Validation:
+    """Everything the validate checks and the root-cause ranking read."""
+
+    plan: ValidatePlan
+    echo: echo_mod.Echo
+    node_probes: pods.ProbeSet
+    facts: dict[str, NodeFacts] = field(default_factory=dict)
+    facts_runs: dict[str, Measured[FactsResult]] = field(default_factory=dict)
+    api_ip: str = ""
+    pod_ping: dict[PairId, Series[PingResult]] = field(default_factory=dict)
+    pod_http: dict[PairId, Series[CurlResult]] = field(default_factory=dict)
+    service_http: dict[str, Series[CurlResult]] = field(default_factory=dict)
+    api_http: dict[str, Measured[CurlResult]] = field(default_factory=dict)
+    dns: dict[DnsCase, Measured[LookupResult]] = field(default_factory=dict)
+    egress_http: dict[str, Measured[CurlResult]] = field(default_factory=dict)
+    nodeport: dict[PairId, Series[CurlResult]] = field(default_factory=dict)
+    mtu: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """node -> (pod MTU, where it came from)."""
+    mtu_ping: dict[PairId, Measured[PingResult]] = field(default_factory=dict)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    coredns_logs: str = ""
+    kube_proxy_logs: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def _guard(v: Validation, key: str, aw: Awaitable[None]) -> None:
+    try:
+        await aw
+    except Exception as exc:  # recorded: the checks that need it skip with this reason
+        v.errors[key] = f"{type(exc).__name__}: {exc}"
+
+
+async def start_node_probes(cluster: Cluster, probes: pods.ProbeSet, nodes: Sequence[str],
+                            image: str, timeout: float) -> None:
+    """One privileged hostNetwork probe per node (read-only view of the node at /host)."""
+    created = [k8s.Pod(pods.probe_pod_spec(node=n, namespace=probes.namespace, image=image,
+                                           run_id=probes.run_id, node_level=True),
+                       api=cluster.api) for n in nodes]
+
+    async def create(pod: k8s.Pod) -> None:
+        await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
+        probes.created.append(("pod", pod.name))
+
+    await asyncio.gather(*(create(p) for p in created))
+    await pods.wait_ready(cluster, probes, created, timeout)
+
+
+async def _namespace_ready(cluster: Cluster, namespace: str, deadline: float) -> None:
+    # The diagnose pass creates the run's namespace; objects in it wait until it exists.
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while loop.time() < end:
+        if any(o["metadata"]["name"] == namespace for o in await cluster.list("namespaces")):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
+                  v: Validation) -> Validation:
+    """Deploy the echo workload, start node probes and read every node's facts."""
+    nodes = [n.name for n in profile.ready_nodes]
+    await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
+    runner = Runner(plan.probe_image, plan.probe_timeout)
+
+    async def node_side() -> None:
+        await start_node_probes(cluster, v.node_probes, nodes, plan.node_probe_image,
+                                plan.setup_timeout)
+        ready = v.node_probes.ready
+        runs = await asyncio.gather(*(runner.facts(ready[n]) for n in ready))
+        v.facts_runs = dict(zip(ready, runs, strict=True))
+        v.facts = {n: m.result.facts for n, m in v.facts_runs.items()}
+
+    async def echo_side() -> None:
+        await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
+
+    await asyncio.gather(_guard(v, "node-probes", node_side()),
+                         _guard(v, "echo", echo_side()))
+    return v
+
+
+def pod_mtu(facts: NodeFacts | None, eth0: int) -> tuple[int, str]:
+    """The pod MTU: Flannel's FLANNEL_MTU when known, else the probe's eth0."""
+    if facts is not None and facts.flannel_mtu:
+        return facts.flannel_mtu, "FLANNEL_MTU in /run/flannel/subnet.env"
+    return eth0, "eth0 of the probe pod"
+
+
+async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation,
+                        probes: Mapping[str, ExecTarget]) -> Validation:
+    """Every path measured at once, then pods, Services and logs read for the root causes."""
+    plan = v.plan
+    run = Runner(plan.probe_image, plan.probe_timeout)
+    n = plan.repeats
+    echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
+    nodes = [x.name for x in profile.ready_nodes]
+    pairs = [PairId(a, b) for a in nodes for b in nodes]
+    cross = [p for p in pairs if p.source != p.target]
+
+    async def api_ip() -> None:
+        svc = [s for s in await cluster.list("services", namespace="default")
+               if s["metadata"]["name"] == "kubernetes"]
+        v.api_ip = str(svc[0]["spec"].get("clusterIP", "")) if svc else ""
+
+    async def pod_paths() -> None:
+        go = [p for p in pairs if p.source in probes and p.target in echo_ips]
+        pings = await asyncio.gather(*(run.series(
+            partial(run.ping, probes[p.source], echo_ips[p.target]), n) for p in go))
+        https = await asyncio.gather(*(run.series(
+            partial(run.http, probes[p.source],
+                    f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"), n)
+            for p in go))
+        v.pod_ping, v.pod_http = dict(zip(go, pings, strict=True)), dict(zip(go, https,
+                                                                              strict=True))
+
+    async def service_paths() -> None:
+        await api_ip()
+        url = f"http://{v.echo.cluster_ip}:{echo_mod.SERVICE_PORT}/hostname"
+        src = list(probes)
+        jobs: list[Awaitable[Any]] = []
+        if v.echo.cluster_ip:
+            jobs.append(asyncio.gather(*(run.series(partial(run.http, probes[s], url), n)
+                                         for s in src)))
+        if v.api_ip:
+            jobs.append(asyncio.gather(*(run.http(probes[s], f"https://{v.api_ip}:443/version",
+                                                  insecure=True) for s in src)))
+        done = await asyncio.gather(*jobs)
+        if v.echo.cluster_ip:
+            v.service_http = dict(zip(src, done.pop(0), strict=True))
+        if v.api_ip:
+            v.api_http = dict(zip(src, done.pop(0), strict=True))
+
+    async def dns() -> None:
+        cases = [c for node in probes for c in dns_cases(node, profile.dns_service_ip,
+                                                         v.echo.dns_name, coredns_ips(v, profile),
+                                                         plan.external_name)]
+        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None)
+                                      for c in cases))
+        v.dns = dict(zip(cases, done, strict=True))
+
+    async def egress() -> None:
+        if not plan.external_url:
+            return
+        insecure = urlsplit(plan.external_url).scheme == "https"
+        done = await asyncio.gather(*(run.http(probes[s], plan.external_url, insecure=insecure)
+                                      for s in probes))
+        v.egress_http = dict(zip(probes, done, strict=True))
+
+    async def nodeports() -> None:
+        ips = {x.name: x.internal_ip for x in profile.ready_nodes}
+        go = [p for p in pairs if p.source in v.node_probes.ready and ips.get(p.target)]
+        if not v.echo.node_port:
+            return
+        done = await asyncio.gather(*(run.series(partial(
+            run.http, v.node_probes.ready[p.source],
+            f"http://{ips[p.target]}:{v.echo.node_port}/hostname"), n) for p in go))
+        v.nodeport = dict(zip(go, done, strict=True))
+
+    async def mtu() -> None:
+        eth0 = await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in probes))
+        v.mtu = {s: pod_mtu(v.facts.get(s), m.result.mtu) for s, m in zip(probes, eth0,
+                                                                            strict=True)}
+        go = [p for p in cross if p.source in probes and p.target in probes
+              and v.mtu[p.source][0] > 0]
+        done = await asyncio.gather(*(run.mtu_ping(probes[p.source], probes[p.target].ip,
+                                                   v.mtu[p.source][0]) for p in go))
+        v.mtu_ping = dict(zip(go, done, strict=True))
+
+    await _guard(v, "cluster-state", read_objects(cluster, v))
+    await asyncio.gather(*(_guard(v, key, job) for key, job in (
+        ("pod-paths", pod_paths()), ("service-paths", service_paths()), ("dns", dns()),
+        ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
+    await _guard(v, "logs", read_logs(cluster, profile, v))
+    return v
+
+
+def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
+    """CoreDNS pod name -> pod IP (from the pods read by :func:`read_objects`)."""
+    w = profile.coredns
+    if w is None:
+        return {}
+    sel = dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
+    return {p["metadata"]["name"]: str(p.get("status", {}).get("podIP") or "")
+            for p in v.pods if p["metadata"]["namespace"] == w.namespace
+            and sel.items() <= (p["metadata"].get("labels") or {}).items()}
+
+
+def dns_cases(node: str, dns_ip: str, echo_name: str, replicas: Mapping[str, str],
+              external: str) -> list[DnsCase]:
+    """The lookups made from one node's probe."""
+    cases = []
+    if dns_ip:
+        cases += [DnsCase(node, "cluster", CLUSTER_NAME, dns_ip),
+                  DnsCase(node, "service", echo_name, dns_ip)]
+        if external:
+            cases.append(DnsCase(node, "external", external, dns_ip))
+    cases += [DnsCase(node, f"replica {name}", CLUSTER_NAME, ip)
+              for name, ip in sorted(replicas.items()) if ip]
+    cases.append(DnsCase(node, "search-path", SHORT_NAME, ""))
+    return cases
+
+
+async def _log_tail(cluster: Cluster, namespace: str, name: str) -> str:
+    out = []
+    for previous in ("true", "false"):
+        try:
+            resp = await cluster.request("GET", f"pods/{name}/log", namespace=namespace,
+                                         params={"tailLines": str(LOG_TAIL),
+                                                 "previous": previous},
+                                         what=f"logs of {namespace}/{name}")
+            out.append(resp.text)
+        except Exception:  # no previous container: a 400 on real clusters
+            continue
+    return "\n".join(out)
+
+
+async def read_objects(cluster: Cluster, v: Validation) -> None:
+    """All pods and Services (placement, CoreDNS replicas, selectors)."""
+    v.pods, v.services = await asyncio.gather(cluster.list("pods"), cluster.list("services"))
+
+
+async def read_logs(cluster: Cluster, profile: ClusterProfile, v: Validation) -> None:
+    """CoreDNS log tails and kube-proxy log tails per node."""
+
+    def members(w: Any) -> list[dict[str, Any]]:
+        if w is None:
+            return []
+        sel = dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
+        return [p for p in v.pods if p["metadata"]["namespace"] == w.namespace
+                and sel.items() <= (p["metadata"].get("labels") or {}).items()]
+
+    dns_pods, proxy_pods = members(profile.coredns), members(profile.kube_proxy)
+    tails = await asyncio.gather(*(_log_tail(cluster, p["metadata"]["namespace"],
+                                             p["metadata"]["name"])
+                                   for p in dns_pods + proxy_pods))
+    v.coredns_logs = "\n".join(tails[:len(dns_pods)])
+    v.kube_proxy_logs = {str(p["spec"].get("nodeName", "")): t
+                         for p, t in zip(proxy_pods, tails[len(dns_pods):], strict=True)}

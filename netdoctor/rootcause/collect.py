@@ -1,0 +1,107 @@
+"""From a run's measurements and results to the :class:`Observations` the ranking reads.
+
+Pure: takes raw API objects (pods, Services), the validate measurements and the
+``summary.json`` test entries, so it is unit-testable without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from netdoctor.cluster.profile import ClusterProfile, Workload
+from netdoctor.probes.validate import Validation
+from netdoctor.rootcause.model import NodeView, Observations, PodView
+
+CRASH_RESTARTS = 3
+
+
+def _selector(w: Workload | None) -> dict[str, str]:
+    if w is None:
+        return {}
+    return dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
+
+
+def component_of(pod: Mapping[str, Any], profile: ClusterProfile) -> str | None:
+    """``coredns``, ``kube-proxy``, ``flannel`` or ``None``, by the workloads' selectors."""
+    meta = pod["metadata"]
+    labels = (meta.get("labels") or {}).items()
+    for name, w in (("coredns", profile.coredns), ("kube-proxy", profile.kube_proxy),
+                    ("flannel", profile.flannel)):
+        sel = _selector(w)
+        if w is not None and sel and meta.get("namespace") == w.namespace \
+                and sel.items() <= labels:
+            return name
+    return None
+
+
+def pod_view(pod: Mapping[str, Any], profile: ClusterProfile) -> PodView:
+    """Placement and health of one pod."""
+    spec, status = pod.get("spec", {}), pod.get("status", {})
+    statuses = status.get("containerStatuses") or []
+    waiting = {str(((cs.get("state") or {}).get("waiting") or {}).get("reason", ""))
+               for cs in statuses}
+    restarts = sum(int(cs.get("restartCount") or 0) for cs in statuses)
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or [])
+    return PodView(pod["metadata"].get("namespace", ""), pod["metadata"]["name"],
+                   spec.get("nodeName"), status.get("podIP"),
+                   host_network=bool(spec.get("hostNetwork")),
+                   component=component_of(pod, profile),
+                   crashlooping="CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS,
+                   ready=ready)
+
+
+def unmatched_selectors(services: Iterable[Mapping[str, Any]],
+                        pods: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Services with a selector that matches no pod in their namespace."""
+    found = []
+    for svc in services:
+        meta, sel = svc["metadata"], (svc.get("spec") or {}).get("selector") or {}
+        if not sel:
+            continue
+        if not any(p["metadata"].get("namespace") == meta["namespace"]
+                   and sel.items() <= (p["metadata"].get("labels") or {}).items() for p in pods):
+            found.append(f"{meta['namespace']}/{meta['name']}")
+    return tuple(sorted(found))
+
+
+def failing_by_signal(tests: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Failed test ids per declared signal, from ``summary.json``'s ``tests``."""
+    out: dict[str, list[str]] = {}
+    for t in tests:
+        if t.get("outcome") == "failed":
+            for s in t.get("signals") or ():
+                out.setdefault(str(s), []).append(str(t["nodeid"]))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def broken_pairs(v: Validation) -> tuple[tuple[str, str], ...]:
+    """Cross-node pod paths that lost every ping, and pairs with a node whose echo pod never
+    got a pod network."""
+    pairs = {(p.source, p.target) for p, s in v.pod_ping.items()
+             if p.source != p.target and s.passed == 0}
+    dead = {n for n, e in v.echo.pods.items() if not e.ip}
+    nodes = sorted(v.echo.pods)
+    pairs |= {(a, b) for a in nodes for b in nodes if a != b and (a in dead or b in dead)}
+    return tuple(sorted(pairs))
+
+
+def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping[str, Any]],
+                 no_endpoints: Sequence[str]) -> Observations:
+    """Everything :func:`netdoctor.rootcause.rules.rank` needs for this run."""
+    failing = failing_by_signal(tests)
+    flannel_expected = any(n.flannel_annotated for n in profile.nodes) or any(
+        "flannel" in (f.active_cni.plugins if f.active_cni else ()) or f.flannel_subnet
+        for f in v.facts.values())
+    return Observations(
+        nodes=tuple(NodeView(n.name, n.internal_ip, n.pod_cidr or None) for n in profile.nodes),
+        pods=tuple(pod_view(p, profile) for p in v.pods),
+        facts=dict(v.facts), signals=frozenset(failing), failed_tests=failing,
+        broken_pairs=broken_pairs(v), coredns_logs=v.coredns_logs,
+        kube_proxy_logs=dict(v.kube_proxy_logs), flannel_daemonset=profile.flannel is not None,
+        flannel_expected=bool(flannel_expected),
+        services_without_endpoints=tuple(no_endpoints),
+        unmatched_selectors=unmatched_selectors(v.services, v.pods),
+        cni=profile.cni if profile.cni != "unknown" else "flannel",
+    )
