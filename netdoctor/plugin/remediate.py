@@ -117,6 +117,7 @@ class Remediation:
         if self.result is not None:
             session.exitstatus = self.result.exit_status(status)
 
+    @pytest.hookimpl(trylast=True)  # after the root causes are ranked into the summary
     def pytest_netdoctor_summary(self, summary: dict[str, Any], config: pytest.Config) -> None:
         """Run the remediation and add its block to summary.json."""
         try:

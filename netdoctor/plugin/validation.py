@@ -62,6 +62,7 @@ def cause_line(c: RootCause) -> str:
             + (f" -> explains {', '.join(signals)}" if signals else ""))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
     """Rank root causes from this run's measurements and results into ``root_causes``."""
     inputs = config.stash.get(VALIDATION, None)
