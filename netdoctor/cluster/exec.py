@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -89,6 +89,7 @@ async def measure(
     *,
     deadline: float,
     tries: int = 3,
+    run: Callable[[ExecTarget, Sequence[str], float], Awaitable[Attempt]] = exec_once,
 ) -> Measured[R]:
     """Run ``argv`` until its output is conclusive, at most ``tries`` times.
 
@@ -98,11 +99,12 @@ async def measure(
         parse: Turns an attempt into a result with a ``conclusive`` flag.
         deadline: Seconds one attempt may take, exec included.
         tries: Attempts at most (bounded: never loops on a broken API).
+        run: How one attempt is executed (default: its own exec; see :class:`Batcher`).
     """
     attempts: list[Attempt] = []
 
     async def once() -> R:
-        attempt = await exec_once(target, argv, deadline)
+        attempt = await run(target, argv, deadline)
         attempts.append(attempt)
         return parse(attempt)
 
@@ -115,3 +117,129 @@ async def measure(
     )
     result: R = await retrying(once)
     return Measured(result, tuple(attempts), kubectl_exec(target.namespace, target.name, argv))
+
+
+# -- batching: many commands for one pod, one exec ----------------------------------------
+MARK = "@@netdoctor"
+
+
+def batch_script(commands: Sequence[Sequence[str]]) -> str:
+    """A POSIX shell script running ``commands`` side by side, then printing each one's
+    stdout, stderr and exit code between marker lines (see :func:`split_batch`).
+
+    Example:
+        >>> print(batch_script([("echo", "hi")]).splitlines()[1])
+        ( ( echo hi ) >"$d/0.o" 2>"$d/0.e"; echo $? >"$d/0.c" ) &
+    """
+    lines = ['d=$(mktemp -d) || exit 97']
+    for i, argv in enumerate(commands):
+        lines.append(f'( ( {shlex.join(argv)} ) >"$d/{i}.o" 2>"$d/{i}.e"; '
+                     f'echo $? >"$d/{i}.c" ) &')
+    lines.append("wait")
+    lines.append(f'for i in $(seq 0 {len(commands) - 1}); do '
+                 f'echo "{MARK} out $i"; cat "$d/$i.o"; echo; '
+                 f'echo "{MARK} err $i"; cat "$d/$i.e"; echo; '
+                 f'echo "{MARK} rc $i $(cat "$d/$i.c")"; done')
+    lines.append('rm -rf "$d"')
+    return "\n".join(lines)
+
+
+def split_batch(stdout: str, count: int) -> list[tuple[int, str, str]] | None:
+    """(exit code, stdout, stderr) per command of a :func:`batch_script` run; ``None`` when
+    the output is incomplete (then every command is run on its own)."""
+    out: dict[int, dict[str, str]] = {}
+    current: tuple[int, str] | None = None
+    buf: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            # cat printed the text, then 'echo' one newline: joining the lines gives it back.
+            out.setdefault(current[0], {})[current[1]] = "\n".join(buf)
+    for line in stdout.split("\n"):
+        if line.startswith(f"{MARK} "):
+            close()
+            parts = line.split()
+            if len(parts) < 3 or not parts[2].isdigit():
+                return None
+            kind, idx = parts[1], int(parts[2])
+            if kind == "rc":
+                rc = parts[3] if len(parts) > 3 else ""
+                out.setdefault(idx, {})["rc"] = rc
+                current, buf = None, []
+            else:
+                current, buf = (idx, kind), []
+        elif current is not None:
+            buf.append(line)
+    close()
+    results = []
+    for i in range(count):
+        entry = out.get(i, {})
+        if not entry.get("rc", "").isdigit():
+            return None
+        results.append((int(entry["rc"]), entry.get("out", ""), entry.get("err", "")))
+    return results
+
+
+class Batcher:
+    """Coalesces commands for the same pod, issued within ``window`` seconds, into one exec.
+
+    An O(nodes^2) path matrix then costs O(nodes) execs; commands still run side by side
+    inside the pod, so each keeps its own timeout. A batch whose output cannot be split
+    (transport error, truncated output) falls back to one exec per command.
+    """
+
+    def __init__(self, limit: asyncio.Semaphore, window: float = 0.02, max_batch: int = 12):
+        self._limit, self._window, self._max = limit, window, max_batch
+        self._pending: dict[tuple[str, str], list[tuple[tuple[str, ...], float,
+                                                        asyncio.Future[Attempt]]]] = {}
+
+    async def exec(self, target: ExecTarget, argv: Sequence[str], deadline: float) -> Attempt:
+        """Run ``argv`` in ``target`` (possibly together with others); one attempt."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Attempt] = loop.create_future()
+        key = (target.namespace, target.name)
+        batch = self._pending.setdefault(key, [])
+        batch.append((tuple(argv), deadline, fut))
+        if len(batch) == 1:
+            loop.call_later(self._window, self._start, target, key)
+        elif len(batch) >= self._max:
+            self._start(target, key)
+        return await fut
+
+    def _start(self, target: ExecTarget, key: tuple[str, str]) -> None:
+        batch = self._pending.pop(key, None)
+        if batch:
+            task = asyncio.ensure_future(self._run(target, batch))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _run(self, target: ExecTarget,
+                   batch: list[tuple[tuple[str, ...], float, asyncio.Future[Attempt]]]) -> None:
+        try:
+            if len(batch) == 1:
+                argv, deadline, fut = batch[0]
+                async with self._limit:
+                    attempt = await exec_once(target, argv, deadline)
+                if not fut.done():
+                    fut.set_result(attempt)
+                return
+            script = batch_script([argv for argv, _, _ in batch])
+            deadline = max(d for _, d, _ in batch) + 2
+            async with self._limit:
+                whole = await exec_once(target, ("sh", "-c", script), deadline)
+            parts = split_batch(whole.stdout, len(batch)) if whole.exit_code == 0 else None
+            if parts is None:
+                singles = await asyncio.gather(*(exec_once(target, argv, d)
+                                                 for argv, d, _ in batch))
+                for (_, _, fut), attempt in zip(batch, singles, strict=True):
+                    if not fut.done():
+                        fut.set_result(attempt)
+                return
+            for (argv, _, fut), (rc, out, err) in zip(batch, parts, strict=True):
+                if not fut.done():
+                    fut.set_result(Attempt(argv, rc, stdout=out, stderr=err,
+                                           duration=whole.duration))
+        except BaseException as exc:
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise

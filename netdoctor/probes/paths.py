@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from netdoctor.cluster.exec import Conclusive, ExecTarget, Measured, measure
+from netdoctor.cluster.exec import Batcher, Conclusive, ExecTarget, Measured, measure
 from netdoctor.model import Attempt
 from netdoctor.probes.commands import parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import (
@@ -116,12 +116,13 @@ class Runner:
     def __init__(self, image: str, timeout: float, concurrency: int = 32) -> None:
         self.image = image
         self.timeout = timeout
-        self._sem = asyncio.Semaphore(concurrency)
+        # The limit counts execs, not commands: commands for one pod share an exec.
+        self._batcher = Batcher(asyncio.Semaphore(max(concurrency // 4, 1)))
 
     async def _run(self, target: ExecTarget, argv: Sequence[str],
                    parse: Callable[[Attempt], T], deadline: float | None = None) -> Measured[T]:
-        async with self._sem:
-            return await measure(target, argv, parse, deadline=deadline or self.timeout + 5)
+        return await measure(target, argv, parse, deadline=deadline or self.timeout + 5,
+                             run=self._batcher.exec)
 
     def ping(self, target: ExecTarget, ip: str) -> Awaitable[Measured[PingResult]]:
         """One echo request."""
