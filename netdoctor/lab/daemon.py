@@ -99,11 +99,9 @@ SETTLED: dict[str, Callable[[Store], bool]] = {
 
 async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> None:
     """Poll ``check`` until true; raise naming ``what`` after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while not check():
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {deadline:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
+    async def ask() -> bool:
+        return check()
+    await wait_async(ask, deadline, what)
 
 
 async def agents_settled(lab: LabInfo) -> bool:
@@ -118,7 +116,7 @@ async def agents_settled(lab: LabInfo) -> bool:
 
 
 async def wait_async(check: Callable[[], Awaitable[bool]], deadline: float, what: str) -> None:
-    """Like :func:`wait_for` for a check that runs commands."""
+    """Poll an async ``check`` (one that runs commands) until true, within ``deadline``."""
     end = time.monotonic() + deadline
     while not await check():
         if time.monotonic() > end:
