@@ -7,8 +7,9 @@ state and the runner applies them in stage order; the failing checks then run ag
 subprocess without ``--remediate``, whose score is ``score_after``. Every action is logged
 to ``<report-dir>/remediation.log``.
 
-Exit status: 0 when ``score_after`` is 0 (or nothing was failing), :data:`EXIT_REFUSED`
-when the policy refused, 1 when a step failed or signals remain.
+Exit status: 0 when ``score_after`` is 0 and no re-run check still fails (or nothing was
+failing), :data:`EXIT_REFUSED` when the policy refused, 1 when a step failed or anything
+remains.
 """
 
 from __future__ import annotations
@@ -50,21 +51,27 @@ class Result:
     score_before: int
     score_after: int | None = None
     verification: str = ""
+    still_failing: list[str] = field(default_factory=list)
     log_path: Path | None = None
     log_lines: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """As summary.json stores it."""
-        return {"mode": self.outcome.mode, "reason": self.outcome.reason,
-                "steps": [s.to_json() for s in self.outcome.steps],
-                "score_before": self.score_before, "score_after": self.score_after}
+        """As summary.json stores it (``still_failing`` only after a verification run)."""
+        block: dict[str, Any] = {
+            "mode": self.outcome.mode, "reason": self.outcome.reason,
+            "steps": [s.to_json() for s in self.outcome.steps],
+            "score_before": self.score_before, "score_after": self.score_after}
+        if self.verification:
+            block["still_failing"] = list(self.still_failing)
+        return block
 
     def exit_status(self, pytest_status: int) -> int:
         """0 when nothing remains, 1 when something does, EXIT_REFUSED when refused."""
         if self.outcome.mode == "refused":
             return EXIT_REFUSED
         if self.outcome.mode == "applied":
-            return 0 if self.score_after == 0 and not self.outcome.failed else 1
+            repaired = self.score_after == 0 and not self.still_failing
+            return 0 if repaired and not self.outcome.failed else 1
         return 0 if self.score_before == 0 else max(pytest_status, 1)
 
 
@@ -164,15 +171,20 @@ class Remediation:
                              max_disruptive=settings.max_disruptive, log=log)
         if decision.mode == "applied":
             self._close()  # node pods go before the checks run again
-            result.score_after, result.verification = self._verify(
-                settings, analysis.results, directory / "verify", log)
+            self._verify(result, settings, analysis.results, directory / "verify", log)
         return result
 
-    def _verify(self, settings: Settings, results: Sequence[Any], report_dir: Path,
-                log: RemediationLog) -> tuple[int | None, str]:
+    def _verify(self, result: Result, settings: Settings, results: Sequence[Any],
+                report_dir: Path, log: RemediationLog) -> None:
+        """Run the failing checks again; their score and what still fails go to ``result``."""
+        result.score_after, result.verification, result.still_failing = self._rerun(
+            settings, results, report_dir, log)
+
+    def _rerun(self, settings: Settings, results: Sequence[Any], report_dir: Path,
+               log: RemediationLog) -> tuple[int | None, str, list[str]]:
         nodeids = failing_functions(results)
         if not nodeids:
-            return 0, "no check had failed"
+            return 0, "no check had failed", []
         argv = verification_argv(settings, nodeids, report_dir, self.config.inipath)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("NETDOCTOR_") or k == "NETDOCTOR_KUBECONFIG"}
@@ -183,15 +195,22 @@ class Remediation:
                                   text=True, timeout=VERIFY_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             log.write(f"verify: no result within {VERIFY_TIMEOUT:g}s")
-            return None, "verification timed out"
+            return None, "verification timed out", []
         path = report_dir / "summary.json"
         if not path.exists():
             log.write(f"verify: exit {done.returncode}, no summary: {done.stderr[-300:]}")
-            return None, f"verification run failed (exit {done.returncode})"
+            return None, f"verification run failed (exit {done.returncode})", []
         after = json.loads(path.read_text())
         present = [k for k, v in after.get("signals", {}).items() if v]
-        log.write(f"verify: score {after.get('score')} ({', '.join(present) or 'no signals'})")
-        return int(after.get("score", 0)), f"{len(nodeids)} check(s) again: {path}"
+        still = [t["nodeid"] for t in after.get("tests", [])
+                 if t.get("outcome") in ("failed", "error")]
+        log.write(f"verify: score {after.get('score')} ({', '.join(present) or 'no signals'}); "
+                  f"{len(still)} check(s) still failing" + (f": {', '.join(still)}" if still
+                                                            else ""))
+        ran = len(after.get("tests", []))
+        return (int(after.get("score", 0)),
+                f"{len(nodeids)} check function(s) again, {ran} check(s), {len(still)} still "
+                f"failing: {path}", still)
 
     def _ask(self, question: str) -> bool:
         capman = self.config.pluginmanager.getplugin("capturemanager")
@@ -216,6 +235,7 @@ class Remediation:
         """After an interrupt: remove the node pods if the summary hook could not."""
         self._close()
 
+    @pytest.hookimpl(trylast=True)  # after the root causes and matrices it acted on
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Mode, before/after and every step."""
         if self.result is None:
@@ -241,6 +261,7 @@ def summary_lines(result: Result) -> list[str]:
     for step in result.outcome.steps:
         first = step.detail.splitlines()[0] if step.detail else ""
         lines.append(f"  {step.status.upper():8} {step.name} {step.node or '-'}: {redact(first)}")
+    lines += [f"  STILL FAILING {nodeid}" for nodeid in result.still_failing]
     if result.log_path is not None:
         lines.append(f"log: {result.log_path}")
     return lines
@@ -252,11 +273,14 @@ def summary_html(result: Result) -> str:
     rows = "".join(f"<tr><td>{escape(s.status)}</td><td>{escape(s.name)}</td>"
                    f"<td>{escape(s.node or '-')}</td><td><pre>{escape(redact(s.detail))}</pre>"
                    "</td></tr>" for s in result.outcome.steps)
+    still = ("<p>Still failing after the repair:</p><ul>"
+             + "".join(f"<li>{escape(n)}</li>" for n in result.still_failing) + "</ul>"
+             if result.still_failing else "")
     return (f'<div class="netdoctor-remediation"><h2>Remediation: {escape(result.outcome.mode)}'
             f"</h2><p>{escape(result.outcome.reason)}</p><table><tr><th>Score before</th>"
             f"<th>Score after</th></tr><tr><td>{result.score_before}</td><td>{after}</td></tr>"
             f"</table><table><tr><th>Status</th><th>Step</th><th>Node</th><th>Detail</th></tr>"
-            f"{rows}</table></div>")
+            f"{rows}</table>{still}</div>")
 
 
 def _without_cluster(decision: Decision, log: RemediationLog) -> Outcome:

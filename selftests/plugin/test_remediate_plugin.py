@@ -9,7 +9,14 @@ import pytest
 
 from netdoctor.model import CheckResult
 from netdoctor.plugin.options import resolve_settings
-from netdoctor.plugin.remediate import EXIT_REFUSED, Result, failing_functions, verification_argv
+from netdoctor.plugin.remediate import (
+    EXIT_REFUSED,
+    Result,
+    failing_functions,
+    summary_html,
+    summary_lines,
+    verification_argv,
+)
 from netdoctor.repair.model import Step
 from netdoctor.repair.runner import Outcome
 from remediation.coredns import forward_targets, with_forward
@@ -86,6 +93,17 @@ def test_failing_functions_drop_parameters() -> None:
 def test_exit_status(mode: str, after: int | None, failed: bool, status: int) -> None:
     steps = [Step("x", None, "failed" if failed else "applied", "")]
     assert Result(Outcome(mode, "", steps), 2, after).exit_status(1) == status
+
+
+def test_checks_still_failing_after_repair_fail_the_run() -> None:
+    steps = [Step("x", None, "applied", "")]
+    result = Result(Outcome("applied", "", steps), 2, 0, "1 check function(s) again",
+                    still_failing=["tests/t.py::a[n1]"])
+    assert result.exit_status(1) == 1
+    assert result.to_json()["still_failing"] == ["tests/t.py::a[n1]"]
+    assert "STILL FAILING tests/t.py::a[n1]" in "\n".join(summary_lines(result))
+    assert "tests/t.py::a[n1]" in summary_html(result)
+    assert "still_failing" not in Result(Outcome("dry-run", ""), 2).to_json()
 
 
 def test_refused_without_force_in_a_pipeline(pytester: pytest.Pytester) -> None:
