@@ -15,6 +15,9 @@ from remediation._common import HookOptions, crashlooping
 from remediation.firewall import api_server, blocking_rules, coredns_nodes, delete_command
 
 TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")
+# As the CoreDNS check counts them: a pod restarted this often stays a failure even when it
+# came up on its own once its cause was gone; a restart replaces it with a fresh one.
+RESTARTS = 3
 FORWARD = re.compile(r"(?m)^(\s*forward\s+\.\s+)([^{\n]+?)(\s*(\{|$))")
 
 
@@ -33,6 +36,17 @@ def with_forward(corefile: str, targets: tuple[str, ...]) -> str:
     """The Corefile with ``forward .`` pointing at ``targets``."""
     return FORWARD.sub(lambda m: f"{m.group(1)}{' '.join(targets)}{m.group(3)}", corefile,
                        count=1)
+
+
+def restarts(pod: Mapping[str, Any]) -> int:
+    """The restarts of all the pod's containers.
+
+    Example:
+        >>> restarts({"status": {"containerStatuses": [{"restartCount": 2}, {}]}})
+        2
+    """
+    return sum(int(cs.get("restartCount", 0))
+               for cs in pod.get("status", {}).get("containerStatuses") or [])
 
 
 def _coredns(ctx: RepairContext) -> Workload | None:
@@ -135,8 +149,9 @@ class CoreDnsForwardFallback:
 
 @dataclass
 class CoreDnsRestart:
-    """CoreDNS pods crash-loop while nothing on their node still blocks them: restart the
-    Deployment and await Ready pods and kube-dns endpoints.
+    """CoreDNS pods crash-loop (or restarted as often as the check counts a crash loop)
+    while nothing on their node still blocks them: restart the Deployment and await Ready
+    pods and kube-dns endpoints.
 
     A filter rule dropping their traffic to the API server (see :mod:`remediation.firewall`)
     still present when this stage plans makes the restart a manual step instead."""
@@ -155,7 +170,7 @@ class CoreDnsRestart:
         if dep is None:
             return []
         pods = ctx.list("pods", namespace=dep.namespace, selector=dep.selector)
-        failing = [p for p in pods if crashlooping(p)]
+        failing = [p for p in pods if crashlooping(p) or restarts(p) >= RESTARTS]
         if not failing:
             return []
         # Facts are read now, after stage system ran: a rule api-firewall-drop deleted is
