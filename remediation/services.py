@@ -119,10 +119,6 @@ def propose(ctx: RepairContext, svc: Mapping[str, Any], pods: list[dict[str, Any
     missing = [str(t) for t in _targets(svc) if t is None or not _exposes(w, t)]
     if missing or not _targets(svc):
         return Proposal(None, f"{ref} does not expose targetPort {', '.join(missing) or '-'}")
-    others = [f"{k} {o['metadata']['name']}" for k, o in workloads
-              if o is not w and matches(fixed, _template_labels(o))]
-    if others:
-        return Proposal(None, f"{fixed} would also select {', '.join(others)}")
     if not any(p["metadata"]["namespace"] == ns
                and matches(fixed, p["metadata"].get("labels") or {}) for p in pods):
         return Proposal(None, f"{ref} has no pods with {fixed}")
@@ -142,7 +138,8 @@ class ServiceSelector:
       at most 2 edits apart touching less than half of the shorter value), at least one
       of them different;
     * that workload's containers declare every targetPort of the Service (by number or
-      name), no other workload's template carries the new labels, and pods with them run.
+      name), and pods with the new labels run (a second workload carrying them would have
+      been a second candidate).
 
     Then ``spec.selector`` takes the workload's values for the same keys (no key is added
     or removed); the old selector and the command restoring it are in the step's detail.
