@@ -11,13 +11,11 @@ from typing import Any
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping
+from remediation._common import HookOptions, crashlooping, restarted_or_failing
 from remediation.firewall import api_server, blocking_rules, coredns_nodes, delete_command
 
+COREDNS = "coredns_crashloop"
 TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")
-# As the CoreDNS check counts them: a pod restarted this often stays a failure even when it
-# came up on its own once its cause was gone; a restart replaces it with a fresh one.
-RESTARTS = 3
 FORWARD = re.compile(r"(?m)^(\s*forward\s+\.\s+)([^{\n]+?)(\s*(\{|$))")
 
 
@@ -36,17 +34,6 @@ def with_forward(corefile: str, targets: tuple[str, ...]) -> str:
     """The Corefile with ``forward .`` pointing at ``targets``."""
     return FORWARD.sub(lambda m: f"{m.group(1)}{' '.join(targets)}{m.group(3)}", corefile,
                        count=1)
-
-
-def restarts(pod: Mapping[str, Any]) -> int:
-    """The restarts of all the pod's containers.
-
-    Example:
-        >>> restarts({"status": {"containerStatuses": [{"restartCount": 2}, {}]}})
-        2
-    """
-    return sum(int(cs.get("restartCount", 0))
-               for cs in pod.get("status", {}).get("containerStatuses") or [])
 
 
 def _coredns(ctx: RepairContext) -> Workload | None:
@@ -149,9 +136,9 @@ class CoreDnsForwardFallback:
 
 @dataclass
 class CoreDnsRestart:
-    """CoreDNS pods crash-loop (or restarted as often as the check counts a crash loop)
-    while nothing on their node still blocks them: restart the Deployment and await Ready
-    pods and kube-dns endpoints.
+    """CoreDNS pods crash-loop (or, when the CoreDNS checks failed, have restarted) while
+    nothing on their node still blocks them: restart the Deployment and await Ready pods
+    and kube-dns endpoints.
 
     A filter rule dropping their traffic to the API server (see :mod:`remediation.firewall`)
     still present when this stage plans makes the restart a manual step instead."""
@@ -170,7 +157,11 @@ class CoreDnsRestart:
         if dep is None:
             return []
         pods = ctx.list("pods", namespace=dep.namespace, selector=dep.selector)
-        failing = [p for p in pods if crashlooping(p) or restarts(p) >= RESTARTS]
+        # When the CoreDNS checks failed, a pod that restarted keeps failing them (its
+        # restarts, its probe-failure events, its logs) even once it came up by itself
+        # after its cause went: fresh pods are the repair. Otherwise only a pod failing now.
+        failing = [p for p in pods if (restarted_or_failing(p) if COREDNS in ctx.signals
+                                       else crashlooping(p))]
         if not failing:
             return []
         # Facts are read now, after stage system ran: a rule api-firewall-drop deleted is

@@ -188,6 +188,19 @@ def test_coredns_restart_waits_for_the_rule_then_restarts() -> None:
                                           "deployment coredns")
 
 
+@pytest.mark.parametrize(("signal", "planned"), [("coredns_crashloop", True),
+                                                ("service_endpoints_missing", False)])
+def test_coredns_restart_replaces_a_pod_that_recovered_by_itself(signal: str,
+                                                                 planned: bool) -> None:
+    ctx = healthy()
+    ctx.objects["pods"][0] = pod("kube-system", "coredns-a", "worker-1", DNS, "10.244.1.5",
+                                 restarts=2)  # Ready again, but the checks saw it fail
+    ctx.signals = frozenset({signal})
+    plans = CoreDnsRestart(OPTS).plan(ctx)
+    assert [p.actions[0].command for p in plans] == (
+        ["kubectl -n kube-system rollout restart deployment coredns"] if planned else [])
+
+
 def test_run_repairs_coredns_crashloop_and_is_idempotent() -> None:
     ctx = coredns_blocked(BLOCK_IN, BLOCK)
     hooks = list(default_hooks(OPTS).values())
