@@ -16,6 +16,7 @@ from netdoctor.repair.model import RemediationHook
 from remediation._common import HookOptions
 from remediation.cni import BridgeAddress, FlannelDaemonSet, StrayCniConfig
 from remediation.coredns import CoreDnsForwardFallback, CoreDnsRestart
+from remediation.firewall import ApiFirewallDrop
 from remediation.kube_proxy import KubeProxyRestart
 from remediation.node_cni_state import PodsOutsidePodCidr
 from remediation.services import ServiceSelector
@@ -29,6 +30,7 @@ REGISTRY: dict[str, Callable[[HookOptions], RemediationHook]] = {
     "kernel-sysctls": KernelSysctls,
     "stale-kube-rules": StaleKubeRules,
     "foreign-nft-chain": ForeignNftChain,
+    "api-firewall-drop": ApiFirewallDrop,
     "stray-cni-config": StrayCniConfig,
     "cni0-address": BridgeAddress,
     "flannel-daemonset": FlannelDaemonSet,

@@ -103,7 +103,7 @@ class BridgeAddress:
         run_checked(ctx, plan.node, "ip link delete cni0", self.deadline)
         for action in plan.actions[1:]:
             if action.command.startswith("kubectl delete pod"):
-                ns, name = action.command.split()[-3], action.command.split()[-1]
+                ns, name = action.command.split()[-2:]
                 ctx.delete_pod(ns, name, self.deadline)
         return plan.detail
 

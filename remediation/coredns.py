@@ -11,8 +11,10 @@ from typing import Any
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping
+from remediation._common import HookOptions, crashlooping, restarted_or_failing
+from remediation.firewall import api_server, blocking_rules, coredns_nodes, delete_command
 
+COREDNS = "coredns_crashloop"
 TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")
 FORWARD = re.compile(r"(?m)^(\s*forward\s+\.\s+)([^{\n]+?)(\s*(\{|$))")
 
@@ -134,8 +136,12 @@ class CoreDnsForwardFallback:
 
 @dataclass
 class CoreDnsRestart:
-    """CoreDNS pods crash-loop while nothing on their node still blocks them: restart the
-    Deployment and await Ready pods and kube-dns endpoints."""
+    """CoreDNS pods crash-loop (or, when the CoreDNS checks failed, have restarted) while
+    nothing on their node still blocks them: restart the Deployment and await Ready pods
+    and kube-dns endpoints.
+
+    A filter rule dropping their traffic to the API server (see :mod:`remediation.firewall`)
+    still present when this stage plans makes the restart a manual step instead."""
 
     opts: HookOptions
     name: str = "coredns-restart"
@@ -151,19 +157,27 @@ class CoreDnsRestart:
         if dep is None:
             return []
         pods = ctx.list("pods", namespace=dep.namespace, selector=dep.selector)
-        failing = [p for p in pods if crashlooping(p)]
+        # When the CoreDNS checks failed, a pod that restarted keeps failing them (its
+        # restarts, its probe-failure events, its logs) even once it came up by itself
+        # after its cause went: fresh pods are the repair. Otherwise only a pod failing now.
+        failing = [p for p in pods if (restarted_or_failing(p) if COREDNS in ctx.signals
+                                       else crashlooping(p))]
         if not failing:
             return []
-        api = _api_endpoints(ctx)
-        blocked = sorted({p["spec"].get("nodeName", "") for p in failing
-                          if _drops_api(ctx, p["spec"].get("nodeName", ""), api)})
+        # Facts are read now, after stage system ran: a rule api-firewall-drop deleted is
+        # gone; one still there (a dry run, the cap, a rule it leaves to the operator)
+        # would make a restart crash again, so the restart waits for it.
+        api = api_server(ctx)
+        blocked = {node: rules for node, pods in coredns_nodes(ctx).items()
+                   if (rules := blocking_rules(ctx, node, api, pods))}
         if blocked:
             return [Plan(self.name, node, (), manual=(
-                f"a firewall rule on {node} drops traffic to the API server ({', '.join(api)}); "
-                f"it is not netdoctor's to remove: on {node}, `iptables-save | grep -n "
-                f"'{api[0] if api else ''}'`, delete the DROP/REJECT rule, then "
+                f"a firewall rule on {node} drops CoreDNS's traffic to the API server "
+                f"({', '.join(sorted(api.ips))}); api-firewall-drop (stage system) deletes "
+                "the ones it may when applied; otherwise on the node: "
+                f"{'; '.join(delete_command(b, r) for b, r, _ in rules)}; then "
                 f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"))
-                for node in blocked]
+                for node, rules in blocked.items()]
         where = ", ".join(sorted({p["spec"].get("nodeName", "?") for p in failing}))
         return [Plan(self.name, None, (Action(
             f"rollout restart {dep.ref} (not ready on {where}) and await Ready pods and "
@@ -187,17 +201,3 @@ class CoreDnsRestart:
                 return "kube-dns has no ready endpoints"
             time.sleep(0.5)
 
-
-def _api_endpoints(ctx: RepairContext) -> list[str]:
-    eps = [e for e in ctx.list("endpoints", namespace="default")
-           if e["metadata"]["name"] == "kubernetes"]
-    return [a["ip"] for e in eps for s in e.get("subsets") or [] for a in s.get("addresses") or []]
-
-
-def _drops_api(ctx: RepairContext, node: str, api: list[str]) -> bool:
-    if not api or node not in ctx.nodes():
-        return False
-    from remediation._common import read_facts
-    facts = read_facts(ctx, node)
-    return any(f"-d {ip}/32" in r and ("-j DROP" in r or "-j REJECT" in r)
-               for r in facts.nft_rules + facts.legacy_rules for ip in api)

@@ -182,8 +182,14 @@ class LiveContext:
     # -- API ------------------------------------------------------------------------------
     def list(self, kind: str, namespace: str | None = None,
              selector: str | None = None) -> list[dict[str, Any]]:
-        """API objects of ``kind`` as dicts."""
-        return self._run(self._api.list(kind, namespace=namespace, selector=selector))
+        """API objects of ``kind`` as dicts; none for a kind the API server does not serve
+        (a lab has no StatefulSets)."""
+        try:
+            return self._run(self._api.list(kind, namespace=namespace, selector=selector))
+        except ValueError as exc:  # kr8s: the kind is not in the server's discovery
+            if str(exc) == f"Kind {kind} not found.":
+                return []
+            raise
 
     def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
               deadline: float) -> None:

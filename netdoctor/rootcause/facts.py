@@ -64,6 +64,8 @@ class NodeFacts:
     nft_warnings: tuple[str, ...] = ()
     nft_rules: tuple[str, ...] = ()
     legacy_rules: tuple[str, ...] = ()
+    nft_by_table: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    legacy_by_table: dict[str, tuple[str, ...]] = field(default_factory=dict)
     complete: bool = False
 
     @property
@@ -80,6 +82,11 @@ class NodeFacts:
         """``-A KUBE-...`` rules held by ``backend`` (``nft`` or ``legacy``)."""
         rules = self.nft_rules if backend == "nft" else self.legacy_rules
         return tuple(r for r in rules if r.startswith("-A KUBE-"))
+
+    def table_rules(self, backend: str, table: str) -> tuple[str, ...]:
+        """``-A`` rules of one ``table`` (``filter``, ``nat``...) held by ``backend``."""
+        by_table = self.nft_by_table if backend == "nft" else self.legacy_by_table
+        return by_table.get(table, ())
 
     def bridge_gateway(self, bridge: str = "cni0") -> tuple[str, ...]:
         """IPv4 addresses (CIDR) on a bridge."""
@@ -133,6 +140,23 @@ def _cni_file(name: str, body: str) -> CniFile:
                    subnet=subnet)
 
 
+def _by_table(lines: list[str]) -> dict[str, tuple[str, ...]]:
+    """``iptables-save`` rules grouped by the ``*table`` line they follow.
+
+    Example:
+        >>> _by_table(["*filter", "-A INPUT -j DROP", "COMMIT", "*nat", "-A OUTPUT -j X"])
+        {'filter': ('-A INPUT -j DROP',), 'nat': ('-A OUTPUT -j X',)}
+    """
+    out: dict[str, list[str]] = {}
+    table = ""
+    for line in lines:
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith("-A "):
+            out.setdefault(table, []).append(line)
+    return {t: tuple(rules) for t, rules in out.items()}
+
+
 def _env(lines: list[str]) -> dict[str, str]:
     return {k.strip(): v.strip() for k, sep, v in (ln.partition("=") for ln in lines) if sep}
 
@@ -169,6 +193,8 @@ def parse(node: str, text: str) -> NodeFacts:
             if ln.strip()),
         nft_rules=tuple(ln for ln in s.get("nft-save", []) if ln.startswith("-A ")),
         legacy_rules=tuple(ln for ln in s.get("legacy-save", []) if ln.startswith("-A ")),
+        nft_by_table=_by_table(s.get("nft-save", [])),
+        legacy_by_table=_by_table(s.get("legacy-save", [])),
         complete="end" in s,
     )
 

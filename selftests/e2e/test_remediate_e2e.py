@@ -15,18 +15,18 @@ from selftests.e2e.labrun import REPO, Lab, Run, _env, diagnose_argv, lab_up, ru
 
 FALLBACK = "198.51.100.53"  # the lab's second resolver (a documentation address)
 
-# Fault -> score after `--remediate --force`. Not 0 where the fix is by design not netdoctor's:
-# a host firewall rule dropping CoreDNS's traffic to the API (3: CoreDNS, its endpoints, DNS),
-# a Service selector typo (1: its missing endpoints). Both are reported as manual steps.
+# Fault -> score after `--remediate --force`: every single fault is repaired.
 SCORE_AFTER = MappingProxyType({
-    "flannel-missing": 0, "coredns-crashloop": 3, "kube-proxy-crashloop": 0,
-    "dns-upstream-timeout": 0, "service-no-endpoints": 1, "iptables-mixed-backend": 0,
+    "flannel-missing": 0, "coredns-crashloop": 0, "kube-proxy-crashloop": 0,
+    "dns-upstream-timeout": 0, "service-no-endpoints": 0, "iptables-mixed-backend": 0,
     "cni-bridge-conflict": 0, "ip-forward-off": 0, "br-netfilter-off": 0,
     "cni-config-shadowed": 0,
 })
-MANUAL = MappingProxyType({"coredns-crashloop": "coredns-restart",
-                           "service-no-endpoints": "service-selector"})
-
+# Fault -> hook whose step stays manual (skipped, with the command) by design: none today.
+MANUAL: MappingProxyType[str, str] = MappingProxyType({})
+# Fault -> the hooks that fix it and must have applied (their fix was manual before).
+APPLIED = MappingProxyType({"coredns-crashloop": ("api-firewall-drop", "coredns-restart"),
+                            "service-no-endpoints": ("service-selector",)})
 
 def remediate(lab: Lab, report_dir: Path, *extra: str) -> Run:
     """``pytest -m diagnose --remediate`` as an operator runs it in a pipeline (no TTY)."""
@@ -115,5 +115,12 @@ def test_each_fault(fault: str, tmp_path: Path) -> None:
             assert manual, block["steps"]
             assert all(s["status"] == "skipped" for s in manual)
             assert "kubectl" in manual[0]["detail"]
+        if fault in APPLIED:
+            applied = {s["name"] for s in block["steps"] if s["status"] == "applied"}
+            assert set(APPLIED[fault]) <= applied, block["steps"]
+            # Idempotent: once repaired, a second run finds nothing to plan.
+            again = remediate(lab, tmp_path / "r2", "--force")
+            assert again.summary.get("remediation", {}).get("steps") == [], again.output[-2000:]
+            assert again.returncode == 0
     finally:
         lab.down()
