@@ -1,0 +1,1 @@
+"""The checks users run: ``diagnose/`` (the six signals) and ``validate/`` (end to end)."""

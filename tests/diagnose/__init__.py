@@ -1,0 +1,1 @@
+"""The diagnose tier: the six signal checks (``pytest -m diagnose``)."""

@@ -1,0 +1,1 @@
+"""The validate tier: end-to-end paths, DNS, components and node facts (``pytest -m validate``)."""
