@@ -127,19 +127,27 @@ def batch_script(commands: Sequence[Sequence[str]]) -> str:
     """A POSIX shell script running ``commands`` side by side, then printing each one's
     stdout, stderr and exit code between marker lines (see :func:`split_batch`).
 
+    Each command costs one process: it is started in the background straight from the shell
+    (no subshell), its exit code is collected with ``wait PID``, the marker lines are written
+    by shell builtins and one ``cat`` prints everything in order. Process start-up, not the
+    probes themselves, is what a batch of short probes mostly spends its CPU on.
+
     Example:
-        >>> print(batch_script([("echo", "hi")]).splitlines()[1])
-        ( ( echo hi ) >"$d/0.o" 2>"$d/0.e"; echo $? >"$d/0.c" ) &
+        >>> print(batch_script([("echo", "hi")]).splitlines()[2])
+        r 0 echo hi
     """
-    lines = ['d=$(mktemp -d) || exit 97']
-    for i, argv in enumerate(commands):
-        lines.append(f'( ( {shlex.join(argv)} ) >"$d/{i}.o" 2>"$d/{i}.e"; '
-                     f'echo $? >"$d/{i}.c" ) &')
-    lines.append("wait")
-    lines.append(f'for i in $(seq 0 {len(commands) - 1}); do '
-                 f'echo "{MARK} out $i"; cat "$d/$i.o"; echo; '
-                 f'echo "{MARK} err $i"; cat "$d/$i.e"; echo; '
-                 f'echo "{MARK} rc $i $(cat "$d/$i.c")"; done')
+    lines = [
+        'd=$(mktemp -d) || exit 97',
+        # r INDEX ARGV...: markers first (builtins), then the command in the background.
+        f"r() {{ printf '{MARK} out %s\\n' \"$1\" >\"$d/$1.a\"; "
+        f"printf '\\n{MARK} err %s\\n' \"$1\" >\"$d/$1.b\"; "
+        'i=$1; shift; "$@" >"$d/$i.o" 2>"$d/$i.e" </dev/null & P="$P $!"; }',
+    ]
+    lines += [f"r {i} {shlex.join(argv)}" for i, argv in enumerate(commands)]
+    lines.append('i=0; f=; for p in $P; do wait "$p"; '
+                 f"printf '\\n{MARK} rc %s %s\\n' \"$i\" \"$?\" >\"$d/$i.c\"; "
+                 'f="$f $d/$i.a $d/$i.o $d/$i.b $d/$i.e $d/$i.c"; i=$((i+1)); done')
+    lines.append("cat $f")
     lines.append('rm -rf "$d"')
     return "\n".join(lines)
 
