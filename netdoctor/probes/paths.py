@@ -22,11 +22,13 @@ from netdoctor.cluster.exec import Batcher, Conclusive, ExecTarget, Measured, me
 from netdoctor.model import Attempt
 from netdoctor.probes.commands import parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import (
+    CURL_SERIES_WRITE_OUT,
     CURL_WRITE_OUT,
     CurlResult,
     LookupResult,
     PingResult,
     parse_curl,
+    parse_curl_series,
 )
 from netdoctor.rootcause import facts as nodefacts
 from netdoctor.rootcause.facts import NodeFacts
@@ -59,8 +61,13 @@ class Series(Generic[R]):
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
-        """Every attempt behind the series."""
-        return tuple(a for m in self.runs for a in m.attempts)
+        """Every attempt behind the series (once each: runs measured by one command share
+        its attempts)."""
+        seen: dict[int, Attempt] = {}
+        for m in self.runs:
+            for a in m.attempts:
+                seen.setdefault(id(a), a)
+        return tuple(seen.values())
 
 
 def curl_argv(url: str, seconds: float, *, insecure: bool = False) -> tuple[str, ...]:
@@ -69,6 +76,24 @@ def curl_argv(url: str, seconds: float, *, insecure: bool = False) -> tuple[str,
     wait = str(max(1, int(seconds)))
     return ("curl", "-sS", "-o", "/dev/null", "-w", CURL_WRITE_OUT.replace("\\n", "\n"),
             "--connect-timeout", wait, "--max-time", wait, *(("-k",) if insecure else ()), url)
+
+
+def curl_series_argv(url: str, seconds: float, n: int, *, insecure: bool = False
+                     ) -> tuple[str, ...]:
+    """``n`` HTTP GETs of ``url`` by one curl, side by side, each on its own connection
+    (``--parallel-immediate``: none waits to reuse another's) with its own timeouts, one
+    :data:`CURL_SERIES_WRITE_OUT` line each.
+
+    Example:
+        >>> argv = curl_series_argv("http://10.244.1.5:8080/", 2.0, 3)
+        >>> argv[-6:]
+        ('-o', '/dev/null', 'http://10.244.1.5:8080/', '-o', '/dev/null', 'http://10.244.1.5:8080/')
+    """
+    wait = str(max(1, int(seconds)))
+    return ("curl", "-sS", "--no-progress-meter", "--parallel", "--parallel-immediate",
+            "--parallel-max", str(n), "-w", CURL_SERIES_WRITE_OUT.replace("\\n", "\n"),
+            "--connect-timeout", wait, "--max-time", wait, *(("-k",) if insecure else ()),
+            *(arg for _ in range(n) for arg in ("-o", "/dev/null", url)))
 
 
 def mtu_ping_argv(ip: str, mtu: int, seconds: float) -> tuple[str, ...]:
@@ -100,6 +125,18 @@ class FactsResult:
 
     conclusive: bool
     facts: NodeFacts
+
+
+@dataclass(frozen=True)
+class CurlRuns:
+    """The transfers of one :func:`curl_series_argv` run."""
+
+    runs: tuple[CurlResult, ...]
+
+    @property
+    def conclusive(self) -> bool:
+        """Every transfer reported its result."""
+        return all(r.conclusive for r in self.runs)
 
 
 @dataclass(frozen=True)
@@ -136,6 +173,15 @@ class Runner:
              ) -> Awaitable[Measured[CurlResult]]:
         """One HTTP GET."""
         return self._run(target, curl_argv(url, self.timeout, insecure=insecure), _curl)
+
+    async def http_series(self, target: ExecTarget, url: str, n: int, *,
+                          insecure: bool = False) -> Series[CurlResult]:
+        """``n`` HTTP GETs, measured by one curl (a retry repeats all ``n``)."""
+        def parse(attempt: Attempt) -> CurlRuns:
+            return CurlRuns(parse_curl_series(attempt.stdout, attempt.stderr, n))
+        m = await self._run(target, curl_series_argv(url, self.timeout, n, insecure=insecure),
+                            parse)
+        return Series(tuple(Measured(r, m.attempts, m.command) for r in m.result.runs))
 
     def dns(self, target: ExecTarget, name: str, server: str | None
             ) -> Awaitable[Measured[LookupResult]]:

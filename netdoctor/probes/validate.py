@@ -169,12 +169,13 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
 
     async def pod_paths() -> None:
         go = [p for p in pairs if p.source in probes and p.target in echo_ips]
-        pings = await asyncio.gather(*(run.series(
-            partial(run.ping, probes[p.source], echo_ips[p.target]), n) for p in go))
-        https = await asyncio.gather(*(run.series(
-            partial(run.http, probes[p.source],
-                    f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"), n)
-            for p in go))
+        # pings and GETs issued together: the batcher puts a pod's commands in one exec
+        pings, https = await asyncio.gather(
+            asyncio.gather(*(run.series(partial(run.ping, probes[p.source], echo_ips[p.target]),
+                                        n) for p in go)),
+            asyncio.gather(*(run.http_series(
+                probes[p.source], f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname",
+                n) for p in go)))
         v.pod_ping, v.pod_http = dict(zip(go, pings, strict=True)), dict(zip(go, https,
                                                                               strict=True))
 
@@ -184,8 +185,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         src = list(probes)
         jobs: list[Awaitable[Any]] = []
         if v.echo.cluster_ip:
-            jobs.append(asyncio.gather(*(run.series(partial(run.http, probes[s], url), n)
-                                         for s in src)))
+            jobs.append(asyncio.gather(*(run.http_series(probes[s], url, n) for s in src)))
         if v.api_ip:
             jobs.append(asyncio.gather(*(run.http(probes[s], f"https://{v.api_ip}:443/version",
                                                   insecure=True) for s in src)))
@@ -216,9 +216,9 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         go = [p for p in pairs if p.source in v.node_probes.ready and ips.get(p.target)]
         if not v.echo.node_port:
             return
-        done = await asyncio.gather(*(run.series(partial(
-            run.http, v.node_probes.ready[p.source],
-            f"http://{ips[p.target]}:{v.echo.node_port}/hostname"), n) for p in go))
+        done = await asyncio.gather(*(run.http_series(
+            v.node_probes.ready[p.source], f"http://{ips[p.target]}:{v.echo.node_port}/hostname",
+            n) for p in go))
         v.nodeport = dict(zip(go, done, strict=True))
 
     async def mtu() -> None:
