@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -186,7 +187,8 @@ async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> boo
 async def remove(cluster: Cluster, echo: Echo) -> list[str]:
     """Delete what :func:`deploy` created, newest first; return what could not be deleted."""
     problems: list[str] = []
-    for kind, name in reversed(echo.created):
+
+    async def delete(kind: str, name: str) -> None:
         version, _, plural = kind.rpartition("/")
         try:
             await cluster.request("DELETE", f"{plural}/{name}", namespace=echo.namespace,
@@ -197,5 +199,9 @@ async def remove(cluster: Cluster, echo: Echo) -> list[str]:
         except Exception as exc:
             if status_code(exc) != 404:
                 problems.append(f"{plural} {echo.namespace}/{name}: {exc}")
+
+    # Newest kind first; the objects of one kind (a Deployment per node) side by side.
+    for kind, group in itertools.groupby(reversed(echo.created), key=lambda c: c[0]):
+        await asyncio.gather(*(delete(kind, name) for _, name in group))
     echo.created.clear()
     return problems
