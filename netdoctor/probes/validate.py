@@ -138,6 +138,7 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
 
     async def echo_side() -> None:
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
+        await echo_mod.wait_endpoints(cluster, v.echo)
 
     await asyncio.gather(_guard(v, "node-probes", node_side()),
                          _guard(v, "echo", echo_side()))
@@ -155,6 +156,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
                         probes: Mapping[str, ExecTarget]) -> Validation:
     """Every path measured at once, then pods, Services and logs read for the root causes."""
     plan = v.plan
+    loop = asyncio.get_running_loop()
     run = Runner(plan.probe_image, plan.probe_timeout)
     n = plan.repeats
     echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
@@ -179,8 +181,16 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         v.pod_ping, v.pod_http = dict(zip(go, pings, strict=True)), dict(zip(go, https,
                                                                               strict=True))
 
+    async def programmed() -> None:
+        # Paths through a Service wait until kube-proxy has had its time to program the
+        # echo endpoints; pod paths, DNS and MTU are measured meanwhile.
+        if v.echo.endpoints_at:
+            delay = v.echo.endpoints_at + echo_mod.KUBE_PROXY_SETTLE - loop.time()
+            await asyncio.sleep(max(delay, 0))
+
     async def service_paths() -> None:
         await api_ip()
+        await programmed()
         url = f"http://{v.echo.cluster_ip}:{echo_mod.SERVICE_PORT}/hostname"
         src = list(probes)
         jobs: list[Awaitable[Any]] = []
@@ -216,6 +226,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         go = [p for p in pairs if p.source in v.node_probes.ready and ips.get(p.target)]
         if not v.echo.node_port:
             return
+        await programmed()
         done = await asyncio.gather(*(run.http_series(
             v.node_probes.ready[p.source], f"http://{ips[p.target]}:{v.echo.node_port}/hostname",
             n) for p in go))
