@@ -175,11 +175,12 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         pings, https = await asyncio.gather(
             asyncio.gather(*(run.series(partial(run.ping, probes[p.source], echo_ips[p.target]),
                                         n) for p in go)),
-            asyncio.gather(*(run.http_series(
-                probes[p.source], f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname",
-                n) for p in go)))
-        v.pod_ping, v.pod_http = dict(zip(go, pings, strict=True)), dict(zip(go, https,
-                                                                              strict=True))
+            asyncio.gather(*(run.http_rows(
+                probes[src], [f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"
+                              for p in row], n) for src, row in _rows(go))))
+        v.pod_ping = dict(zip(go, pings, strict=True))
+        v.pod_http = {p: s for (_, row), series in zip(_rows(go), https, strict=True)
+                      for p, s in zip(row, series, strict=True)}
 
     async def programmed() -> None:
         # Paths through a Service wait until kube-proxy has had its time to program the
@@ -227,10 +228,11 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         if not v.echo.node_port:
             return
         await programmed()
-        done = await asyncio.gather(*(run.http_series(
-            v.node_probes.ready[p.source], f"http://{ips[p.target]}:{v.echo.node_port}/hostname",
-            n) for p in go))
-        v.nodeport = dict(zip(go, done, strict=True))
+        done = await asyncio.gather(*(run.http_rows(
+            v.node_probes.ready[src], [f"http://{ips[p.target]}:{v.echo.node_port}/hostname"
+                                       for p in row], n) for src, row in _rows(go)))
+        v.nodeport = {p: s for (_, row), series in zip(_rows(go), done, strict=True)
+                      for p, s in zip(row, series, strict=True)}
 
     async def mtu() -> None:
         eth0 = await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in probes))
@@ -248,6 +250,14 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
     await _guard(v, "logs", read_logs(cluster, profile, v))
     return v
+
+
+def _rows(pairs: Sequence[PairId]) -> list[tuple[str, list[PairId]]]:
+    """The pairs grouped by source node, in order: one matrix row per source."""
+    rows: dict[str, list[PairId]] = {}
+    for p in pairs:
+        rows.setdefault(p.source, []).append(p)
+    return list(rows.items())
 
 
 def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
