@@ -23,6 +23,8 @@ import kr8s.asyncio
 T = TypeVar("T")
 API_CALL_TIMEOUT = 15.0
 """Seconds one API request may take before the run treats the API as unreachable."""
+LIST_PAGE = 500
+"""Objects per list request (the API server pages larger lists with ``continue``)."""
 
 
 class DeadlineExceeded(Exception):
@@ -95,13 +97,29 @@ class Cluster:
     async def list(
         self, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[dict[str, Any]]:
-        """Raw objects of ``kind`` (all namespaces when ``namespace`` is None)."""
+        """Raw objects of ``kind`` (all namespaces when ``namespace`` is None).
+
+        The items of the list response as they are (plus the ``kind`` and ``apiVersion``
+        a list leaves out of its items): no kr8s object per item, whose construction was
+        a third of the client's CPU in a 12-node run that polls lists of pods.
+        """
 
         async def collect() -> list[dict[str, Any]]:
-            kwargs: dict[str, Any] = {"namespace": namespace or kr8s.ALL}
-            if selector:
-                kwargs["label_selector"] = selector
-            return [o.raw async for o in self.api.async_get(kind, **kwargs)]
+            out: list[dict[str, Any]] = []
+            params = {"limit": str(LIST_PAGE)}
+            while True:
+                async with self.api.async_get_kind(
+                        kind, namespace=namespace or kr8s.ALL, label_selector=selector or None,
+                        params=dict(params)) as (cls, resp):
+                    page = resp.json()
+                for item in page.get("items") or []:
+                    item.setdefault("kind", cls.kind)
+                    item.setdefault("apiVersion", cls.version)
+                    out.append(item)
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return out
+                params["continue"] = str(token)
 
         where = f" in {namespace}" if namespace else ""
         return await bounded(collect(), self.timeout, f"list {kind}{where}")

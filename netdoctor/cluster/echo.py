@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ SERVICE_PORT = 80
 APP_LABEL = "app.kubernetes.io/name"
 APP = "netdoctor-echo"
 SERVICE = "echo"
+ENDPOINTS_WAIT = 5.0
+"""Seconds to wait for the Service's endpoints to list the Ready echo pods."""
+KUBE_PROXY_SETTLE = 1.0
+"""Seconds kube-proxy may take to program a change of endpoints: its ``minSyncPeriod``,
+1 s by default, rate-limits a burst of changes (each echo pod becoming Ready is one)."""
 
 
 def echo_labels(run_id: str) -> dict[str, str]:
@@ -110,6 +116,9 @@ class Echo:
     pods: dict[str, EchoPod] = field(default_factory=dict)
     created: list[tuple[str, str]] = field(default_factory=list)
     error: str = ""
+    endpoints_at: float = 0.0
+    """Loop time at which the Service's EndpointSlices listed every Ready echo pod (or the
+    wait for that gave up); 0 before :func:`wait_endpoints`."""
 
     @property
     def dns_name(self) -> str:
@@ -138,6 +147,29 @@ async def deploy(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: fl
                                                         run_id=echo.run_id)) for n in nodes))
     await wait_pods(cluster, echo, nodes, timeout, network_grace)
     return echo
+
+
+async def wait_endpoints(cluster: Cluster, echo: Echo, timeout: float = ENDPOINTS_WAIT) -> None:
+    """Poll (bounded) until the Service's EndpointSlices list every Ready echo pod as ready.
+
+    A pod is Ready before the endpoint controller publishes it and before kube-proxy has
+    programmed it; measuring the Service right after the pods came up finds a Service
+    with missing endpoints ("connection refused" on a healthy cluster). What is left after
+    this wait is kube-proxy's own delay (see :data:`KUBE_PROXY_SETTLE`).
+    """
+    loop = asyncio.get_running_loop()
+    want = {p.ip for p in echo.pods.values() if p.ready and p.ip}
+    end = loop.time() + timeout
+    while want and loop.time() < end:
+        slices = await cluster.list("endpointslices", namespace=echo.namespace,
+                                    selector=f"kubernetes.io/service-name={SERVICE}")
+        ready = {a for s in slices for e in s.get("endpoints") or []
+                 if (e.get("conditions") or {}).get("ready", True)
+                 for a in e.get("addresses") or []}
+        if want <= ready:
+            break
+        await asyncio.sleep(0.1)
+    echo.endpoints_at = loop.time()
 
 
 async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: float,
@@ -186,7 +218,8 @@ async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> boo
 async def remove(cluster: Cluster, echo: Echo) -> list[str]:
     """Delete what :func:`deploy` created, newest first; return what could not be deleted."""
     problems: list[str] = []
-    for kind, name in reversed(echo.created):
+
+    async def delete(kind: str, name: str) -> None:
         version, _, plural = kind.rpartition("/")
         try:
             await cluster.request("DELETE", f"{plural}/{name}", namespace=echo.namespace,
@@ -197,5 +230,9 @@ async def remove(cluster: Cluster, echo: Echo) -> list[str]:
         except Exception as exc:
             if status_code(exc) != 404:
                 problems.append(f"{plural} {echo.namespace}/{name}: {exc}")
+
+    # Newest kind first; the objects of one kind (a Deployment per node) side by side.
+    for kind, group in itertools.groupby(reversed(echo.created), key=lambda c: c[0]):
+        await asyncio.gather(*(delete(kind, name) for _, name in group))
     echo.created.clear()
     return problems

@@ -11,11 +11,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote
 
 import tenacity
 
@@ -64,22 +66,54 @@ def kubectl_exec(namespace: str, pod: str, argv: Sequence[str]) -> str:
     return f"kubectl exec -n {namespace} {pod} -- {shlex.join(argv)}"
 
 
+EXEC_PROTOCOL = "v4.channel.k8s.io"
+STDOUT, STDERR, STATUS = 1, 2, 3
+
+
+async def ws_exec(pod: Any, argv: Sequence[str], timeout: float) -> tuple[int, bytes, bytes]:
+    """``pods/exec`` over one websocket: (exit code, stdout, stderr).
+
+    kr8s' ``Pod.async_exec`` first GETs the pod to check it is Ready, on every call; a probe
+    pod is known to be running, and the API server refuses exec into a container that is
+    not, so that round trip only doubled the API requests of every probe command.
+    """
+    params = {"command": list(argv), "container": pod.spec.containers[0].name,
+              "stdout": "true", "stderr": "true", "stdin": "false"}
+    out, err = bytearray(), bytearray()
+    async with pod.api.open_websocket(version=pod.version, url=f"{pod.endpoint}/{pod.name}/exec",
+                                      subprotocols=(EXEC_PROTOCOL,), namespace=pod.namespace,
+                                      params=params) as ws:
+        while True:
+            message = await ws.receive_bytes(timeout=timeout)
+            channel, data = message[0], message[1:]
+            if channel == STDOUT:
+                out += data
+            elif channel == STDERR:
+                err += data
+            elif channel == STATUS and data:
+                status = json.loads(data.decode())
+                if status.get("status") == "Success":
+                    return 0, bytes(out), bytes(err)
+                for cause in (status.get("details") or {}).get("causes") or []:
+                    if cause.get("reason") == "ExitCode":
+                        return int(cause["message"]), bytes(out), bytes(err)
+                return 1, bytes(out), bytes(err)  # as kr8s: a failure without an exit code
+
+
 async def exec_once(target: ExecTarget, argv: Sequence[str], deadline: float) -> Attempt:
     """One exec with a deadline; transport problems become an attempt without exit code."""
     started = time.monotonic()
     try:
-        done = await asyncio.wait_for(
-            target.obj.async_exec(list(argv), check=False, timeout=int(deadline) + 1), deadline)
+        code, out, err = await asyncio.wait_for(
+            ws_exec(target.obj, argv, int(deadline) + 1), deadline)
     except TimeoutError:
         return Attempt(tuple(argv), None, duration=time.monotonic() - started,
                        error=f"no result within {deadline:g}s")
     except Exception as exc:  # kr8s/httpx/websocket errors: the command's result is unknown
         return Attempt(tuple(argv), None, duration=time.monotonic() - started,
                        error=f"{type(exc).__name__}: {exc}")
-    return Attempt(tuple(argv), int(done.returncode),
-                   stdout=done.stdout.decode(errors="replace"),
-                   stderr=done.stderr.decode(errors="replace"),
-                   duration=time.monotonic() - started)
+    return Attempt(tuple(argv), code, stdout=out.decode(errors="replace"),
+                   stderr=err.decode(errors="replace"), duration=time.monotonic() - started)
 
 
 async def measure(
@@ -121,25 +155,37 @@ async def measure(
 
 # -- batching: many commands for one pod, one exec ----------------------------------------
 MARK = "@@netdoctor"
+BATCH_OVERHEAD = 900
+"""URL-encoded characters of a batch script without its commands (see :func:`batch_script`)."""
 
 
 def batch_script(commands: Sequence[Sequence[str]]) -> str:
     """A POSIX shell script running ``commands`` side by side, then printing each one's
     stdout, stderr and exit code between marker lines (see :func:`split_batch`).
 
+    Each command costs one process: it is started in the background straight from the shell
+    (no subshell), its exit code is collected with ``wait PID``, the marker lines are written
+    by shell builtins and one ``cat`` prints everything in order. Process start-up, not the
+    probes themselves, is what a batch of short probes mostly spends its CPU on.
+
     Example:
-        >>> print(batch_script([("echo", "hi")]).splitlines()[1])
-        ( ( echo hi ) >"$d/0.o" 2>"$d/0.e"; echo $? >"$d/0.c" ) &
+        >>> print(batch_script([("echo", "hi")]).splitlines()[2])
+        r 0 echo hi
     """
-    lines = ['d=$(mktemp -d) || exit 97']
-    for i, argv in enumerate(commands):
-        lines.append(f'( ( {shlex.join(argv)} ) >"$d/{i}.o" 2>"$d/{i}.e"; '
-                     f'echo $? >"$d/{i}.c" ) &')
-    lines.append("wait")
-    lines.append(f'for i in $(seq 0 {len(commands) - 1}); do '
-                 f'echo "{MARK} out $i"; cat "$d/$i.o"; echo; '
-                 f'echo "{MARK} err $i"; cat "$d/$i.e"; echo; '
-                 f'echo "{MARK} rc $i $(cat "$d/$i.c")"; done')
+    lines = [
+        # tmpfs when the pod has one: a file on the node's disk costs an inode allocation,
+        # which on a busy ext4 costs more CPU than the probe it holds the output of.
+        'd=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit 97',
+        # r INDEX ARGV...: markers first (builtins), then the command in the background.
+        f"r() {{ printf '{MARK} out %s\\n' \"$1\" >\"$d/$1.a\"; "
+        f"printf '\\n{MARK} err %s\\n' \"$1\" >\"$d/$1.b\"; "
+        'i=$1; shift; "$@" >"$d/$i.o" 2>"$d/$i.e" </dev/null & P="$P $!"; }',
+    ]
+    lines += [f"r {i} {shlex.join(argv)}" for i, argv in enumerate(commands)]
+    lines.append('i=0; f=; for p in $P; do wait "$p"; '
+                 f"printf '\\n{MARK} rc %s %s\\n' \"$i\" \"$?\" >\"$d/$i.c\"; "
+                 'f="$f $d/$i.a $d/$i.o $d/$i.b $d/$i.e $d/$i.c"; i=$((i+1)); done')
+    lines.append("cat $f")
     lines.append('rm -rf "$d"')
     return "\n".join(lines)
 
@@ -180,34 +226,50 @@ def split_batch(stdout: str, count: int) -> list[tuple[int, str, str]] | None:
     return results
 
 
+def encoded_size(argv: Sequence[str]) -> int:
+    """Characters ``argv`` adds to a batch's exec URL (the script travels URL-encoded in the
+    ``command`` query parameters)."""
+    return len(quote(shlex.join(argv), safe="")) + 16
+
+
 class Batcher:
     """Coalesces commands for the same pod, issued within ``window`` seconds, into one exec.
 
     An O(nodes^2) path matrix then costs O(nodes) execs; commands still run side by side
-    inside the pod, so each keeps its own timeout. A batch whose output cannot be split
-    (transport error, truncated output) falls back to one exec per command.
+    inside the pod, so each keeps its own timeout. A batch is as large as fits in
+    ``max_size`` URL-encoded characters (the command is part of the exec request's URL;
+    8 KiB request lines are a common limit of API servers and proxies in front of them).
+    A batch whose output cannot be split (transport error, truncated output) falls back
+    to one exec per command.
     """
 
-    def __init__(self, limit: asyncio.Semaphore, window: float = 0.02, max_batch: int = 12):
-        self._limit, self._window, self._max = limit, window, max_batch
+    def __init__(self, limit: asyncio.Semaphore, window: float = 0.02, max_size: int = 6000):
+        self._limit, self._window, self._max = limit, window, max_size
         self._pending: dict[tuple[str, str], list[tuple[tuple[str, ...], float,
                                                         asyncio.Future[Attempt]]]] = {}
+        self._size: dict[tuple[str, str], int] = {}
 
     async def exec(self, target: ExecTarget, argv: Sequence[str], deadline: float) -> Attempt:
         """Run ``argv`` in ``target`` (possibly together with others); one attempt."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Attempt] = loop.create_future()
         key = (target.namespace, target.name)
+        size = encoded_size(argv)
+        if key in self._pending and self._size[key] + size > self._max:
+            self._start(target, key)  # full: this command opens the next batch
         batch = self._pending.setdefault(key, [])
         batch.append((tuple(argv), deadline, fut))
+        self._size[key] = self._size.get(key, BATCH_OVERHEAD) + size
         if len(batch) == 1:
-            loop.call_later(self._window, self._start, target, key)
-        elif len(batch) >= self._max:
-            self._start(target, key)
+            loop.call_later(self._window, self._start, target, key, batch)
         return await fut
 
-    def _start(self, target: ExecTarget, key: tuple[str, str]) -> None:
+    def _start(self, target: ExecTarget, key: tuple[str, str],
+               which: list[Any] | None = None) -> None:
+        if which is not None and self._pending.get(key) is not which:
+            return  # the window's batch was started early, when it filled up
         batch = self._pending.pop(key, None)
+        self._size.pop(key, None)
         if batch:
             task = asyncio.ensure_future(self._run(target, batch))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

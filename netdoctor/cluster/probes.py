@@ -267,17 +267,25 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0) -> list
     problems: list[str] = []
     recorded = list(reversed(probes.created))
     probes.created.clear()
+    # Pods side by side (one request each would make cleanup O(nodes) round trips), then
+    # what holds them (the namespace), still newest first.
+    await asyncio.gather(*(_delete(cluster, kind, probes.namespace, name, problems)
+                           for kind, name in recorded if kind == "pod"))
     for kind, name in recorded:
-        await _delete(cluster, kind, probes.namespace if kind == "pod" else "", name, problems)
+        if kind != "pod":
+            await _delete(cluster, kind, "", name, problems)
     selector = f"{RUN_ID}={probes.run_id}"
     try:
         strays = [("pod", o) for o in await cluster.list("pods", selector=selector)]
         strays += [("namespace", o) for o in await cluster.list("namespaces", selector=selector)]
     except Exception as exc:
         return [*problems, f"listing objects of run {probes.run_id}: {exc}"]
+    await asyncio.gather(*(_delete(cluster, kind, obj["metadata"].get("namespace", ""),
+                                   obj["metadata"]["name"], problems)
+                           for kind, obj in strays if kind == "pod"))
     for kind, obj in strays:
-        meta = obj["metadata"]
-        await _delete(cluster, kind, meta.get("namespace", ""), meta["name"], problems)
+        if kind != "pod":
+            await _delete(cluster, kind, "", obj["metadata"]["name"], problems)
     try:
         await bounded(_gone(cluster, probes), wait, f"probe pods of run {probes.run_id} to go")
     except Exception as exc:

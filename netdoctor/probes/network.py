@@ -1,22 +1,20 @@
 """Measurements through probe pods: the pod-to-pod ping matrix and DNS lookups.
 
-Everything is measured concurrently (bounded by a semaphore), once per run; the checks only
-read the results.
+Everything is measured concurrently, once per run, a probe's commands batched into few execs
+(bounded by a semaphore on execs); the checks only read the results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
-from netdoctor.cluster.exec import ExecTarget, Measured, measure
+from netdoctor.cluster.exec import Batcher, ExecTarget, Measured, measure
 from netdoctor.probes.commands import dns_argv, parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import LookupResult, PingResult
 
-T = TypeVar("T")
 CONCURRENCY = 32
 
 
@@ -59,33 +57,35 @@ class DnsQuery:
     measured: Measured[LookupResult]
 
 
-async def _limited(sem: asyncio.Semaphore, aw: Awaitable[T]) -> T:
-    async with sem:
-        return await aw
+def batcher() -> Batcher:
+    """Batches the pass's commands per probe pod; the limit counts execs, not commands."""
+    return Batcher(asyncio.Semaphore(max(CONCURRENCY // 4, 1)))
 
 
 async def ping_matrix(
     probes: Mapping[str, ExecTarget], pairs: Sequence[PairId], image: str, timeout: float,
+    batch: Batcher | None = None,
 ) -> dict[PairId, Measured[PingResult]]:
-    """Ping every pair whose both probes are running; all pairs at once."""
-    sem = asyncio.Semaphore(CONCURRENCY)
+    """Ping every pair whose both probes are running; all pairs at once, a source's pings
+    in as few execs as :class:`Batcher` makes of them (each still its own command)."""
+    run = (batch or batcher()).exec
     runnable = [p for p in pairs if p.source in probes and p.target in probes]
     results = await asyncio.gather(*(
-        _limited(sem, measure(probes[p.source], ping_argv(image, probes[p.target].ip, timeout),
-                              parse_ping_attempt, deadline=timeout + 5))
+        measure(probes[p.source], ping_argv(image, probes[p.target].ip, timeout),
+                parse_ping_attempt, deadline=timeout + 5, run=run)
         for p in runnable))
     return dict(zip(runnable, results, strict=True))
 
 
 async def dns_lookups(
     probes: Mapping[str, ExecTarget], names: Sequence[str], server: str, image: str,
-    timeout: float,
+    timeout: float, batch: Batcher | None = None,
 ) -> list[DnsQuery]:
-    """Look every name up at ``server`` from every probe; all at once."""
-    sem = asyncio.Semaphore(CONCURRENCY)
+    """Look every name up at ``server`` from every probe; all at once (batched per probe)."""
+    run = (batch or batcher()).exec
     jobs = [(node, name) for node in probes for name in names]
     results = await asyncio.gather(*(
-        _limited(sem, measure(probes[node], dns_argv(image, name, server, timeout),
-                              parse_dns_attempt, deadline=timeout + 5))
+        measure(probes[node], dns_argv(image, name, server, timeout), parse_dns_attempt,
+                deadline=timeout + 5, run=run)
         for node, name in jobs))
     return [DnsQuery(node, name, server, m) for (node, name), m in zip(jobs, results, strict=True)]

@@ -14,7 +14,14 @@ from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
 from netdoctor.probes.components import read_services as _read_services
-from netdoctor.probes.network import DnsQuery, PairId, dns_lookups, node_pairs, ping_matrix
+from netdoctor.probes.network import (
+    DnsQuery,
+    PairId,
+    batcher,
+    dns_lookups,
+    node_pairs,
+    ping_matrix,
+)
 from netdoctor.probes.parsers import PingResult
 
 CLUSTER_NAME = "kubernetes.default.svc.cluster.local"
@@ -76,10 +83,11 @@ async def observe(
         obs.probes = probes
         names = [n for n in (CLUSTER_NAME, plan.external_name) if n]
         pairs = node_pairs([n.name for n in profile.ready_nodes])
+        batch = batcher()  # a probe's pings and lookups share its execs
         pings, dns = await asyncio.gather(
-            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout),
+            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout, batch),
             dns_lookups(probes.ready, names, profile.dns_service_ip, plan.probe_image,
-                        plan.probe_timeout) if profile.dns_service_ip else _nothing())
+                        plan.probe_timeout, batch) if profile.dns_service_ip else _nothing())
         obs.pings, obs.dns = pings, dns
 
     jobs = [_guard(obs, "components", components()), _guard(obs, "services", services())]

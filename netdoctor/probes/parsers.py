@@ -271,3 +271,44 @@ def parse_curl(stdout: str, stderr: str = "") -> CurlResult:
         conclusive=True, http_code=code or None, time_total=total, curl_exit=curl_exit,
         remote_ip=fields.get("remote_ip", ""), error=error,
     )
+
+
+
+CURL_SERIES_WRITE_OUT = (
+    "urlnum=%{urlnum} http_code=%{http_code} time_total=%{time_total} exitcode=%{exitcode} "
+    "remote_ip=%{remote_ip} errormsg=%{errormsg}\\n"
+)
+"""The ``-w`` format of one curl run fetching several URLs (:func:`parse_curl_series`): one
+line per transfer, in completion order, numbered by ``urlnum`` (curl >= 7.75)."""
+_CURL_ERROR = re.compile(r"curl: \((\d+)\) .*")
+
+
+def parse_curl_series(stdout: str, stderr: str, count: int) -> tuple[CurlResult, ...]:
+    """One :class:`CurlResult` per transfer of a curl run with :data:`CURL_SERIES_WRITE_OUT`,
+    in URL order; a transfer without its line is inconclusive.
+
+    Example:
+        >>> r = parse_curl_series("urlnum=1 http_code=000 time_total=2.0 exitcode=28 "
+        ...                       "remote_ip= errormsg=Connection timed out\\n", "", 2)
+        >>> r[0].conclusive, r[1].curl_exit, r[1].error
+        (False, 28, 'Connection timed out')
+    """
+    found: dict[int, CurlResult] = {}
+    for line in stdout.splitlines():
+        head, _, message = line.partition(" errormsg=")
+        fields = dict(re.findall(r"(\w+)=(\S*)", head))
+        try:
+            num = int(fields["urlnum"])
+            code = int(fields["http_code"])
+            total = float(fields["time_total"]) if fields.get("time_total") else None
+            curl_exit = int(fields["exitcode"]) if fields.get("exitcode") else None
+        except (KeyError, ValueError):
+            continue
+        error = message.strip()
+        if not error and curl_exit:  # a curl without %{errormsg}: its stderr line, by exit code
+            error = next((m.group(0) for m in _CURL_ERROR.finditer(stderr)
+                          if int(m.group(1)) == curl_exit), "")
+        found[num] = CurlResult(conclusive=True, http_code=code or None, time_total=total,
+                                curl_exit=curl_exit, remote_ip=fields.get("remote_ip", ""),
+                                error=error)
+    return tuple(found.get(i, CurlResult(conclusive=False)) for i in range(count))

@@ -18,15 +18,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from netdoctor.cluster.exec import Batcher, Conclusive, ExecTarget, Measured, measure
+from netdoctor.cluster.exec import (
+    Batcher,
+    Conclusive,
+    ExecTarget,
+    Measured,
+    kubectl_exec,
+    measure,
+)
 from netdoctor.model import Attempt
 from netdoctor.probes.commands import parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import (
+    CURL_SERIES_WRITE_OUT,
     CURL_WRITE_OUT,
     CurlResult,
     LookupResult,
     PingResult,
     parse_curl,
+    parse_curl_series,
 )
 from netdoctor.rootcause import facts as nodefacts
 from netdoctor.rootcause.facts import NodeFacts
@@ -34,6 +43,8 @@ from netdoctor.rootcause.facts import NodeFacts
 R = TypeVar("R", PingResult, CurlResult, LookupResult)
 T = TypeVar("T", bound=Conclusive)
 IP_ICMP_HEADERS = 28  # IPv4 (20) + ICMP echo (8): ping -s payload = MTU - 28
+ROW_TRANSFERS = 60
+"""GETs one curl makes at most (all at once; curl itself allows 300 in parallel)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,13 @@ class Series(Generic[R]):
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
-        """Every attempt behind the series."""
-        return tuple(a for m in self.runs for a in m.attempts)
+        """Every attempt behind the series (once each: runs measured by one command share
+        its attempts)."""
+        seen: dict[int, Attempt] = {}
+        for m in self.runs:
+            for a in m.attempts:
+                seen.setdefault(id(a), a)
+        return tuple(seen.values())
 
 
 def curl_argv(url: str, seconds: float, *, insecure: bool = False) -> tuple[str, ...]:
@@ -69,6 +85,26 @@ def curl_argv(url: str, seconds: float, *, insecure: bool = False) -> tuple[str,
     wait = str(max(1, int(seconds)))
     return ("curl", "-sS", "-o", "/dev/null", "-w", CURL_WRITE_OUT.replace("\\n", "\n"),
             "--connect-timeout", wait, "--max-time", wait, *(("-k",) if insecure else ()), url)
+
+
+def curl_series_argv(urls: Sequence[str], seconds: float, n: int, *, insecure: bool = False
+                     ) -> tuple[str, ...]:
+    """``n`` HTTP GETs of each of ``urls`` by one curl, all side by side, each on its own
+    connection (``--parallel-immediate``: none waits to reuse another's) with its own
+    timeouts and one :data:`CURL_SERIES_WRITE_OUT` line; transfer ``i * n + k`` is run ``k``
+    of ``urls[i]``.
+
+    Example:
+        >>> argv = curl_series_argv(["http://10.244.1.5:8080/"], 2.0, 2)
+        >>> argv[-6:]
+        ('-o', '/dev/null', 'http://10.244.1.5:8080/', '-o', '/dev/null', 'http://10.244.1.5:8080/')
+    """
+    wait = str(max(1, int(seconds)))
+    return ("curl", "-sS", "--no-progress-meter", "--parallel", "--parallel-immediate",
+            "--parallel-max", str(n * len(urls)), "-w",
+            CURL_SERIES_WRITE_OUT.replace("\\n", "\n"), "--connect-timeout", wait,
+            "--max-time", wait, *(("-k",) if insecure else ()),
+            *(arg for url in urls for _ in range(n) for arg in ("-o", "/dev/null", url)))
 
 
 def mtu_ping_argv(ip: str, mtu: int, seconds: float) -> tuple[str, ...]:
@@ -100,6 +136,18 @@ class FactsResult:
 
     conclusive: bool
     facts: NodeFacts
+
+
+@dataclass(frozen=True)
+class CurlRuns:
+    """The transfers of one :func:`curl_series_argv` run."""
+
+    runs: tuple[CurlResult, ...]
+
+    @property
+    def conclusive(self) -> bool:
+        """Every transfer reported its result."""
+        return all(r.conclusive for r in self.runs)
 
 
 @dataclass(frozen=True)
@@ -136,6 +184,37 @@ class Runner:
              ) -> Awaitable[Measured[CurlResult]]:
         """One HTTP GET."""
         return self._run(target, curl_argv(url, self.timeout, insecure=insecure), _curl)
+
+    async def http_series(self, target: ExecTarget, url: str, n: int, *,
+                          insecure: bool = False) -> Series[CurlResult]:
+        """``n`` HTTP GETs, measured by one curl (a retry repeats all ``n``)."""
+        return (await self.http_rows(target, [url], n, insecure=insecure))[0]
+
+    async def http_rows(self, target: ExecTarget, urls: Sequence[str], n: int, *,
+                        insecure: bool = False) -> list[Series[CurlResult]]:
+        """A series of ``n`` GETs for each of ``urls`` (a row of the matrix), measured by as
+        few curls as :data:`ROW_TRANSFERS` allows: curl's start-up, not the GETs, is what
+        a probe pod spends its CPU on. Each series' command is its own reproduction; its
+        attempts are the curl runs that measured it."""
+        per = max(1, ROW_TRANSFERS // max(n, 1))
+        chunks = [list(urls[i:i + per]) for i in range(0, len(urls), per)]
+        done = await asyncio.gather(*(self._http_chunk(target, c, n, insecure)
+                                      for c in chunks))
+        return [s for chunk in done for s in chunk]
+
+    async def _http_chunk(self, target: ExecTarget, urls: list[str], n: int,
+                          insecure: bool) -> list[Series[CurlResult]]:
+        def parse(attempt: Attempt) -> CurlRuns:
+            return CurlRuns(parse_curl_series(attempt.stdout, attempt.stderr, n * len(urls)))
+        m = await self._run(target, curl_series_argv(urls, self.timeout, n, insecure=insecure),
+                            parse)
+        out = []
+        for i, url in enumerate(urls):
+            command = kubectl_exec(target.namespace, target.name,
+                                   curl_series_argv([url], self.timeout, n, insecure=insecure))
+            out.append(Series(tuple(Measured(r, m.attempts, command)
+                                    for r in m.result.runs[i * n:(i + 1) * n])))
+        return out
 
     def dns(self, target: ExecTarget, name: str, server: str | None
             ) -> Awaitable[Measured[LookupResult]]:

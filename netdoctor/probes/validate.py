@@ -138,6 +138,7 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
 
     async def echo_side() -> None:
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
+        await echo_mod.wait_endpoints(cluster, v.echo)
 
     await asyncio.gather(_guard(v, "node-probes", node_side()),
                          _guard(v, "echo", echo_side()))
@@ -155,6 +156,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
                         probes: Mapping[str, ExecTarget]) -> Validation:
     """Every path measured at once, then pods, Services and logs read for the root causes."""
     plan = v.plan
+    loop = asyncio.get_running_loop()
     run = Runner(plan.probe_image, plan.probe_timeout)
     n = plan.repeats
     echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
@@ -169,23 +171,32 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
 
     async def pod_paths() -> None:
         go = [p for p in pairs if p.source in probes and p.target in echo_ips]
-        pings = await asyncio.gather(*(run.series(
-            partial(run.ping, probes[p.source], echo_ips[p.target]), n) for p in go))
-        https = await asyncio.gather(*(run.series(
-            partial(run.http, probes[p.source],
-                    f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"), n)
-            for p in go))
-        v.pod_ping, v.pod_http = dict(zip(go, pings, strict=True)), dict(zip(go, https,
-                                                                              strict=True))
+        # pings and GETs issued together: the batcher puts a pod's commands in one exec
+        pings, https = await asyncio.gather(
+            asyncio.gather(*(run.series(partial(run.ping, probes[p.source], echo_ips[p.target]),
+                                        n) for p in go)),
+            asyncio.gather(*(run.http_rows(
+                probes[src], [f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"
+                              for p in row], n) for src, row in _rows(go))))
+        v.pod_ping = dict(zip(go, pings, strict=True))
+        v.pod_http = {p: s for (_, row), series in zip(_rows(go), https, strict=True)
+                      for p, s in zip(row, series, strict=True)}
+
+    async def programmed() -> None:
+        # Paths through a Service wait until kube-proxy has had its time to program the
+        # echo endpoints; pod paths, DNS and MTU are measured meanwhile.
+        if v.echo.endpoints_at:
+            delay = v.echo.endpoints_at + echo_mod.KUBE_PROXY_SETTLE - loop.time()
+            await asyncio.sleep(max(delay, 0))
 
     async def service_paths() -> None:
         await api_ip()
+        await programmed()
         url = f"http://{v.echo.cluster_ip}:{echo_mod.SERVICE_PORT}/hostname"
         src = list(probes)
         jobs: list[Awaitable[Any]] = []
         if v.echo.cluster_ip:
-            jobs.append(asyncio.gather(*(run.series(partial(run.http, probes[s], url), n)
-                                         for s in src)))
+            jobs.append(asyncio.gather(*(run.http_series(probes[s], url, n) for s in src)))
         if v.api_ip:
             jobs.append(asyncio.gather(*(run.http(probes[s], f"https://{v.api_ip}:443/version",
                                                   insecure=True) for s in src)))
@@ -216,15 +227,21 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         go = [p for p in pairs if p.source in v.node_probes.ready and ips.get(p.target)]
         if not v.echo.node_port:
             return
-        done = await asyncio.gather(*(run.series(partial(
-            run.http, v.node_probes.ready[p.source],
-            f"http://{ips[p.target]}:{v.echo.node_port}/hostname"), n) for p in go))
-        v.nodeport = dict(zip(go, done, strict=True))
+        await programmed()
+        done = await asyncio.gather(*(run.http_rows(
+            v.node_probes.ready[src], [f"http://{ips[p.target]}:{v.echo.node_port}/hostname"
+                                       for p in row], n) for src, row in _rows(go)))
+        v.nodeport = {p: s for (_, row), series in zip(_rows(go), done, strict=True)
+                      for p, s in zip(row, series, strict=True)}
 
     async def mtu() -> None:
-        eth0 = await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in probes))
-        v.mtu = {s: pod_mtu(v.facts.get(s), m.result.mtu) for s, m in zip(probes, eth0,
-                                                                            strict=True)}
+        # eth0 is read only where Flannel's MTU is unknown: a round trip before the MTU
+        # pings could start, and its value would not be used.
+        ask = [s for s in probes if not (v.facts.get(s) and v.facts[s].flannel_mtu)]
+        eth0 = dict(zip(ask, await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in ask)),
+                        strict=True))
+        v.mtu = {s: pod_mtu(v.facts.get(s), eth0[s].result.mtu if s in eth0 else 0)
+                 for s in probes}
         go = [p for p in cross if p.source in probes and p.target in probes
               and v.mtu[p.source][0] > 0]
         done = await asyncio.gather(*(run.mtu_ping(probes[p.source], probes[p.target].ip,
@@ -237,6 +254,14 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
     await _guard(v, "logs", read_logs(cluster, profile, v))
     return v
+
+
+def _rows(pairs: Sequence[PairId]) -> list[tuple[str, list[PairId]]]:
+    """The pairs grouped by source node, in order: one matrix row per source."""
+    rows: dict[str, list[PairId]] = {}
+    for p in pairs:
+        rows.setdefault(p.source, []).append(p)
+    return list(rows.items())
 
 
 def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:

@@ -96,6 +96,11 @@ class Store:
         obj = self._bucket(res).get((namespace if res.namespaced else "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
+    def peek(self, res: Resource, namespace: str, name: str) -> Obj | None:
+        """The stored object itself (not a copy), ``None`` when absent: for in-process
+        readers that do not change it."""
+        return self._bucket(res).get((namespace if res.namespaced else "", name))
+
     def items(self, res: Resource, namespace: str | None = None) -> Iterator[Obj]:
         """The stored objects themselves (not copies): for in-process readers only."""
         for (ns, _), obj in sorted(self._bucket(res).items()):
