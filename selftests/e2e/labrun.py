@@ -89,12 +89,22 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_diagnose(kubeconfig: Path | str, report_dir: Path, *extra: str) -> Run:
-    """Run the suite to completion and read its ``summary.json``."""
+def suite_argv(kubeconfig: Path | str, report_dir: Path, *extra: str) -> list[str]:
+    """Every check (diagnose and validate), as ``pytest --remediate`` is meant to run."""
+    argv = diagnose_argv(kubeconfig, report_dir, *extra)
+    at = argv.index("diagnose")
+    return argv[:at - 1] + argv[at + 1:]
+
+
+def run_diagnose(kubeconfig: Path | str, report_dir: Path, *extra: str,
+                 argv: list[str] | None = None, timeout: float = RUN_TIMEOUT) -> Run:
+    """Run the suite (``argv``, by default ``pytest -m diagnose``) to completion and read
+    its ``summary.json``."""
     shutil.rmtree(report_dir, ignore_errors=True)
     started = time.monotonic()
-    done = subprocess.run(diagnose_argv(kubeconfig, report_dir, *extra), cwd=REPO, env=_env(),
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
+    done = subprocess.run(argv or diagnose_argv(kubeconfig, report_dir, *extra), cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=timeout,
+                          check=False)
     seconds = time.monotonic() - started
     path = report_dir / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {}

@@ -1,5 +1,9 @@
 """``pytest --remediate`` against labs: the incident repaired, dry-run and refusal change
-nothing, a second run plans nothing, and every single fault's outcome as data."""
+nothing, a second run plans nothing, and every single fault's outcome as data.
+
+Remediation runs the whole suite (diagnose and validate), as an operator does in a
+maintenance window: every check that failed runs again after the repair and must pass, and a
+``pytest -m validate`` run afterwards must pass every check."""
 
 from __future__ import annotations
 
@@ -11,7 +15,17 @@ from typing import Any
 
 import pytest
 
-from selftests.e2e.labrun import REPO, Lab, Run, _env, diagnose_argv, lab_up, run_diagnose
+from selftests.e2e.labrun import (
+    REPO,
+    Lab,
+    Run,
+    _env,
+    diagnose_argv,
+    lab_up,
+    run_diagnose,
+    suite_argv,
+)
+from selftests.e2e.validaterun import LAB_URL, run_validate
 
 FALLBACK = "198.51.100.53"  # the lab's second resolver (a documentation address)
 
@@ -28,10 +42,23 @@ MANUAL: MappingProxyType[str, str] = MappingProxyType({})
 APPLIED = MappingProxyType({"coredns-crashloop": ("api-firewall-drop", "coredns-restart"),
                             "service-no-endpoints": ("service-selector",)})
 
+REMEDIATE_TIMEOUT = 300.0
+
+
 def remediate(lab: Lab, report_dir: Path, *extra: str) -> Run:
-    """``pytest -m diagnose --remediate`` as an operator runs it in a pipeline (no TTY)."""
-    return run_diagnose(lab.kubeconfig, report_dir, "--remediate", "--non-interactive",
-                        f"--dns-fallback={FALLBACK}", *extra)
+    """``pytest --remediate`` (every check) as an operator runs it in a pipeline (no TTY)."""
+    argv = suite_argv(lab.kubeconfig, report_dir, f"--external-url={LAB_URL}", "--remediate",
+                      "--non-interactive", f"--dns-fallback={FALLBACK}", *extra)
+    return run_diagnose(lab.kubeconfig, report_dir, argv=argv, timeout=REMEDIATE_TIMEOUT)
+
+
+def assert_validates(lab: Lab, report_dir: Path) -> None:
+    """``pytest -m validate`` passes every check (none failed, none flaky)."""
+    done = run_validate(lab, report_dir)
+    bad = [t for t in done.summary.get("tests", []) if t["outcome"] not in ("passed", "skipped")]
+    assert done.summary.get("tests"), done.output[-1500:]
+    assert not bad, [(t["nodeid"], t["outcome"]) for t in bad]
+    assert done.returncode == 0, done.output[-1500:]
 
 
 def snapshot(lab: Lab) -> dict[str, Any]:
@@ -64,10 +91,15 @@ def test_problem_statement_repaired_and_idempotent(incident: Lab, tmp_path: Path
     assert not [s for s in block["steps"] if s["status"] == "failed"]
     log = (tmp_path / "r1" / "remediation.log").read_text()
     assert "applied stray-cni-config node=worker-2" in log
-    # A fresh diagnose run passes every check, and a second remediation plans nothing.
+    # Every check that failed (validate's too) ran again and passed.
+    assert block["still_failing"] == [], block
+    assert any(t["nodeid"].startswith("tests/validate/") and t["outcome"] == "failed"
+               for t in first.summary["tests"])
+    # Fresh diagnose and validate runs pass every check; a second remediation plans nothing.
     after = run_diagnose(incident.kubeconfig, tmp_path / "d")
     assert after.summary["score"] == 0, after.output[-2000:]
     assert all(t["outcome"] in ("passed", "skipped") for t in after.summary["tests"])
+    assert_validates(incident, tmp_path / "v")
     again = remediate(incident, tmp_path / "r2", "--force")
     assert again.summary["remediation"]["steps"] == []
     assert again.returncode == 0
@@ -110,6 +142,9 @@ def test_each_fault(fault: str, tmp_path: Path) -> None:
         assert block["score_before"] > 0
         assert block["score_after"] == SCORE_AFTER[fault], json.dumps(block, indent=1)
         assert not [s for s in block["steps"] if s["status"] == "failed"], block["steps"]
+        assert block["still_failing"] == [], json.dumps(block, indent=1)
+        assert done.returncode == 0, done.output[-2000:]
+        assert_validates(lab, tmp_path / "v")
         if fault in MANUAL:
             manual = [s for s in block["steps"] if s["name"] == MANUAL[fault]]
             assert manual, block["steps"]
