@@ -128,21 +128,41 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
     await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
     runner = Runner(plan.probe_image, plan.probe_timeout)
 
-    async def node_side() -> None:
-        await start_node_probes(cluster, v.node_probes, nodes, plan.node_probe_image,
-                                plan.setup_timeout)
-        ready = v.node_probes.ready
-        runs = await asyncio.gather(*(runner.facts(ready[n]) for n in ready))
-        v.facts_runs = dict(zip(ready, runs, strict=True))
-        v.facts = {n: m.result.facts for n, m in v.facts_runs.items()}
-
     async def echo_side() -> None:
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
         await echo_mod.wait_endpoints(cluster, v.echo)
 
-    await asyncio.gather(_guard(v, "node-probes", node_side()),
+    await asyncio.gather(_guard(v, "node-probes", read_nodes(cluster, nodes, plan, v, runner)),
                          _guard(v, "echo", echo_side()))
     return v
+
+
+async def read_nodes(cluster: Cluster, nodes: Sequence[str], plan: ValidatePlan, v: Validation,
+                     runner: Runner) -> None:
+    """Start the node probes and read every node's facts into ``v``."""
+    await start_node_probes(cluster, v.node_probes, nodes, plan.node_probe_image,
+                            plan.setup_timeout)
+    ready = v.node_probes.ready
+    runs = await asyncio.gather(*(runner.facts(ready[n]) for n in ready))
+    v.facts_runs = dict(zip(ready, runs, strict=True))
+    v.facts = {n: m.result.facts for n, m in v.facts_runs.items()}
+
+
+async def prepare_causes(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
+                         v: Validation) -> Validation:
+    """Without the validate pass: only the node probes and their facts, for the root causes
+    of a diagnose run (no echo workload, no paths)."""
+    await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
+    nodes = [n.name for n in profile.ready_nodes]
+    await _guard(v, "node-probes", read_nodes(cluster, nodes, plan, v,
+                                              Runner(plan.probe_image, plan.probe_timeout)))
+    return v
+
+
+async def read_for_causes(cluster: Cluster, profile: ClusterProfile, v: Validation) -> None:
+    """Pods, Services and component logs, as the root-cause ranking reads them."""
+    await _guard(v, "cluster-state", read_objects(cluster, v))
+    await _guard(v, "logs", read_logs(cluster, profile, v))
 
 
 def pod_mtu(facts: NodeFacts | None, eth0: int) -> tuple[int, str]:

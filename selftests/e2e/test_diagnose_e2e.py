@@ -33,6 +33,7 @@ def test_healthy_every_check_passes(healthy_lab: Lab, tmp_path: Path) -> None:
     assert outcomes, run.output
     assert set(outcomes.values()) == {"passed"}, outcomes
     assert (run.summary["score"], run.summary["verdict"]) == (0, "none")
+    assert run.summary.get("root_causes") == [], run.summary.get("root_causes")
     assert "test_pod_to_pod[worker-1->worker-2]" in " ".join(outcomes)
     assert run.summary["cluster"]["cni"] == "flannel"
     assert probe_objects(healthy_lab.kubeconfig) == []
@@ -53,6 +54,12 @@ def test_problem_statement_all_six(scenario_lab: Lab, tmp_path: Path) -> None:
     assert not missing, f"signals not raised: {sorted(missing)}\n{run.output[-4000:]}"
     assert (run.summary["score"], run.summary["verdict"]) == (6, "confirmed")
     assert run.returncode == 1
+    # Diagnose alone ranks the causes (node facts from read-only node probes): the top one
+    # is the real cause, the stray CNI config on worker-2, not one of its symptoms.
+    causes = run.summary.get("root_causes") or []
+    assert causes, run.output[-3000:]
+    assert (causes[0]["id"], causes[0]["node"]) == ("cni-config-shadowed", "worker-2"), causes
+    assert "netdoctor root causes" in run.output
     assert probe_objects(scenario_lab.kubeconfig) == []
 
 
