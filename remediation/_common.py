@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdoctor.repair.model import RepairContext
+from netdoctor.repair.model import Plan, RepairContext
 from netdoctor.rootcause import facts as nodefacts
 
 BACKUP_ROOT = "/host/var/backups/netdoctor"
@@ -53,6 +53,13 @@ def run_checked(ctx: RepairContext, node: str, script: str, deadline: float) -> 
     if code != 0:
         raise RuntimeError(f"exit {code} on {node}: {(err or out).strip()[-300:]}")
     return out
+
+
+def run_plan(ctx: RepairContext, plan: Plan, deadline: float) -> str:
+    """Run every action of a node plan as one checked script; the plan's detail."""
+    assert plan.node is not None
+    run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), deadline)
+    return plan.detail
 
 
 def backup_cmd(opts: HookOptions, source: str, name: str) -> tuple[str, str]:

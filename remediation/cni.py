@@ -17,6 +17,7 @@ from remediation._common import (
     read_facts,
     ref,
     run_checked,
+    run_plan,
 )
 
 NET_D = "/host/etc/cni/net.d"
@@ -52,10 +53,8 @@ class StrayCniConfig:
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
-        assert plan.node is not None
-        run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), self.deadline)
-        return plan.detail + " (new pods use the CNI's config; pods already wired the wrong "\
-            "way are recreated in stage node-cni-state)"
+        return (run_plan(ctx, plan, self.deadline) + " (new pods use the CNI's config; pods "
+                "already wired the wrong way are recreated in stage node-cni-state)")
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None

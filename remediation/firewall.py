@@ -40,7 +40,7 @@ from typing import Literal
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping, read_facts, run_checked
+from remediation._common import HookOptions, crashlooping, read_facts, run_plan
 
 Verdict = Literal["delete", "manual", "none"]
 BACKENDS = ("nft", "legacy")
@@ -232,9 +232,7 @@ class ApiFirewallDrop:
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
-        assert plan.node is not None
-        run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), self.deadline)
-        return plan.detail
+        return run_plan(ctx, plan, self.deadline)
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD
-from remediation._common import HookOptions, read_facts, restarted_or_failing, run_checked
+from remediation._common import HookOptions, read_facts, restarted_or_failing, run_plan
 
 WANTED = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1"}
 SYSCTL_FILE = "/host/etc/sysctl.d/90-netdoctor-kubernetes.conf"
@@ -58,9 +58,7 @@ class KernelSysctls:
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
-        assert plan.node is not None
-        run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), self.deadline)
-        return plan.detail
+        return run_plan(ctx, plan, self.deadline)
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
@@ -119,9 +117,7 @@ class StaleKubeRules:
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
-        assert plan.node is not None
-        run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), self.deadline)
-        return plan.detail
+        return run_plan(ctx, plan, self.deadline)
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
@@ -194,9 +190,7 @@ class ForeignNftChain:
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
-        assert plan.node is not None
-        run_checked(ctx, plan.node, "\n".join(a.command for a in plan.actions), self.deadline)
-        return plan.detail
+        return run_plan(ctx, plan, self.deadline)
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
