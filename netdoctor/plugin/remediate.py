@@ -171,17 +171,13 @@ class Remediation:
                              max_disruptive=settings.max_disruptive, log=log)
         if decision.mode == "applied":
             self._close()  # node pods go before the checks run again
-            self._verify(result, settings, analysis.results, directory / "verify", log)
+            result.score_after, result.verification, result.still_failing = self._verify(
+                settings, analysis.results, directory / "verify", log)
         return result
 
-    def _verify(self, result: Result, settings: Settings, results: Sequence[Any],
-                report_dir: Path, log: RemediationLog) -> None:
-        """Run the failing checks again; their score and what still fails go to ``result``."""
-        result.score_after, result.verification, result.still_failing = self._rerun(
-            settings, results, report_dir, log)
-
-    def _rerun(self, settings: Settings, results: Sequence[Any], report_dir: Path,
-               log: RemediationLog) -> tuple[int | None, str, list[str]]:
+    def _verify(self, settings: Settings, results: Sequence[Any], report_dir: Path,
+                log: RemediationLog) -> tuple[int | None, str, list[str]]:
+        """Run the failing checks again: their score, what was run, what still fails."""
         nodeids = failing_functions(results)
         if not nodeids:
             return 0, "no check had failed", []
