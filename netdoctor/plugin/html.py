@@ -53,17 +53,23 @@ def evidence_text(items: list[Evidence]) -> str:
     return redact("\n\n".join(blocks))
 
 
+def _shown(analysis: Analysis, name: str, present: bool | None) -> str:
+    if present is None:
+        return escape("not applicable: " + analysis.not_applicable.get(name, ""))
+    return "present" if present else "-"
+
+
 def summary_html(analysis: Analysis | None) -> str:
     """The score / verdict / signals table shown above the results."""
     if analysis is None:
         return "<p>netdoctor: no analysis (run interrupted before scoring)</p>"
     rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{'present' if present else '-'}</td>"
+        f"<tr><td>{escape(name)}</td><td>{_shown(analysis, name, present)}</td>"
         f"<td>{escape(', '.join(r.nodeid for r in analysis.by_signal.get(name, ())))}</td></tr>"
         for name, present in analysis.signals.items()
     )
     return (f'<div class="netdoctor-summary"><h2>netdoctor verdict: '
-            f'{escape(analysis.verdict)} (score {analysis.score})</h2>'
+            f'{escape(analysis.verdict)} (score {analysis.score}/{analysis.applicable})</h2>'
             f"<p>run {escape(analysis.run_id)}</p>"
             f"<table><tr><th>Signal</th><th>Present</th><th>Failing checks</th></tr>"
             f"{rows}</table></div>")

@@ -71,7 +71,7 @@ def render_markdown(analysis: Analysis,
     out = [
         f"# netdoctor analysis (run {analysis.run_id})",
         "",
-        f"**Verdict: {analysis.verdict}** (score {analysis.score} of {len(analysis.signals)}; "
+        f"**Verdict: {analysis.verdict}** (score {analysis.score} of {analysis.applicable}; "
         f"confirmed at >= {th.confirmed}, partial at >= {th.partial})",
         "",
         *(root_cause_section(root_causes) if root_causes is not None else []),
@@ -80,7 +80,9 @@ def render_markdown(analysis: Analysis,
     ]
     for name, present in analysis.signals.items():
         count = len(analysis.by_signal.get(name, ()))
-        out.append(f"| `{name}` | {'yes' if present else 'no'} | {count} |")
+        shown = ("not applicable: " + analysis.not_applicable.get(name, "")
+                 if present is None else "yes" if present else "no")
+        out.append(f"| `{name}` | {shown} | {count} |")
     out.append("")
     present_names = [n for n, p in analysis.signals.items() if p]
     if present_names:

@@ -51,7 +51,9 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
     return {
         "score": analysis.score,
         "verdict": analysis.verdict,
+        "applicable": analysis.applicable,
         "signals": dict(analysis.signals),
+        "signal_reasons": dict(analysis.not_applicable),
         "tests": [
             {
                 "nodeid": r.nodeid,

@@ -69,10 +69,18 @@ class Thresholds:
             raise ValueError(f"need 1 <= partial <= confirmed, got {self}")
 
 
-def present_signals(results: Iterable[CheckResult], names: Sequence[str]) -> dict[str, bool]:
-    """Map every known signal name to whether a failed check raised it."""
+def present_signals(
+    results: Iterable[CheckResult], names: Sequence[str],
+    not_applicable: Mapping[str, str] | None = None,
+) -> dict[str, bool | None]:
+    """Map every known signal name to whether a failed check raised it.
+
+    A signal named in ``not_applicable`` (name -> reason) maps to ``None``: it cannot occur
+    on this cluster (a component absent by design), so it is neither present nor absent.
+    """
     raised = {s for r in results if r.raises_signals for s in r.signals}
-    return {name: name in raised for name in names}
+    skip = not_applicable or {}
+    return {name: None if name in skip else name in raised for name in names}
 
 
 def failures_by_signal(
@@ -88,8 +96,8 @@ def failures_by_signal(
     return {name: tuple(items) for name, items in found.items()}
 
 
-def score(present: Mapping[str, bool]) -> int:
-    """Number of present signals."""
+def score(present: Mapping[str, bool | None]) -> int:
+    """Number of present signals (not-applicable ones, ``None``, never count)."""
     return sum(1 for flag in present.values() if flag)
 
 
@@ -109,12 +117,20 @@ class Analysis:
     run_id: str
     score: int
     verdict: Verdict
-    signals: Mapping[str, bool]
+    signals: Mapping[str, bool | None]
+    """``True`` present, ``False`` absent, ``None`` not applicable (see ``not_applicable``)."""
     by_signal: Mapping[str, tuple[CheckResult, ...]]
     results: tuple[CheckResult, ...]
     definitions: tuple[SignalDefinition, ...] = ()
     cluster: Mapping[str, Any] = field(default_factory=dict)
     thresholds: Thresholds = Thresholds()
+    not_applicable: Mapping[str, str] = field(default_factory=dict)
+    """Why each ``None`` signal cannot apply to this cluster."""
+
+    @property
+    def applicable(self) -> int:
+        """How many signals can occur on this cluster (the score's denominator)."""
+        return sum(1 for flag in self.signals.values() if flag is not None)
 
     @property
     def skipped(self) -> tuple[CheckResult, ...]:
@@ -129,10 +145,15 @@ def analyze(
     *,
     run_id: str,
     cluster: Mapping[str, Any] | None = None,
+    not_applicable: Mapping[str, str] | None = None,
 ) -> Analysis:
-    """Score ``results`` and build the :class:`Analysis` (the verdict can be overridden later)."""
+    """Score ``results`` and build the :class:`Analysis` (the verdict can be overridden later).
+
+    ``not_applicable`` maps signal names that cannot occur on this cluster to the reason.
+    """
     names = [d.name for d in definitions]
-    present = present_signals(results, names)
+    skip = {k: v for k, v in (not_applicable or {}).items() if k in names}
+    present = present_signals(results, names, skip)
     value = score(present)
     return Analysis(
         run_id=run_id,
@@ -144,4 +165,5 @@ def analyze(
         definitions=tuple(definitions),
         cluster=dict(cluster or {}),
         thresholds=thresholds,
+        not_applicable=skip,
     )

@@ -14,8 +14,10 @@ from netdoctor.redact import redact
 def summary_lines(analysis: Analysis, written: Sequence[Path]) -> list[str]:
     """The lines of the ``netdoctor`` terminal section."""
     present = [n for n, p in analysis.signals.items() if p]
-    lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{len(analysis.signals)}"
+    lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{analysis.applicable}"
              f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"]
+    for name, reason in analysis.not_applicable.items():
+        lines.append(f"{name}: not applicable ({reason})")
     for name in present:
         lines.append(f"{name}:")
         for result in analysis.by_signal.get(name, ()):

@@ -53,7 +53,8 @@ def _analysis() -> Analysis:
 
 def test_summary_shape() -> None:
     summary = build_summary(_analysis())
-    assert list(summary) == ["score", "verdict", "signals", "tests", "cluster", "run_id"]
+    assert list(summary) == ["score", "verdict", "applicable", "signals", "signal_reasons",
+                             "tests", "cluster", "run_id"]
     assert summary["score"] == 1
     assert summary["verdict"] == "none"
     assert summary["signals"]["dns_timeouts"] is True
@@ -63,6 +64,20 @@ def test_summary_shape() -> None:
     assert [t["outcome"] for t in summary["tests"]] == [
         "failed", "passed", "skipped", "flaky", "error"]
     assert summary["cluster"] == {"nodes": 3}
+    assert summary["applicable"] == 6
+    assert summary["signal_reasons"] == {}
+
+
+def test_not_applicable_signal_is_null_and_not_counted() -> None:
+    results = [CheckResult("t.py::test_kp", "failed", ("kube_proxy_restarts",), 0.1, "gone"),
+               CheckResult("t.py::test_dns", "failed", ("dns_timeouts",), 0.1, "timeout")]
+    analysis = analyze(results, BUILTIN_SIGNALS, Thresholds(), run_id="abc123",
+                       not_applicable={"kube_proxy_restarts": "replaced by the CNI"})
+    summary = build_summary(analysis)
+    assert summary["signals"]["kube_proxy_restarts"] is None
+    assert summary["signal_reasons"] == {"kube_proxy_restarts": "replaced by the CNI"}
+    assert (summary["score"], summary["applicable"]) == (1, 5)
+    assert "score 1 of 5" in render_markdown(analysis)
 
 
 def test_markdown_explains_the_run() -> None:
