@@ -160,6 +160,35 @@ class CheckFailed(AssertionError):
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where in the cluster a check looked, read from its parametrization.
+
+    Attributes:
+        kind: What was measured, the check's name without ``test_`` plus its other
+            parameters (``pod_to_pod``, ``dns[replica]``).
+        title: The check's one-line description (first docstring line).
+        source: The node the check ran from (or about).
+        target: The node it reached, for node-to-node paths; ``""`` for a per-node check.
+    """
+
+    kind: str
+    title: str
+    source: str
+    target: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain-data form (JSON and xdist safe)."""
+        return {"kind": self.kind, "title": self.title, "source": self.source,
+                "target": self.target}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Place:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["kind"]), str(data.get("title", "")), str(data["source"]),
+                   str(data.get("target", "")))
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """The end state of one check (one pytest item), as every report sees it.
 
@@ -171,6 +200,7 @@ class CheckResult:
         message: Failure message, or the skip reason for skipped checks.
         evidence: What the check attached, in order.
         flaky_reason: Why a passing check counts as flaky (empty otherwise).
+        place: The node (or node pair) the check is about, when it is parametrized by one.
     """
 
     nodeid: str
@@ -180,6 +210,7 @@ class CheckResult:
     message: str = ""
     evidence: tuple[Evidence, ...] = field(default=())
     flaky_reason: str = ""
+    place: Place | None = None
 
     @property
     def raises_signals(self) -> bool:

@@ -25,7 +25,7 @@ from types import FrameType
 
 import pytest
 
-from netdoctor.plugin import hooks, markers, options, results
+from netdoctor.plugin import hooks, junit, markers, options, results
 from netdoctor.plugin.reports import build_summary, plan_report_paths, write_reports
 from netdoctor.plugin.scoring import BUILTIN_SIGNALS, SignalDefinition, Thresholds, analyze
 from netdoctor.plugin.state import (
@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id") or new_run_id())
     config.stash[STATE] = state
     config.pluginmanager.register(results, "netdoctor-results")
+    config.pluginmanager.register(junit, "netdoctor-junit")
     _sigterm_as_interrupt(config)
     if _is_worker(config) or config.option.collectonly:
         return
@@ -158,6 +159,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.analysis = analysis
     summary = build_summary(analysis)
     config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    state.summary = summary
     written = write_reports(analysis, summary, state.report_paths)
     html = state.report_paths.html if config.pluginmanager.hasplugin("html") else None
     state.written = tuple(([html] if html else []) + written)
@@ -169,7 +171,7 @@ def pytest_terminal_summary(
     """Score, verdict, failing checks per signal and the report paths."""
     state = config.stash.get(STATE, None)
     if state is not None:
-        write_terminal_summary(terminalreporter, state.analysis, state.written)
+        write_terminal_summary(terminalreporter, state.analysis, state.written, state.summary)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -178,7 +180,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
     for name in ("netdoctor-remediate", "netdoctor-html", "netdoctor-collector",
-                 "netdoctor-results"):
+                 "netdoctor-junit", "netdoctor-results"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)

@@ -1,19 +1,19 @@
-"""pytest-html integration: evidence as per-test extras, the verdict table at the top.
+"""pytest-html integration: evidence as per-test extras, netdoctor's block at the top.
 
 Registered only when pytest-html is active and only on the controller (never on xdist workers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Mapping
 from html import escape
 from typing import Any
 
 import pytest
 
-from netdoctor.model import Evidence
+from netdoctor.model import CheckResult, Evidence
+from netdoctor.plugin.htmlpage import page_block
 from netdoctor.plugin.results import report_data, report_evidence
-from netdoctor.plugin.scoring import Analysis
 from netdoctor.plugin.state import get_state
 from netdoctor.redact import redact
 
@@ -53,26 +53,11 @@ def evidence_text(items: list[Evidence]) -> str:
     return redact("\n\n".join(blocks))
 
 
-def _shown(analysis: Analysis, name: str, present: bool | None) -> str:
-    if present is None:
-        return escape("not applicable: " + analysis.not_applicable.get(name, ""))
-    return "present" if present else "-"
-
-
-def summary_html(analysis: Analysis | None) -> str:
-    """The score / verdict / signals table shown above the results."""
-    if analysis is None:
+def summary_html(summary: Mapping[str, Any] | None, results: Iterable[CheckResult]) -> str:
+    """netdoctor's block at the top of the report, from the ``summary.json`` document."""
+    if summary is None:
         return "<p>netdoctor: no analysis (run interrupted before scoring)</p>"
-    rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{_shown(analysis, name, present)}</td>"
-        f"<td>{escape(', '.join(r.nodeid for r in analysis.by_signal.get(name, ())))}</td></tr>"
-        for name, present in analysis.signals.items()
-    )
-    return (f'<div class="netdoctor-summary"><h2>netdoctor verdict: '
-            f'{escape(analysis.verdict)} (score {analysis.score}/{analysis.applicable})</h2>'
-            f"<p>run {escape(analysis.run_id)}</p>"
-            f"<table><tr><th>Signal</th><th>Present</th><th>Failing checks</th></tr>"
-            f"{rows}</table></div>")
+    return page_block(summary, {r.nodeid: r for r in results})
 
 
 class HtmlExtras:
@@ -100,8 +85,14 @@ class HtmlExtras:
         report.extras = [*getattr(report, "extras", []), *extra]  # type: ignore[attr-defined]
         return report
 
+    def pytest_html_report_title(self, report: Any) -> None:
+        """Name the page after the run."""
+        report.title = f"netdoctor report, run {get_state(self.config).run_id}"
+
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
-        """Put the verdict table at the top of the report."""
-        prefix.append(summary_html(get_state(self.config).analysis))
+        """Put netdoctor's block (verdict, causes, signals, matrices) at the top."""
+        state = get_state(self.config)
+        results = state.analysis.results if state.analysis is not None else ()
+        prefix.insert(0, summary_html(state.summary, results))

@@ -20,7 +20,6 @@ import subprocess
 import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -240,13 +239,6 @@ class Remediation:
         for line in summary_lines(self.result):
             terminalreporter.write_line(line)
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
-                                    postfix: list[str], session: pytest.Session) -> None:
-        """The before/after table in report.html."""
-        if self.result is not None:
-            prefix.append(summary_html(self.result))
-
 
 def summary_lines(result: Result) -> list[str]:
     """The terminal section's lines."""
@@ -261,22 +253,6 @@ def summary_lines(result: Result) -> list[str]:
     if result.log_path is not None:
         lines.append(f"log: {result.log_path}")
     return lines
-
-
-def summary_html(result: Result) -> str:
-    """Before/after and the steps as an HTML fragment (escaped, redacted)."""
-    after = "-" if result.score_after is None else str(result.score_after)
-    rows = "".join(f"<tr><td>{escape(s.status)}</td><td>{escape(s.name)}</td>"
-                   f"<td>{escape(s.node or '-')}</td><td><pre>{escape(redact(s.detail))}</pre>"
-                   "</td></tr>" for s in result.outcome.steps)
-    still = ("<p>Still failing after the repair:</p><ul>"
-             + "".join(f"<li>{escape(n)}</li>" for n in result.still_failing) + "</ul>"
-             if result.still_failing else "")
-    return (f'<div class="netdoctor-remediation"><h2>Remediation: {escape(result.outcome.mode)}'
-            f"</h2><p>{escape(result.outcome.reason)}</p><table><tr><th>Score before</th>"
-            f"<th>Score after</th></tr><tr><td>{result.score_before}</td><td>{after}</td></tr>"
-            f"</table><table><tr><th>Status</th><th>Step</th><th>Node</th><th>Detail</th></tr>"
-            f"{rows}</table>{still}</div>")
 
 
 def _without_cluster(decision: Decision, log: RemediationLog) -> Outcome:

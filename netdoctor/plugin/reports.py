@@ -9,11 +9,12 @@ into ``<report-dir>/<timestamp>-<run-id>/`` so earlier runs stay intact. All tex
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from netdoctor.plugin.markdown import render_markdown
+from netdoctor.plugin.matrix import matrix_block, node_block
 from netdoctor.plugin.scoring import Analysis
 from netdoctor.plugin.state import ReportPaths
 from netdoctor.redact import redact, redact_data
@@ -46,8 +47,17 @@ def plan_report_paths(
     )
 
 
-def build_summary(analysis: Analysis) -> dict[str, Any]:
+def cluster_nodes(analysis: Analysis) -> list[str]:
+    """The cluster's node names as the published profile lists them (may be empty)."""
+    nodes = analysis.cluster.get("nodes")
+    if not isinstance(nodes, list):
+        return []
+    return [str(n["name"]) for n in nodes if isinstance(n, dict) and n.get("name")]
+
+
+def build_summary(analysis: Analysis, now: datetime | None = None) -> dict[str, Any]:
     """The ``summary.json`` document (documented in ``docs/summary-json.md``)."""
+    nodes = cluster_nodes(analysis)
     return {
         "score": analysis.score,
         "verdict": analysis.verdict,
@@ -65,6 +75,9 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
         ],
         "cluster": dict(analysis.cluster),
         "run_id": analysis.run_id,
+        "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "matrix": matrix_block(analysis.results, nodes),
+        "per_node": node_block(analysis.results, nodes),
     }
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from netdoctor.model import Attempt, CheckFailed, CheckResult, Evidence, Outcome, make_evidence
+from netdoctor.model import (
+    Attempt,
+    CheckFailed,
+    CheckResult,
+    Evidence,
+    Outcome,
+    Place,
+    make_evidence,
+)
 from netdoctor.plugin import markers
 from netdoctor.plugin.state import get_state
 
@@ -102,6 +110,37 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     return call.excinfo.exconly() if call.excinfo else str(report.longrepr)
 
 
+NODE_PARAM = "node"
+"""The parameter name of per-node checks (a node pair is any value with ``source`` and
+``target``, such as :class:`netdoctor.probes.network.PairId`)."""
+
+
+def place_of(item: pytest.Item) -> Place | None:
+    """Where ``item`` looks: its node pair or node parameter, the other parameters naming the
+    kind (``dns[replica]``); ``None`` for checks not parametrized by nodes.
+
+    Example:
+        ``test_pod_ping[worker-1->worker-2]`` -> ``Place("pod_ping", ..., "worker-1", "worker-2")``
+    """
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    source = target = ""
+    rest: list[str] = []
+    for name, value in params.items():
+        if isinstance(getattr(value, "source", None), str) and \
+                isinstance(getattr(value, "target", None), str):
+            source, target = value.source, value.target
+        elif name == NODE_PARAM and isinstance(value, str):
+            source = value
+        elif isinstance(value, str | int | float | bool):
+            rest.append(str(value))
+    if not source:
+        return None
+    name = getattr(item, "originalname", item.name).removeprefix("test_")
+    kind = name + (f"[{'-'.join(rest)}]" if rest else "")
+    doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+    return Place(kind, doc.splitlines()[0] if doc else "", source, target)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -118,6 +157,7 @@ def pytest_runtest_makereport(
         "evidence": [e.to_dict() for e in found],
         "message": _message(report, call),
         "flaky": recorder.flaky_reason if recorder and call.when == "call" else "",
+        "place": place.to_dict() if (place := place_of(item)) else None,
     })
     return report
 
@@ -150,6 +190,7 @@ class _Pending:
     signals: tuple[str, ...] = ()
     evidence: list[Evidence] = field(default_factory=list)
     flaky: str = ""
+    place: Place | None = None
 
 
 _RANK: dict[Outcome, int] = {"passed": 0, "flaky": 1, "skipped": 2, "error": 3, "failed": 4}
@@ -162,6 +203,8 @@ def fold(pending: _Pending, report: pytest.TestReport) -> None:
     pending.signals = tuple(data.get("signals", pending.signals))
     pending.evidence.extend(report_evidence(report))
     pending.flaky = pending.flaky or data.get("flaky", "")
+    if data.get("place"):
+        pending.place = Place.from_dict(data["place"])
     phase: Outcome = "passed"
     if report.failed:
         phase = "failed" if report.when == "call" else "error"
@@ -197,4 +240,5 @@ class ResultCollector:
             message=pending.message,
             evidence=tuple(pending.evidence),
             flaky_reason=pending.flaky if pending.outcome == "flaky" else "",
+            place=pending.place,
         )

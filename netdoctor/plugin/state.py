@@ -44,6 +44,8 @@ class RunState:
     results: dict[str, CheckResult] = field(default_factory=dict)
     definitions: tuple[SignalDefinition, ...] | None = None
     analysis: Analysis | None = None
+    summary: dict[str, Any] | None = None
+    """The ``summary.json`` document once the run is scored (reports render it)."""
     written: tuple[Path, ...] = ()
 
     @property

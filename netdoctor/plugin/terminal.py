@@ -1,28 +1,97 @@
-"""The terminal summary: verdict, score, failing checks under each present signal, report paths."""
+"""The terminal summary, in the order of report.html's first screen: verdict, top causes with
+the commands to confirm and fix them, a compact matrix per path kind, then the failing checks
+under each present signal and the report paths. Causes and matrices come from ``summary.json``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from netdoctor.plugin.matrix import NOT_MEASURED, cell_at, node_totals
 from netdoctor.plugin.scoring import Analysis
 from netdoctor.redact import redact
 
+SHOWN_CAUSES = 3
+MATRIX_NODES = 20
+"""Up to this many nodes a matrix is drawn; beyond, one line per node with failures."""
+MARKS = {"passed": ".", "failed": "X", "flaky": "~", "error": "!", "skipped": "-",
+         NOT_MEASURED: "-"}
+LEGEND = ". passed  X failed  ~ flaky  ! error  - not measured  ? other"
 
-def summary_lines(analysis: Analysis, written: Sequence[Path]) -> list[str]:
+
+def cause_lines(causes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The top causes with evidence and commands; the rest one line each."""
+    lines = ["top causes:" if causes else "root causes: none found"]
+    for n, c in enumerate(causes, 1):
+        signals = [str(e) for e in c.get("explains") or [] if "::" not in str(e)]
+        lines.append(f"  {n}. {c.get('summary') or c.get('id')} [{c.get('id')}]"
+                     + (f" -> explains {', '.join(signals)}" if signals else ""))
+        if n > SHOWN_CAUSES:
+            continue
+        lines += [f"     evidence: {e}" for e in list(c.get("evidence") or [])[:2]]
+        lines += [f"     confirm: {cmd}" for cmd in c.get("confirm") or []]
+        lines += [f"     fix:     {cmd}" for cmd in c.get("fix") or []]
+    return lines
+
+
+def _mark(outcome: str) -> str:
+    return MARKS.get(outcome, "?")
+
+
+def matrix_lines(matrix: Mapping[str, Any]) -> list[str]:
+    """Each kind as a grid of one-character cells (rows: from, columns: to), or, on more than
+    :data:`MATRIX_NODES` nodes, the nodes with failing cells and their counts."""
+    kinds: Mapping[str, Any] = matrix.get("kinds") or {}
+    nodes = [str(n) for n in matrix.get("nodes") or []]
+    if not kinds:
+        return []
+    lines = [f"node to node ({LEGEND}):"]
+    width = max(len(n) for n in nodes) + len(str(len(nodes))) + 1
+    step = len(str(len(nodes))) + 1
+    for kind, block in kinds.items():
+        name = kind.replace("_", " ")
+        if len(nodes) > MATRIX_NODES:
+            bad = [(n, node_totals(block, n)) for n in nodes]
+            shown = [f"{n} from {a}/{b} to {c}/{d}" for n, (a, b, c, d) in bad if a or c]
+            lines.append(f"  {name}: " + ("every path passed" if not shown else
+                                          "not passed: " + ", ".join(shown)))
+            continue
+        lines.append(f"  {name}".ljust(width + 4)
+                     + "".join(str(i).rjust(step) for i in range(1, len(nodes) + 1)))
+        for i, src in enumerate(nodes, 1):
+            cells = "".join(_mark(cell_at(block, src, dst)["outcome"]).rjust(step)
+                            for dst in nodes)
+            lines.append(f"    {f'{i} {src}'.ljust(width)}{cells}")
+    return lines
+
+
+def _healthy(analysis: Analysis) -> bool:
+    return analysis.verdict == "none" and not any(analysis.signals.values()) and not any(
+        r.outcome in ("failed", "error") for r in analysis.results)
+
+
+def summary_lines(analysis: Analysis, written: Sequence[Path],
+                  summary: Mapping[str, Any] | None = None) -> list[str]:
     """The lines of the ``netdoctor`` terminal section."""
+    summary = summary or {}
     present = [n for n, p in analysis.signals.items() if p]
     lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{analysis.applicable}"
-             f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"]
+             f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"
+             + (" - healthy: no failure signal, no failed check" if _healthy(analysis) else "")]
+    if "root_causes" in summary:
+        lines += cause_lines(summary["root_causes"])
+    lines += matrix_lines(summary.get("matrix") or {})
     for name, reason in analysis.not_applicable.items():
         lines.append(f"{name}: not applicable ({reason})")
     for name in present:
         lines.append(f"{name}:")
         for result in analysis.by_signal.get(name, ()):
             first = result.message.splitlines()[0] if result.message else ""
-            lines.append(f"  FAILED {result.nodeid}" + (f" - {redact(first)}" if first else ""))
+            lines.append(f"  FAILED {result.nodeid}" + (f" - {first}" if first else ""))
     flaky = [r for r in analysis.results if r.outcome == "flaky"]
     for result in flaky:
         lines.append(f"FLAKY {result.nodeid} - {result.flaky_reason}")
@@ -31,15 +100,16 @@ def summary_lines(analysis: Analysis, written: Sequence[Path]) -> list[str]:
         lines.append(f"{skipped} check(s) skipped (reasons in analysis.md)")
     for path in written:
         lines.append(f"report: {path}")
-    return lines
+    return [redact(line) for line in lines]
 
 
 def write_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, analysis: Analysis | None, written: Sequence[Path]
+    terminalreporter: pytest.TerminalReporter, analysis: Analysis | None, written: Sequence[Path],
+    summary: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the section (nothing when the run was not scored)."""
     if analysis is None:
         return
     terminalreporter.write_sep("=", "netdoctor")
-    for line in summary_lines(analysis, written):
+    for line in summary_lines(analysis, written, summary):
         terminalreporter.write_line(line)

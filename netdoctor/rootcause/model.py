@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from netdoctor.rootcause.facts import NodeFacts
+from netdoctor.rootcause.playbook import commands
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,11 @@ class RootCause:
     evidence: tuple[str, ...]
     explains: tuple[str, ...]  # signal names, then test ids
     layer: int  # 0 kernel, 1 CNI, 2 overlay, 3 kube-proxy, 4 DNS, 5 services
+    subject: str = ""  # the object it is about (a CNI config file, a Service ns/name)
 
     def to_json(self) -> dict[str, object]:
-        """The ``root_causes[]`` entry of summary.json."""
+        """The ``root_causes[]`` entry of summary.json, with the commands to confirm and fix."""
+        book = commands(self.id, self.node, self.subject)
         return {"id": self.id, "node": self.node, "summary": self.summary,
-                "evidence": list(self.evidence), "explains": list(self.explains)}
+                "evidence": list(self.evidence), "explains": list(self.explains),
+                "confirm": list(book.confirm), "fix": list(book.fix)}

@@ -40,6 +40,7 @@ class Candidate:
     evidence: tuple[str, ...]
     signals: frozenset[str]
     layer: int
+    subject: str = ""
 
 
 Detector = Callable[[Observations], Iterable[Candidate]]
@@ -110,7 +111,7 @@ def cni_config_shadowed(obs: Observations) -> Iterable[Candidate]:
                             + ", ".join(outside))
         yield Candidate("cni-config-shadowed", node,
                         f"{node}: CNI config {active.name} shadows the cluster's {obs.cni} config",
-                        tuple(evidence), _node_network(obs, node), 1)
+                        tuple(evidence), _node_network(obs, node), 1, active.name)
 
 
 @detector
@@ -231,7 +232,8 @@ def selector_mismatch(obs: Observations) -> Iterable[Candidate]:
     for svc in obs.unmatched_selectors:
         yield Candidate("service-selector-matches-nothing", None,
                         f"Service {svc}: its selector matches no pod",
-                        (f"{svc} selects no pod in its namespace",), frozenset({ENDPOINTS}), 5)
+                        (f"{svc} selects no pod in its namespace",), frozenset({ENDPOINTS}), 5,
+                        svc)
 
 
 def _tests_for(obs: Observations, signal: str, node: str | None) -> list[str]:
@@ -251,6 +253,6 @@ def rank(obs: Observations) -> list[RootCause]:
                 continue
             tests = [t for s in explained for t in _tests_for(obs, s, c.node)]
             causes.append(RootCause(c.id, c.node, c.summary, c.evidence,
-                                    (*explained, *dict.fromkeys(tests)), c.layer))
+                                    (*explained, *dict.fromkeys(tests)), c.layer, c.subject))
     return sorted(causes, key=lambda c: (-sum(1 for e in c.explains if "::" not in e), c.layer,
                                          c.node or ""))

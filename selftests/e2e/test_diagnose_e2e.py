@@ -59,7 +59,10 @@ def test_problem_statement_all_six(scenario_lab: Lab, tmp_path: Path) -> None:
     causes = run.summary.get("root_causes") or []
     assert causes, run.output[-3000:]
     assert (causes[0]["id"], causes[0]["node"]) == ("cni-config-shadowed", "worker-2"), causes
-    assert "netdoctor root causes" in run.output
+    assert "top causes:" in run.output
+    assert "confirm: kubectl debug node/worker-2" in run.output
+    pings = run.summary["matrix"]["kinds"]["pod_to_pod"]["cells"]
+    assert pings["worker-1"]["worker-2"]["outcome"] == "failed", pings
     assert probe_objects(scenario_lab.kubeconfig) == []
 
 

@@ -101,8 +101,12 @@ def test_healthy_validates_clean(healthy_lab: Lab, tmp_path: Path) -> None:
                      "test_dns[worker-1-replica]", "test_egress_http[worker-1]"):
         assert expected in ids
     assert run.summary["root_causes"] == []
-    assert "pod -> pod ping" in run.output
-    assert "netdoctor root causes" in run.output
+    kinds = run.summary["matrix"]["kinds"]
+    assert {"pod_ping", "pod_http", "node_port", "pod_mtu"} <= set(kinds), list(kinds)
+    assert {c["outcome"] for k in kinds.values() for row in k["cells"].values()
+            for c in row.values()} == {"passed"}
+    assert "  pod ping " in run.output  # the terminal's compact matrix
+    assert "root causes: none found" in run.output
     assert leftovers(healthy_lab) == []
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from netdoctor.model import CheckResult
+from netdoctor.plugin.htmlpage import remediation_html
 from netdoctor.plugin.options import resolve_settings
 from netdoctor.plugin.remediate import (
     EXIT_REFUSED,
     Result,
     failing_functions,
-    summary_html,
     summary_lines,
     verification_argv,
 )
@@ -102,7 +102,7 @@ def test_checks_still_failing_after_repair_fail_the_run() -> None:
     assert result.exit_status(1) == 1
     assert result.to_json()["still_failing"] == ["tests/t.py::a[n1]"]
     assert "STILL FAILING tests/t.py::a[n1]" in "\n".join(summary_lines(result))
-    assert "tests/t.py::a[n1]" in summary_html(result)
+    assert "tests/t.py::a[n1]" in remediation_html(result.to_json())
     assert "still_failing" not in Result(Outcome("dry-run", ""), 2).to_json()
 
 

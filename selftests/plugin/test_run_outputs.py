@@ -81,7 +81,7 @@ def test_pytest_outcomes_unchanged(run: pytest.RunResult) -> None:
 def test_summary_json(run: pytest.RunResult, pytester: pytest.Pytester) -> None:
     summary = load_summary(pytester.path / "reports")
     assert list(summary) == ["score", "verdict", "applicable", "signals", "signal_reasons",
-                             "tests", "cluster", "run_id"]
+                             "tests", "cluster", "run_id", "generated", "matrix", "per_node"]
     assert summary["score"] == 3
     assert summary["verdict"] == "partial"
     assert summary["signals"] == {
@@ -141,7 +141,8 @@ def test_flaky_shown_in_verbose_mode(pytester: pytest.Pytester) -> None:
 
 def test_html_report_with_extras(run: pytest.RunResult, pytester: pytest.Pytester) -> None:
     html = (pytester.path / "reports" / "report.html").read_text()
-    assert "netdoctor verdict: partial (score 3/6)" in html
+    assert 'data-verdict="partial"' in html
+    assert "score 3 / 6 applicable signals" in html
     assert "netdoctor-evidence" in html
     assert "kubectl -n kube-system logs coredns-abc --previous" in html
     assert "nslookup kubernetes.default from probe-a" in html

@@ -1,0 +1,191 @@
+"""netdoctor's block at the top of report.html, rendered from the ``summary.json`` document.
+
+First screen: the verdict banner, the top root causes with evidence and the commands to
+confirm and fix them, the signals as badges and a heatmap per measured path kind. Below: the
+per-node table and, after ``--remediate``, before and after with the applied steps. Nothing is
+judged here: every value comes from the summary (and the evidence of the check a cell names);
+keys this version does not know are shown as they are, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from netdoctor.model import CheckResult
+from netdoctor.plugin.htmlmatrix import heatmaps, node_table
+from netdoctor.plugin.htmlstyle import CSS, SCRIPT
+from netdoctor.redact import redact, redact_data
+
+SHOWN_CAUSES = 3
+"""Causes shown open; the rest are one line each, opened on click (and when printed)."""
+HEADLINES = {"confirmed": "Pod network broken: failure pattern confirmed",
+             "partial": "Pod network degraded: failure pattern partly present",
+             "none": "No failure pattern"}
+
+
+def _e(value: object) -> str:
+    return escape(redact(str(value)))
+
+
+def _bad_checks(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [t for t in summary.get("tests") or [] if t.get("outcome") in ("failed", "error")]
+
+
+def healthy(summary: Mapping[str, Any]) -> bool:
+    """A run with verdict ``none``, no present signal and no failed or erroring check."""
+    return (summary.get("verdict") == "none" and not any((summary.get("signals") or {}).values())
+            and not _bad_checks(summary))
+
+
+def banner(summary: Mapping[str, Any]) -> str:
+    """Verdict, score out of the applicable signals, cluster, run id and time."""
+    verdict = str(summary.get("verdict", "unknown"))
+    css = verdict if verdict in HEADLINES else "unknown"
+    if verdict == "none" and not healthy(summary):
+        css = "failing"
+    headline = "Healthy" if healthy(summary) else HEADLINES.get(verdict, f"Verdict: {verdict}")
+    cluster: Mapping[str, Any] = summary.get("cluster") or {}
+    nodes = cluster.get("nodes") if isinstance(cluster.get("nodes"), list) else []
+    where = " · ".join(x for x in (
+        str(cluster.get("server") or ""), f"{len(nodes)} nodes" if nodes else "",
+        f"CNI {cluster['cni']}" if cluster.get("cni") else "") if x)
+    return (f'<div class="nd-banner nd-v-{escape(css)}" id="nd-verdict" '
+            f'data-verdict="{escape(verdict)}"><span class="nd-verdict">{escape(headline)}'
+            f'</span><span class="nd-score">score {_e(summary.get("score", "?"))} / '
+            f'{_e(summary.get("applicable", "?"))} applicable signals</span>'
+            f'<span class="nd-meta">{_e(where or "cluster unknown")} · run '
+            f'{_e(summary.get("run_id", "?"))} · {_e(summary.get("generated", ""))}</span></div>')
+
+
+def one_line(summary: Mapping[str, Any]) -> str:
+    """The sentence under the banner: healthy in one line, or what failed in numbers."""
+    tests = summary.get("tests") or []
+    if healthy(summary):
+        flaky = sum(1 for t in tests if t.get("outcome") == "flaky")
+        return (f'<p class="nd-oneline" id="nd-healthy">Healthy: no failure signal and no '
+                f"failed check ({len(tests)} checks"
+                + (f", {flaky} flaky" if flaky else "") + ").</p>")
+    bad = _bad_checks(summary)
+    causes = summary.get("root_causes")
+    said = (f"{len(causes)} root cause(s) found" if causes else
+            "no root cause ranked" if causes is not None else "root causes not ranked")
+    return (f'<p class="nd-oneline" style="color:#b71c1c">{len(bad)} of {len(tests)} checks '
+            f"failed; {said}.</p>")
+
+
+def _commands(label: str, commands: Sequence[str]) -> str:
+    if not commands:
+        return ""
+    return (f'<div class="nd-label">{escape(label)}</div>'
+            f"<pre>{_e(chr(10).join(commands))}</pre>")
+
+
+def _signal_badges(names: Sequence[str]) -> str:
+    return "".join(f'<span class="nd-b nd-b-sig">{_e(n)}</span>' for n in names)
+
+
+def cause_html(n: int, cause: Mapping[str, Any], open_: bool) -> str:
+    """One cause: summary, signals it explains, evidence, confirm and fix commands."""
+    explains = [str(e) for e in cause.get("explains") or [] if "::" not in str(e)]
+    tests = [str(e) for e in cause.get("explains") or [] if "::" in str(e)]
+    evidence = "".join(f"<li>{_e(e)}</li>" for e in cause.get("evidence") or [])
+    summary_line = (f'<span class="nd-sum">{n}. {_e(cause.get("summary") or cause.get("id"))}'
+                    f'</span> <code class="nd-muted">{_e(cause.get("id", ""))}</code>')
+    body = (f'<div class="nd-badges">{_signal_badges(explains)}</div>'
+            + (f"<ul>{evidence}</ul>" if evidence else "")
+            + _commands("Confirm", [str(c) for c in cause.get("confirm") or []])
+            + _commands("Fix", [str(c) for c in cause.get("fix") or []])
+            + (f'<div class="nd-muted">explains {len(tests)} failing check(s)</div>'
+               if tests else ""))
+    start = f'<div class="nd-cause" data-cause="{_e(cause.get("id", ""))}">'
+    if open_:
+        return f"{start}{summary_line}{body}</div>"
+    return (f'{start}<details class="nd-more"><summary>{summary_line}</summary>{body}'
+            "</details></div>")
+
+
+def causes_html(summary: Mapping[str, Any]) -> str:
+    """The ranked causes; the top ones open."""
+    causes = summary.get("root_causes")
+    if causes is None:
+        return ('<section id="nd-causes"><h2>Root causes</h2><p class="nd-muted">Not ranked in '
+                "this run.</p></section>")
+    if not causes:
+        text = ("Nothing to explain." if healthy(summary)
+                else "No known cause explains the present signals: see the failing checks.")
+        return f'<section id="nd-causes"><h2>Root causes</h2><p>{escape(text)}</p></section>'
+    items = "".join(cause_html(n, c, n <= SHOWN_CAUSES) for n, c in enumerate(causes, 1))
+    return f'<section id="nd-causes"><h2>Top causes (most explanatory first)</h2>{items}</section>'
+
+
+def signals_html(summary: Mapping[str, Any]) -> str:
+    """A badge per signal: present, absent, or not applicable with the reason."""
+    reasons: Mapping[str, str] = summary.get("signal_reasons") or {}
+    badges = []
+    for name, flag in (summary.get("signals") or {}).items():
+        if flag is None:
+            cls, state = "nd-b-na", f"not applicable: {reasons.get(name, 'no reason given')}"
+        elif flag:
+            cls, state = "nd-b-present", "present"
+        else:
+            cls, state = "nd-b-absent", "absent"
+        badges.append(f'<span class="nd-b {cls}" title="{_e(state)}" data-signal="{_e(name)}">'
+                      f"{_e(name)}: {_e(state)}</span>")
+    return f'<div class="nd-badges" id="nd-signals">{"".join(badges)}</div>'
+
+
+def _value(value: object) -> str:
+    """A step's value: text as it is, structured values as JSON (keys of later versions)."""
+    if isinstance(value, dict | list):
+        return f"<pre>{_e(json.dumps(redact_data(value), default=str))}</pre>"
+    return _e(value)
+
+
+def _score_box(label: str, score: object, extra: str = "") -> str:
+    return (f'<div><div class="nd-label">{escape(label)}</div><div class="nd-big">score '
+            f"{_e('-' if score is None else score)}</div>{extra}</div>")
+
+
+def remediation_html(block: Mapping[str, Any]) -> str:
+    """``--remediate``: before and after side by side, the steps, then any other keys."""
+    known = {"mode", "reason", "steps", "score_before", "score_after", "still_failing"}
+    still = [str(s) for s in block.get("still_failing") or []]
+    after_extra = ("<div>still failing:</div><ul>" + "".join(f"<li><code>{_e(s)}</code></li>"
+                                                             for s in still) + "</ul>"
+                   if still else "")
+    steps: list[Mapping[str, Any]] = [s for s in block.get("steps") or []
+                                      if isinstance(s, Mapping)]
+    cols = list(dict.fromkeys(["status", "name", "node", "detail",
+                               *(k for s in steps for k in s)]))
+    rows = "".join("<tr>" + "".join(f"<td>{_value(s.get(c, ''))}</td>" for c in cols) + "</tr>"
+                   for s in steps)
+    table = (f'<table class="nd-steps"><thead><tr>{"".join(f"<th>{escape(c)}</th>" for c in cols)}'
+             f"</tr></thead><tbody>{rows}</tbody></table>" if steps else
+             "<p class=\"nd-muted\">No step.</p>")
+    others = "".join(f'<div class="nd-label">{escape(k)}</div><pre>'
+                     f"{_e(json.dumps(redact_data(v), indent=1, default=str))}</pre>"
+                     for k, v in block.items() if k not in known)
+    return (f'<section id="nd-remediation"><h2>Remediation: {_e(block.get("mode", "?"))}</h2>'
+            f"<p>{_e(block.get('reason', ''))}</p><div class=\"nd-side\">"
+            + _score_box("Before", block.get("score_before"))
+            + _score_box("After (verification run)", block.get("score_after"), after_extra)
+            + f"</div><h3>Steps</h3>{table}{others}</section>")
+
+
+def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -> str:
+    """The whole netdoctor block (style and script included) for pytest-html's summary."""
+    causes = summary.get("root_causes") or []
+    first = (f'<div class="nd-grid"><div>{causes_html(summary)}</div><div>'
+             f'<section><h2>Signals</h2>{signals_html(summary)}</section>'
+             f'<section><h2>Node to node</h2>{heatmaps(summary.get("matrix") or {}, results)}'
+             "</section></div></div>")
+    nodes = node_table(summary.get("per_node") or {}, causes, results)
+    remediation = summary.get("remediation")
+    return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
+            f"{first}"
+            + (f'<section><h2>Per node</h2>{nodes}</section>' if nodes else "")
+            + (remediation_html(remediation) if isinstance(remediation, Mapping) else "")
+            + f"<h2>Checks</h2></div><script>{SCRIPT}</script>")

@@ -1,0 +1,157 @@
+"""A report as a reader first sees it: headless Chromium renders ``report.html`` at
+1400x900, takes a screenshot, and says where the verdict, the top cause and the heatmaps lie.
+
+Chromium runs with no network use of its own (no background networking, updates, sync or
+QUIC) in a throwaway profile, under a deadline; the whole process group is killed when it
+overruns. The layout is read through the DOM: a copy of the report gets a script, run after
+the page's own, that writes each key part's bounding box into an attribute, and
+``--dump-dom`` returns the page with it.
+
+Example::
+
+    view = measure(Path("reports/report.html"))
+    assert not view.outside(), view.describe()
+    screenshot(Path("reports/report.html"), Path("reports/report.png"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = (1400, 900)
+DEADLINE = 90.0
+KEY_PARTS = (
+    ("verdict", "#nd-verdict"),
+    ("top cause", "#nd-causes .nd-cause, #nd-causes > p"),
+    ("heatmap", "#nd-heatmaps table.nd-heat, #nd-heatmaps ~ p, section > p.nd-muted"),
+)
+"""Name and CSS selector of each part that must lie on the first screen (the first match;
+for heatmaps every match). A healthy report has no cause: its "nothing to explain" line
+counts; a run without any node-pair check has a line saying so instead of heatmaps."""
+
+_PROBE = """<script>(function () {
+  var parts = %s, out = {width: window.innerWidth, height: window.innerHeight, boxes: []};
+  parts.forEach(function (p) {
+    var found = document.querySelectorAll(p[1]);
+    var all = p[0] === 'heatmap' ? Array.prototype.slice.call(found) : [found[0]];
+    all.forEach(function (el) {
+      if (!el) { out.boxes.push({name: p[0], missing: true}); return; }
+      var r = el.getBoundingClientRect();
+      out.boxes.push({name: p[0], left: r.left, top: r.top, right: r.right, bottom: r.bottom});
+    });
+  });
+  document.documentElement.setAttribute('data-nd-layout', JSON.stringify(out));
+})();</script>"""
+
+
+class BrowserError(RuntimeError):
+    """Chromium is missing, failed, or overran its deadline."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where one key part lies (CSS pixels, relative to the first screen)."""
+
+    name: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
+class View:
+    """The first screen as Chromium laid it out."""
+
+    width: int
+    height: int
+    boxes: tuple[Box, ...]
+    missing: tuple[str, ...]
+
+    def outside(self) -> list[str]:
+        """Key parts that are missing or not wholly within the first screen."""
+        out = [f"{name}: not in the page" for name in self.missing]
+        out += [f"{b.name}: at {b.left:.0f},{b.top:.0f}-{b.right:.0f},{b.bottom:.0f}"
+                for b in self.boxes
+                if b.top < 0 or b.left < 0 or b.bottom > self.height or b.right > self.width]
+        return out
+
+    def describe(self) -> str:
+        """Every box, one per line."""
+        return "\n".join([f"viewport {self.width}x{self.height}"] + [
+            f"{b.name}: {b.left:.0f},{b.top:.0f} to {b.right:.0f},{b.bottom:.0f}"
+            for b in self.boxes] + [f"{m}: missing" for m in self.missing])
+
+
+def chromium_argv(profile: Path, *extra: str, binary: str = CHROMIUM) -> list[str]:
+    """Headless Chromium that fetches nothing of its own, in the profile directory given."""
+    width, height = VIEWPORT
+    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+            f"--window-size={width},{height}", *extra]
+
+
+def _run(argv: list[str], deadline: float) -> str:
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    except FileNotFoundError as exc:
+        raise BrowserError(f"{argv[0]} not found: install Debian's chromium "
+                           "(scripts/bootstrap does)") from exc
+    try:
+        out, err = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise BrowserError(f"chromium did not finish within {deadline:.0f}s") from exc
+    finally:
+        # Helpers Chromium left behind (zygote, renderers) go with their group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode != 0:
+        raise BrowserError(f"chromium exited {proc.returncode}: {err.strip()[-600:]}")
+    return out
+
+
+def measure(report: Path, *, binary: str = CHROMIUM, deadline: float = DEADLINE) -> View:
+    """Lay ``report`` out at :data:`VIEWPORT` and return where its key parts lie."""
+    page = report.read_text(encoding="utf-8")
+    probe = _PROBE % json.dumps([list(p) for p in KEY_PARTS])
+    at = page.rfind("</body>")
+    page = page[:at] + probe + page[at:] if at >= 0 else page + probe
+    with tempfile.TemporaryDirectory(prefix="netdoctor-view-") as tmp:
+        copy = Path(tmp) / "report.html"
+        copy.write_text(page, encoding="utf-8")
+        dom = _run(chromium_argv(Path(tmp) / "profile", "--dump-dom", copy.as_uri(),
+                                 binary=binary), deadline)
+    found = re.search(r'data-nd-layout="([^"]*)"', dom)
+    if found is None:
+        raise BrowserError("the layout probe did not run (no data-nd-layout in the DOM)")
+    data = json.loads(html.unescape(found.group(1)))
+    boxes = tuple(Box(b["name"], b["left"], b["top"], b["right"], b["bottom"])
+                  for b in data["boxes"] if not b.get("missing"))
+    missing = tuple(b["name"] for b in data["boxes"] if b.get("missing"))
+    return View(int(data["width"]), int(data["height"]), boxes, missing)
+
+
+def screenshot(report: Path, out: Path, *, binary: str = CHROMIUM,
+               deadline: float = DEADLINE) -> Path:
+    """A PNG of the first screen of ``report``, written to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="netdoctor-view-") as tmp:
+        _run(chromium_argv(Path(tmp) / "profile", f"--screenshot={out.resolve()}",
+                           report.resolve().as_uri(), binary=binary), deadline)
+    if not out.exists():
+        raise BrowserError(f"chromium wrote no screenshot to {out}")
+    return out
