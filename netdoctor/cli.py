@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from netdoctor import __version__
+from netdoctor import __version__, reportview
 from netdoctor.lab import cli as lab_cli
 
 
@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"netdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     lab_cli.add_parser(sub)
+    reportview.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "lab":
         return lab_cli.run(args)
+    if args.command == "report-view":
+        return reportview.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -23,9 +23,12 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = (1400, 900)
@@ -124,10 +127,12 @@ def _run(argv: list[str], deadline: float) -> str:
     return out
 
 
-def measure(report: Path, *, binary: str = CHROMIUM, deadline: float = DEADLINE) -> View:
-    """Lay ``report`` out at :data:`VIEWPORT` and return where its key parts lie."""
+def measure(report: Path, *, binary: str = CHROMIUM, deadline: float = DEADLINE,
+            parts: Sequence[tuple[str, str]] = KEY_PARTS) -> View:
+    """Lay ``report`` out at :data:`VIEWPORT` and return where ``parts`` (name, selector)
+    lie."""
     page = report.read_text(encoding="utf-8")
-    probe = _PROBE % json.dumps([list(p) for p in KEY_PARTS])
+    probe = _PROBE % json.dumps([list(p) for p in parts])
     at = page.rfind("</body>")
     page = page[:at] + probe + page[at:] if at >= 0 else page + probe
     with tempfile.TemporaryDirectory(prefix="netdoctor-view-") as tmp:
@@ -139,10 +144,15 @@ def measure(report: Path, *, binary: str = CHROMIUM, deadline: float = DEADLINE)
     if found is None:
         raise BrowserError("the layout probe did not run (no data-nd-layout in the DOM)")
     data = json.loads(html.unescape(found.group(1)))
+    if int(data["width"]) != VIEWPORT[0]:
+        raise BrowserError(f"laid out {data['width']} pixels wide, not {VIEWPORT[0]}")
     boxes = tuple(Box(b["name"], b["left"], b["top"], b["right"], b["bottom"])
                   for b in data["boxes"] if not b.get("missing"))
     missing = tuple(b["name"] for b in data["boxes"] if b.get("missing"))
-    return View(int(data["width"]), int(data["height"]), boxes, missing)
+    # The layout width is the window's; headless Chromium reports a shorter innerHeight while
+    # the page loads than the screenshot shows (its full window), and vertical positions do
+    # not depend on it: the first screen is the window, as in the screenshot.
+    return View(VIEWPORT[0], VIEWPORT[1], boxes, missing)
 
 
 def screenshot(report: Path, out: Path, *, binary: str = CHROMIUM,
@@ -155,3 +165,33 @@ def screenshot(report: Path, out: Path, *, binary: str = CHROMIUM,
     if not out.exists():
         raise BrowserError(f"chromium wrote no screenshot to {out}")
     return out
+
+
+def add_parser(sub: Any) -> None:
+    """``netdoctor report-view REPORT [--screenshot PNG]``."""
+    parser = sub.add_parser(
+        "report-view", help="open a report.html in headless Chromium: check that verdict, top "
+        "cause and heatmaps lie on the first 1400x900 screen, optionally save a screenshot")
+    parser.add_argument("report", type=Path)
+    parser.add_argument("--screenshot", type=Path, default=None, help="PNG to write")
+    parser.add_argument("--chromium", default=CHROMIUM, help=f"browser binary ({CHROMIUM})")
+
+
+def run(args: Any) -> int:
+    """Exit 0 when every key part is on the first screen, 1 when not, 2 on a browser error."""
+    if not args.report.is_file():
+        print(f"netdoctor report-view: no such file: {args.report}", file=sys.stderr)
+        return 2
+    try:
+        view = measure(args.report, binary=args.chromium)
+        if args.screenshot is not None:
+            screenshot(args.report, args.screenshot, binary=args.chromium)
+            print(f"screenshot: {args.screenshot}")
+    except BrowserError as exc:
+        print(f"netdoctor report-view: {exc}", file=sys.stderr)
+        return 2
+    print(view.describe())
+    problems = view.outside()
+    for problem in problems:
+        print(f"not on the first screen: {problem}", file=sys.stderr)
+    return 1 if problems else 0

@@ -19,7 +19,7 @@ footer{order:3}
 #netdoctor{font-size:13px;color:#222;max-width:1380px}
 #netdoctor h2{font-size:15px;margin:10px 0 6px 0}
 #netdoctor h3{font-size:13px;margin:6px 0 4px 0}
-#netdoctor pre{white-space:pre-wrap;word-break:break-all;margin:2px 0;font-size:11.5px;
+#netdoctor pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0;font-size:11.5px;
  background:#f5f5f5;border:1px solid #e0e0e0;padding:3px 5px;color:#111}
 #netdoctor code{font-size:11.5px}
 .nd-banner{display:flex;align-items:baseline;gap:18px;flex-wrap:wrap;padding:8px 14px;
@@ -44,16 +44,16 @@ footer{order:3}
 .nd-b-na{background:#eceff1;color:#455a64;font-style:italic}
 .nd-b-sig{background:#ffebee;color:#b71c1c}
 .nd-maps{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-table.nd-heat{border-collapse:collapse;font-size:11px}
+table.nd-heat{border-collapse:collapse;font-size:12px}
 table.nd-heat caption{text-align:left;font-weight:bold;font-size:12px;padding-bottom:2px}
 table.nd-heat th{font-weight:normal;color:#444;padding:1px 4px;text-align:right;
  white-space:nowrap}
 table.nd-heat thead th{text-align:center}
-td.nd-c{width:44px;height:22px;text-align:center;border:1px solid #fff;position:relative;
+td.nd-c{width:58px;height:28px;text-align:center;border:1px solid #fff;position:relative;
  padding:0}
 .nd-dense td.nd-c{width:14px;height:14px}
 .nd-dense td.nd-c summary{font-size:0}
-td.nd-c summary{list-style:none;cursor:pointer;padding:3px 0;color:inherit}
+td.nd-c summary{list-style:none;cursor:pointer;padding:6px 0;color:inherit}
 td.nd-c summary::-webkit-details-marker{display:none}
 .nd-passed{background:#66bb6a;color:#fff}.nd-failed{background:#e53935;color:#fff;
  font-weight:bold}
