@@ -32,7 +32,8 @@ def test_incident_first_screen(tmp_path: Path) -> None:
     report = tmp_path / "r" / "report.html"
     page = report.read_text()
     first = re.search(r'data-cause="([^"]+)"', page)
-    assert first is not None and first.group(1) == causes[0]["id"]
+    assert first is not None
+    assert first.group(1) == causes[0]["id"]
     assert 'data-kind="pod_to_pod"' in page
     view = measure(report)
     assert not view.outside(), view.describe()

@@ -105,7 +105,8 @@ def test_html_is_self_contained(run: pytest.RunResult, pytester: pytest.Pytester
     # pytest-html's credit line is a plain link, never fetched
     links = re.findall(r'<a href="(https?://[^"]+)"', page)
     assert len(external) == len(links), (external, links)
-    assert '<link ' not in page and "<script src" not in page
+    assert '<link ' not in page
+    assert "<script src" not in page
     assert "@media print" in page
 
 
