@@ -6,10 +6,8 @@ and at the lab's "external" targets (the lab has no way out, and the suite's rea
 defaults must never be probed from it), and runs ``lab down`` when pytest unconfigures, which
 also happens after Ctrl-C and SIGTERM (the plugin turns SIGTERM into KeyboardInterrupt).
 
-pytest-kubernetes' providers (kind, k3d, minikube) drive those tools' CLIs and hand tests a
-function-scoped ``k8s`` fixture; the lab is neither, so it is provisioned here directly, while
-external clusters use the same kubeconfig/context conventions (``--kubeconfig``,
-``--context``).
+Other throwaway clusters (kind, k3d, minikube) are created by their own CLIs and handed over
+with the same kubeconfig/context conventions (``--kubeconfig``, ``--context``; docs/ci.md).
 """
 
 from __future__ import annotations
