@@ -132,7 +132,7 @@ def node_table(per_node: Mapping[str, Any], causes: Sequence[Mapping[str, Any]],
         here = [c for c in causes if c.get("node") == node]
         notes = "".join(f"<div>{escape(redact(str(c.get('summary') or c.get('id'))))}</div>"
                         for c in here) or '<span class="nd-muted">-</span>'
-        body.append(f"<tr><th>{escape(node)}</th>{cells}<td>{notes}</td></tr>")
+        body.append(f'<tr><th>{escape(node)}</th>{cells}<td class="nd-here">{notes}</td></tr>')
     return (f'<table class="nd-nodes" id="nd-node-table"><thead><tr><th>node</th>{head}'
             f"<th>root causes on the node</th></tr></thead><tbody>{''.join(body)}</tbody>"
             "</table>")

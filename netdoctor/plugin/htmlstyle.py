@@ -68,7 +68,8 @@ td.nd-c summary::-webkit-details-marker{display:none}
 table.nd-nodes{border-collapse:collapse;font-size:12px;margin-top:4px}
 table.nd-nodes th,table.nd-nodes td{border:1px solid #ddd;padding:2px 5px;vertical-align:top}
 table.nd-nodes th{background:#f5f5f5;font-weight:normal;color:#333}
-table.nd-nodes td.nd-c{width:auto;min-width:44px}
+table.nd-nodes td.nd-c{width:auto;min-width:44px;height:26px}
+table.nd-nodes td.nd-here{min-width:320px;font-size:11.5px}
 .nd-side{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .nd-side>div{border:1px solid #ddd;padding:6px 10px}
 .nd-side .nd-big{font-size:20px;font-weight:bold}

@@ -57,6 +57,11 @@ def root_cause_section(causes: Sequence[Mapping[str, Any]]) -> list[str]:
                    f"{', node ' + str(c['node']) if c.get('node') else ''})"
                    + (f" explains {', '.join(signals)}" if signals else ""))
         out += [f"   - {e}" for e in c.get("evidence", ())]
+        for label, key in (("Confirm", "confirm"), ("Fix", "fix")):
+            if c.get(key):
+                out += ["", f"   {label}:", "",
+                        *("   " + line for part in _fence("\n".join(c[key]), "sh")
+                          for line in part.splitlines())]
     if not causes:
         out.append("No root cause found.")
     return [*out, ""]

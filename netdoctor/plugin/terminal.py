@@ -20,6 +20,8 @@ MATRIX_NODES = 20
 """Up to this many nodes a matrix is drawn; beyond, one line per node with failures."""
 MARKS = {"passed": ".", "failed": "X", "flaky": "~", "error": "!", "skipped": "-",
          NOT_MEASURED: "-"}
+WIDTH = 110
+"""Terminal columns the side-by-side grids fill at most."""
 LEGEND = ". passed  X failed  ~ flaky  ! error  - not measured  ? other"
 
 
@@ -42,30 +44,45 @@ def _mark(outcome: str) -> str:
     return MARKS.get(outcome, "?")
 
 
+def _grids(kinds: Mapping[str, Any], nodes: Sequence[str]) -> list[str]:
+    """Kinds side by side (as many as fit in :data:`WIDTH`), one row per source node."""
+    step = len(str(len(nodes))) + 1
+    label = max(len(f"{len(nodes)} {n}") for n in nodes) + 4
+    groups = [(k.replace("_", " "), b, max(len(k), step * len(nodes)) + 3)
+              for k, b in kinds.items()]
+    chunks: list[list[tuple[str, Any, int]]] = [[]]
+    for group in groups:
+        if chunks[-1] and label + sum(g[2] for g in chunks[-1]) + group[2] > WIDTH:
+            chunks.append([])
+        chunks[-1].append(group)
+    lines = []
+    for chunk in chunks:
+        lines.append((" " * label + "".join(name.ljust(w) for name, _, w in chunk)).rstrip())
+        numbers = "".join(str(i).rjust(step) for i in range(1, len(nodes) + 1))
+        lines.append((" " * label + "".join(numbers.ljust(w) for _, _, w in chunk)).rstrip())
+        for i, src in enumerate(nodes, 1):
+            row = "".join("".join(_mark(cell_at(b, src, dst)["outcome"]).rjust(step)
+                                  for dst in nodes).ljust(w) for _, b, w in chunk)
+            lines.append(f"    {f'{i} {src}'.ljust(label - 4)}{row}".rstrip())
+    return lines
+
+
 def matrix_lines(matrix: Mapping[str, Any]) -> list[str]:
-    """Each kind as a grid of one-character cells (rows: from, columns: to), or, on more than
-    :data:`MATRIX_NODES` nodes, the nodes with failing cells and their counts."""
+    """Each kind as a grid of one-character cells (rows: from, columns: to), kinds side by
+    side, or, on more than :data:`MATRIX_NODES` nodes, the nodes with failing cells and their
+    counts."""
     kinds: Mapping[str, Any] = matrix.get("kinds") or {}
     nodes = [str(n) for n in matrix.get("nodes") or []]
     if not kinds:
         return []
     lines = [f"node to node ({LEGEND}):"]
-    width = max(len(n) for n in nodes) + len(str(len(nodes))) + 1
-    step = len(str(len(nodes))) + 1
+    if len(nodes) <= MATRIX_NODES:
+        return lines + _grids(kinds, nodes)
     for kind, block in kinds.items():
-        name = kind.replace("_", " ")
-        if len(nodes) > MATRIX_NODES:
-            bad = [(n, node_totals(block, n)) for n in nodes]
-            shown = [f"{n} from {a}/{b} to {c}/{d}" for n, (a, b, c, d) in bad if a or c]
-            lines.append(f"  {name}: " + ("every path passed" if not shown else
-                                          "not passed: " + ", ".join(shown)))
-            continue
-        lines.append(f"  {name}".ljust(width + 4)
-                     + "".join(str(i).rjust(step) for i in range(1, len(nodes) + 1)))
-        for i, src in enumerate(nodes, 1):
-            cells = "".join(_mark(cell_at(block, src, dst)["outcome"]).rjust(step)
-                            for dst in nodes)
-            lines.append(f"    {f'{i} {src}'.ljust(width)}{cells}")
+        bad = [(n, node_totals(block, n)) for n in nodes]
+        shown = [f"{n} from {a}/{b} to {c}/{d}" for n, (a, b, c, d) in bad if a or c]
+        lines.append(f"  {kind.replace('_', ' ')}: " + (
+            "every path passed" if not shown else "not passed: " + ", ".join(shown)))
     return lines
 
 

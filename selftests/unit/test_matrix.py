@@ -59,10 +59,13 @@ def test_per_node_block() -> None:
 def test_terminal_matrix_grid_and_unknown_outcomes() -> None:
     results = [_pair("pod_to_pod", "n1", "n2", "failed"), _pair("pod_to_pod", "n2", "n1", "passed"),
                _pair("pod_to_pod", "n1", "n1", "not observed")]
+    results.append(_pair("pod_http", "n2", "n1", "flaky"))
     lines = matrix_lines(matrix_block(results, ["n1", "n2"]))
-    assert lines[1].split() == ["pod", "to", "pod", "1", "2"]
-    assert lines[2].split() == ["1", "n1", "?", "X"]
-    assert lines[3].split() == ["2", "n2", ".", "-"]
+    assert lines[1].split() == ["pod", "to", "pod", "pod", "http"]
+    assert lines[2].split() == ["1", "2", "1", "2"]
+    assert lines[3].split() == ["1", "n1", "?", "X", "-", "-"]
+    assert lines[4].split() == ["2", "n2", ".", "-", "~", "-"]
+    assert lines[4].index("~") > lines[1].index("pod http")  # each grid under its name
 
 
 def test_terminal_matrix_aggregates_per_node_on_large_clusters() -> None:
