@@ -43,7 +43,8 @@ for heatmaps every match). A healthy report has no cause: its "nothing to explai
 counts; a run without any node-pair check has a line saying so instead of heatmaps."""
 
 _PROBE = """<script>(function () {
-  var parts = %s, out = {width: window.innerWidth, height: window.innerHeight, boxes: []};
+  var parts = %s, out = {width: window.innerWidth, height: window.innerHeight,
+                         scroll_width: document.documentElement.scrollWidth, boxes: []};
   parts.forEach(function (p) {
     var found = document.querySelectorAll(p[1]);
     var all = p[0] === 'heatmap' ? Array.prototype.slice.call(found) : [found[0]];
@@ -80,10 +81,15 @@ class View:
     height: int
     boxes: tuple[Box, ...]
     missing: tuple[str, ...]
+    page_width: int = 0
+    """The page's scroll width: wider than the screen means a sideways scroll bar."""
 
     def outside(self) -> list[str]:
-        """Key parts that are missing or not wholly within the first screen."""
+        """Key parts that are missing or not wholly within the first screen, and a page
+        wider than the screen."""
         out = [f"{name}: not in the page" for name in self.missing]
+        if self.page_width > self.width:
+            out.append(f"page: {self.page_width} pixels wide")
         out += [f"{b.name}: at {b.left:.0f},{b.top:.0f}-{b.right:.0f},{b.bottom:.0f}"
                 for b in self.boxes
                 if b.top < 0 or b.left < 0 or b.bottom > self.height or b.right > self.width]
@@ -91,7 +97,7 @@ class View:
 
     def describe(self) -> str:
         """Every box, one per line."""
-        return "\n".join([f"viewport {self.width}x{self.height}"] + [
+        return "\n".join([f"viewport {self.width}x{self.height}, page width {self.page_width}"] + [
             f"{b.name}: {b.left:.0f},{b.top:.0f} to {b.right:.0f},{b.bottom:.0f}"
             for b in self.boxes] + [f"{m}: missing" for m in self.missing])
 
@@ -152,7 +158,7 @@ def measure(report: Path, *, binary: str = CHROMIUM, deadline: float = DEADLINE,
     # The layout width is the window's; headless Chromium reports a shorter innerHeight while
     # the page loads than the screenshot shows (its full window), and vertical positions do
     # not depend on it: the first screen is the window, as in the screenshot.
-    return View(VIEWPORT[0], VIEWPORT[1], boxes, missing)
+    return View(VIEWPORT[0], VIEWPORT[1], boxes, missing, int(data.get("scroll_width", 0)))
 
 
 def screenshot(report: Path, out: Path, *, binary: str = CHROMIUM,

@@ -60,16 +60,18 @@ td.nd-c summary::-webkit-details-marker{display:none}
 .nd-flaky{background:#ffca28;color:#000}.nd-error{background:#8e24aa;color:#fff}
 .nd-skipped,.nd-not-measured{background:#e0e0e0;color:#757575}
 .nd-other{background:#90a4ae;color:#000}
-.nd-pop{position:absolute;z-index:20;left:0;top:100%;width:520px;text-align:left;
+.nd-pop{position:absolute;z-index:20;right:0;top:100%;width:520px;overflow-wrap:anywhere;text-align:left;
  background:#fff;color:#222;border:1px solid #999;box-shadow:0 2px 8px rgba(0,0,0,.3);
  padding:6px 8px;font-weight:normal;font-size:12px}
 .nd-legend{display:flex;gap:8px;flex-wrap:wrap;font-size:11px;margin-top:4px}
 .nd-legend span{padding:1px 6px}
-table.nd-nodes{border-collapse:collapse;font-size:12px;margin-top:4px}
+table.nd-nodes{border-collapse:collapse;font-size:11.5px;margin-top:4px;width:100%}
 table.nd-nodes th,table.nd-nodes td{border:1px solid #ddd;padding:2px 5px;vertical-align:top}
 table.nd-nodes th{background:#f5f5f5;font-weight:normal;color:#333}
-table.nd-nodes td.nd-c{width:auto;min-width:44px;height:26px}
-table.nd-nodes td.nd-here{min-width:320px;font-size:11.5px}
+table.nd-nodes thead th{font-size:10.5px;overflow-wrap:anywhere;max-width:80px}
+table.nd-nodes td.nd-c{width:auto;min-width:36px;height:26px}
+table.nd-nodes tr>td.nd-c:nth-child(-n+6) .nd-pop{left:0;right:auto}
+table.nd-nodes td.nd-here{min-width:200px;font-size:11px}
 .nd-side{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .nd-side>div{border:1px solid #ddd;padding:6px 10px}
 .nd-side .nd-big{font-size:20px;font-weight:bold}
@@ -77,6 +79,8 @@ table.nd-steps{border-collapse:collapse;font-size:12px;width:100%}
 table.nd-steps th,table.nd-steps td{border:1px solid #ddd;padding:2px 5px;text-align:left;
  vertical-align:top}
 .nd-muted{color:#666}
+.netdoctor-evidence pre{white-space:pre-wrap;overflow-wrap:anywhere}
+#results-table .log{white-space:pre-wrap;overflow-wrap:anywhere}
 @media print{
  body{display:block;min-width:0;margin:0}
  .controls,.filter,.summary__reload,.nd-pop,#environment,#environment-header{display:none}
