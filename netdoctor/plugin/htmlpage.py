@@ -72,8 +72,12 @@ def one_line(summary: Mapping[str, Any]) -> str:
     causes = summary.get("root_causes")
     said = (f"{len(causes)} root cause(s) found" if causes else
             "no root cause ranked" if causes is not None else "root causes not ranked")
+    fixed = summary.get("remediation")
+    after = (f" Remediation {_e(fixed.get('mode', '?'))}: score {_e(fixed.get('score_before'))}"
+             f" before, {_e('-' if fixed.get('score_after') is None else fixed['score_after'])}"
+             " after (below)." if isinstance(fixed, Mapping) else "")
     return (f'<p class="nd-oneline" style="color:#b71c1c">{len(bad)} of {len(tests)} checks '
-            f"failed; {said}.</p>")
+            f"failed; {said}.{after}</p>")
 
 
 def _commands(label: str, commands: Sequence[str]) -> str:
@@ -141,7 +145,7 @@ def _value(value: object) -> str:
     """A step's value: text as it is, structured values as JSON (keys of later versions)."""
     if isinstance(value, dict | list):
         return f"<pre>{_e(json.dumps(redact_data(value), default=str))}</pre>"
-    return _e(value)
+    return "-" if value is None else _e(value)
 
 
 def _score_box(label: str, score: object, extra: str = "") -> str:
@@ -149,8 +153,16 @@ def _score_box(label: str, score: object, extra: str = "") -> str:
             f"{_e('-' if score is None else score)}</div>{extra}</div>")
 
 
-def remediation_html(block: Mapping[str, Any]) -> str:
-    """``--remediate``: before and after side by side, the steps, then any other keys."""
+def _before(summary: Mapping[str, Any]) -> str:
+    present = [n for n, flag in (summary.get("signals") or {}).items() if flag]
+    bad = _bad_checks(summary)
+    return (f'<div>verdict {_e(summary.get("verdict", "?"))}, {len(bad)} failed check(s)</div>'
+            f'<div class="nd-badges">{_signal_badges(present)}</div>' if summary else "")
+
+
+def remediation_html(block: Mapping[str, Any], summary: Mapping[str, Any] | None = None) -> str:
+    """``--remediate``: before (this run: ``summary``) and after (the verification run) side
+    by side, the steps, then any other keys the block carries."""
     known = {"mode", "reason", "steps", "score_before", "score_after", "still_failing"}
     still = [str(s) for s in block.get("still_failing") or []]
     after_extra = ("<div>still failing:</div><ul>" + "".join(f"<li><code>{_e(s)}</code></li>"
@@ -170,7 +182,7 @@ def remediation_html(block: Mapping[str, Any]) -> str:
                      for k, v in block.items() if k not in known)
     return (f'<section id="nd-remediation"><h2>Remediation: {_e(block.get("mode", "?"))}</h2>'
             f"<p>{_e(block.get('reason', ''))}</p><div class=\"nd-side\">"
-            + _score_box("Before", block.get("score_before"))
+            + _score_box("Before", block.get("score_before"), _before(summary or {}))
             + _score_box("After (verification run)", block.get("score_after"), after_extra)
             + f"</div><h3>Steps</h3>{table}{others}</section>")
 
@@ -187,5 +199,6 @@ def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
             f"{first}"
             + (f'<section><h2>Per node</h2>{nodes}</section>' if nodes else "")
-            + (remediation_html(remediation) if isinstance(remediation, Mapping) else "")
+            + (remediation_html(remediation, summary) if isinstance(remediation, Mapping)
+               else "")
             + f"<h2>Checks</h2></div><script>{SCRIPT}</script>")

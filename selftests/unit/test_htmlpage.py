@@ -86,7 +86,12 @@ def test_remediation_side_by_side_and_unknown_keys_kept() -> None:
              "steps": [{"name": "stray-cni-config", "node": "n2", "status": "applied",
                         "detail": "moved", "rollback": {"cmd": "mv back"}}],
              "plan": ["stray-cni-config on n2"]}
-    page = remediation_html(block)
+    summary = _summary(verdict="confirmed", score=6, remediation=block)
+    summary["signals"]["dns_timeouts"] = True
+    assert "Remediation applied: score 6 before, 0 after (below)." in page_block(summary, {})
+    page = remediation_html(block, summary)
+    assert "verdict confirmed, 0 failed check(s)" in page
+    assert '<span class="nd-b nd-b-sig">dns_timeouts</span>' in page
     assert page.index(">Before<") < page.index("score 6") < page.index(">After (verification "
                                                                         "run)<")
     assert "score 0" in page
