@@ -90,6 +90,9 @@ table.nd-steps th,table.nd-steps td{border:1px solid #ddd;padding:2px 5px;text-a
  .nd-grid{display:block}
  .nd-cause,table.nd-heat,table.nd-nodes tr{break-inside:avoid}
  #netdoctor pre{font-size:9.5pt}
+ table.nd-nodes{table-layout:fixed;font-size:8pt}
+ table.nd-nodes td.nd-c,table.nd-nodes td.nd-here{min-width:0}
+ table.nd-nodes td.nd-here,table.nd-nodes thead th:last-child{width:18%}
  details.nd-more{display:block}
  details.nd-more>*{display:block}
 }
