@@ -36,23 +36,21 @@ DEADLINE = 90.0
 KEY_PARTS = (
     ("verdict", "#nd-verdict"),
     ("top cause", "#nd-causes .nd-cause, #nd-causes > p"),
-    ("heatmap", "#nd-heatmaps table.nd-heat, #nd-heatmaps ~ p, section > p.nd-muted"),
+    ("heatmap", "#nd-heatmaps table.nd-heat, section > p.nd-muted"),
 )
-"""Name and CSS selector of each part that must lie on the first screen (the first match;
-for heatmaps every match). A healthy report has no cause: its "nothing to explain" line
-counts; a run without any node-pair check has a line saying so instead of heatmaps."""
+"""Name and CSS selector of each part that must lie on the first screen (the first match). A
+healthy report has no cause: its "nothing to explain" line counts; a run without any
+node-pair check has a line saying so instead of heatmaps."""
 
 _PROBE = """<script>(function () {
   var parts = %s, out = {width: window.innerWidth, height: window.innerHeight,
                          scroll_width: document.documentElement.scrollWidth, boxes: []};
   parts.forEach(function (p) {
     var found = document.querySelectorAll(p[1]);
-    var all = p[0] === 'heatmap' ? Array.prototype.slice.call(found) : [found[0]];
-    all.forEach(function (el) {
-      if (!el) { out.boxes.push({name: p[0], missing: true}); return; }
-      var r = el.getBoundingClientRect();
-      out.boxes.push({name: p[0], left: r.left, top: r.top, right: r.right, bottom: r.bottom});
-    });
+    var el = found[0];
+    if (!el) { out.boxes.push({name: p[0], missing: true}); return; }
+    var r = el.getBoundingClientRect();
+    out.boxes.push({name: p[0], left: r.left, top: r.top, right: r.right, bottom: r.bottom});
   });
   document.documentElement.setAttribute('data-nd-layout', JSON.stringify(out));
 })();</script>"""

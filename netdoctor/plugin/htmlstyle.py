@@ -52,7 +52,8 @@ table.nd-heat thead th{text-align:center}
 td.nd-c{width:58px;height:28px;text-align:center;border:1px solid #fff;position:relative;
  padding:0}
 .nd-dense td.nd-c{width:14px;height:14px}
-.nd-dense td.nd-c summary{font-size:0}
+.nd-dense td.nd-c summary{font-size:0;padding:0;height:14px}
+.nd-dense th{font-size:10px;padding:0 3px;line-height:14px}
 td.nd-c summary{list-style:none;cursor:pointer;padding:6px 0;color:inherit}
 td.nd-c summary::-webkit-details-marker{display:none}
 .nd-passed{background:#66bb6a;color:#fff}.nd-failed{background:#e53935;color:#fff;

@@ -20,6 +20,8 @@ MATRIX_NODES = 20
 """Up to this many nodes a matrix is drawn; beyond, one line per node with failures."""
 MARKS = {"passed": ".", "failed": "X", "flaky": "~", "error": "!", "skipped": "-",
          NOT_MEASURED: "-"}
+WORST = 5
+"""Nodes named per kind on large clusters."""
 WIDTH = 110
 """Terminal columns the side-by-side grids fill at most."""
 LEGEND = ". passed  X failed  ~ flaky  ! error  - not measured  ? other"
@@ -67,6 +69,22 @@ def _grids(kinds: Mapping[str, Any], nodes: Sequence[str]) -> list[str]:
     return lines
 
 
+def _worst_nodes(block: Mapping[str, Any], nodes: Sequence[str]) -> str:
+    """The nodes most paths fail from or to, worst first, as ``node from a/b to c/d``."""
+    totals = [(n, node_totals(block, n)) for n in nodes]
+    bad = sorted(((n, t) for n, t in totals if t[0] or t[2]),
+                 key=lambda item: -(item[1][0] + item[1][2]))
+    if not bad:
+        return "every path passed"
+    cells = sum(t[1] for _, t in totals)
+    failing = sum(t[0] for _, t in totals)
+    shown = ", ".join(f"{n} from {a}/{b} to {c}/{d}" for n, (a, b, c, d) in bad[:WORST])
+    rest = bad[WORST:]
+    more = (f"; {len(rest)} more node(s) with at most {max(a + c for _, (a, _b, c, _d) in rest)}"
+            " each" if rest else "")
+    return f"{failing} of {cells} paths not passed; worst: {shown}{more}"
+
+
 def matrix_lines(matrix: Mapping[str, Any]) -> list[str]:
     """Each kind as a grid of one-character cells (rows: from, columns: to), kinds side by
     side, or, on more than :data:`MATRIX_NODES` nodes, the nodes with failing cells and their
@@ -79,10 +97,7 @@ def matrix_lines(matrix: Mapping[str, Any]) -> list[str]:
     if len(nodes) <= MATRIX_NODES:
         return lines + _grids(kinds, nodes)
     for kind, block in kinds.items():
-        bad = [(n, node_totals(block, n)) for n in nodes]
-        shown = [f"{n} from {a}/{b} to {c}/{d}" for n, (a, b, c, d) in bad if a or c]
-        lines.append(f"  {kind.replace('_', ' ')}: " + (
-            "every path passed" if not shown else "not passed: " + ", ".join(shown)))
+        lines.append(f"  {kind.replace('_', ' ')}: {_worst_nodes(block, nodes)}")
     return lines
 
 
