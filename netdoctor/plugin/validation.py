@@ -16,7 +16,6 @@ import pytest
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.validate import Validation
 from netdoctor.rootcause import collect
-from netdoctor.rootcause.model import RootCause
 from netdoctor.rootcause.rules import rank
 
 
@@ -30,7 +29,6 @@ class RunInputs:
 
 
 VALIDATION = pytest.StashKey[RunInputs]()
-CAUSES = pytest.StashKey[list[RootCause]]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -41,6 +39,4 @@ def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> 
         return
     obs = collect.observations(inputs.validation, inputs.profile, summary.get("tests", []),
                                inputs.no_endpoints)
-    causes = rank(obs)
-    config.stash[CAUSES] = causes
-    summary["root_causes"] = [c.to_json() for c in causes]
+    summary["root_causes"] = [c.to_json() for c in rank(obs)]
