@@ -66,8 +66,8 @@ td.nd-c summary::-webkit-details-marker{display:none}
  padding:6px 8px;font-weight:normal;font-size:12px}
 .nd-legend{display:flex;gap:8px;flex-wrap:wrap;font-size:11px;margin-top:4px}
 .nd-legend span{padding:1px 6px}
-table.nd-nodes{border-collapse:collapse;font-size:11.5px;margin-top:4px;width:100%}
-table.nd-nodes th,table.nd-nodes td{border:1px solid #ddd;padding:2px 5px;vertical-align:top}
+table.nd-nodes{border-collapse:collapse;font-size:11.5px;margin-top:4px}
+table.nd-nodes th,table.nd-nodes td{border:1px solid #ddd;padding:2px 5px;vertical-align:middle}
 table.nd-nodes th{background:#f5f5f5;font-weight:normal;color:#333}
 table.nd-nodes thead th{font-size:10.5px;overflow-wrap:anywhere;max-width:80px}
 table.nd-nodes td.nd-c{width:auto;min-width:36px;height:26px}
@@ -91,7 +91,7 @@ table.nd-steps th,table.nd-steps td{border:1px solid #ddd;padding:2px 5px;text-a
  .nd-grid{display:block}
  .nd-cause,table.nd-heat,table.nd-nodes tr{break-inside:avoid}
  #netdoctor pre{font-size:9.5pt}
- table.nd-nodes{table-layout:fixed;font-size:8pt}
+ table.nd-nodes{table-layout:fixed;width:100%;font-size:8pt}
  table.nd-nodes td.nd-c,table.nd-nodes td.nd-here{min-width:0}
  table.nd-nodes td.nd-here,table.nd-nodes thead th:last-child{width:18%}
  details.nd-more{display:block}
