@@ -77,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if html_active:
         if not user_html:
             config.option.htmlpath = str(state.report_paths.html)
-            config.option.self_contained_html = True
+        config.option.self_contained_html = True  # one file: opens offline, attaches in CI
         from netdoctor.plugin.html import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(config), "netdoctor-html")

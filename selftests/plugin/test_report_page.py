@@ -126,3 +126,11 @@ def test_junit_properties(run: pytest.RunResult, pytester: pytest.Pytester) -> N
     assert ("netdoctor.signal", "dns_timeouts") in props["test_dns[n1-replica]"]
     assert not any(n == "netdoctor.cause" for n, _ in props["test_pod_to_pod[n2->n1]"])
     assert props["test_plain"] == [("netdoctor.check", "test_checks.py::test_plain")]
+
+
+def test_user_chosen_html_path_is_self_contained_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_checks=CHECKS)
+    pytester.runpytest(*PLUGIN, "--html=out/mine.html")
+    page = (pytester.path / "out" / "mine.html").read_text()
+    assert 'id="nd-verdict"' in page
+    assert not (pytester.path / "out" / "assets").exists()
