@@ -21,6 +21,8 @@ from netdoctor.redact import redact, redact_data
 
 SHOWN_CAUSES = 3
 """Causes shown open; the rest are one line each, opened on click (and when printed)."""
+NARROW_TABLE = 5
+"""A per-node table with at most this many checks goes in the first screen's right column."""
 HEADLINES = {"confirmed": "Pod network broken: failure pattern confirmed",
              "partial": "Pod network degraded: failure pattern partly present",
              "none": "No failure pattern"}
@@ -190,15 +192,17 @@ def remediation_html(block: Mapping[str, Any], summary: Mapping[str, Any] | None
 def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -> str:
     """The whole netdoctor block (style and script included) for pytest-html's summary."""
     causes = summary.get("root_causes") or []
+    per_node = summary.get("per_node") or {}
+    nodes = node_table(per_node, causes, results)
+    table = f'<section><h2>Per node</h2>{nodes}</section>' if nodes else ""
+    narrow = len(per_node.get("columns") or {}) <= NARROW_TABLE  # fits under the heatmaps
     first = (f'<div class="nd-grid"><div>{causes_html(summary)}</div><div>'
              f'<section><h2>Signals</h2>{signals_html(summary)}</section>'
              f'<section><h2>Node to node</h2>{heatmaps(summary.get("matrix") or {}, results)}'
-             "</section></div></div>")
-    nodes = node_table(summary.get("per_node") or {}, causes, results)
+             f'</section>{table if narrow else ""}</div></div>')
     remediation = summary.get("remediation")
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
-            f"{first}"
-            + (f'<section><h2>Per node</h2>{nodes}</section>' if nodes else "")
+            f"{first}{'' if narrow else table}"
             + (remediation_html(remediation, summary) if isinstance(remediation, Mapping)
                else "")
             + f"<h2>Checks</h2></div><script>{SCRIPT}</script>")
