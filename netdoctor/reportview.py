@@ -123,7 +123,7 @@ def _run(argv: list[str], deadline: float) -> str:
         proc.communicate()
         raise BrowserError(f"chromium did not finish within {deadline:.0f}s") from exc
     finally:
-        # Helpers Chromium left behind (zygote, renderers) go with their group.
+        # Processes Chromium left behind (zygote, renderers) go with their group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     if proc.returncode != 0:
