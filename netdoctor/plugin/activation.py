@@ -1,6 +1,6 @@
 """Inert unless asked: the plugin acts only on runs that collect netdoctor's checks.
 
-A check is a test marked ``diagnose`` or ``validate`` (:func:`netdoctor.plugin.markers.is_check`).
+A check is a test marked ``diagnose``, ``validate`` or ``signal`` (:func:`~.markers.is_check`).
 The plugin is loaded into every pytest run of an environment where netdoctor is installed; a
 run that collects no check gets nothing from it: no cluster connection, no verdict, no report,
 no terminal section. Once collection is done, a run with checks is *activated*: its report
@@ -46,9 +46,10 @@ class Activation:
     nothing_ran: str = ""
     html_report: object | None = None
     node_root: Path | None = None
-    new_dirs: list[Path] = field(default_factory=list)
     """The folder the checks' node ids are relative to (the rootdir, or the installed
     package's folder when it lies outside the rootdir)."""
+    new_dirs: list[Path] = field(default_factory=list)
+    """Folders made for netdoctor's report.html (removed again when it is dropped)."""
 
     @property
     def active(self) -> bool:
@@ -62,11 +63,6 @@ ACTIVATION = pytest.StashKey[Activation]()
 def get_activation(config: pytest.Config) -> Activation:
     """This run's :class:`Activation` (an inactive one before configure)."""
     return config.stash.get(ACTIVATION, Activation())
-
-
-def is_active(config: pytest.Config) -> bool:
-    """Whether this run collected netdoctor's checks (false until collection is done)."""
-    return get_activation(config).active
 
 
 def suite_folder() -> Path | None:
