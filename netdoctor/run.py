@@ -1,17 +1,22 @@
 """``netdoctor diagnose|validate|remediate [pytest options]``: the installed checks, anywhere.
 
-Runs pytest in this process on the installed checks (``--pyargs netdoctor.suite.tests``) with
-the mode's marker, the rootdir set to the current folder (so reports go to ``./reports`` by
-default) and the options passed through; netdoctor's value options may be written
-``--flag VALUE`` or ``--flag=VALUE`` (:func:`netdoctor.plugin.argv.join_values`). A ``-m``
-expression given by the user narrows the mode's (``diagnose and (dns)``). The exit status is
-pytest's, as netdoctor's plugin sets it (docs/diagnose.md lists them).
+The command becomes pytest (``python -P -m pytest``: the current folder is not put on
+``sys.path``, and no netdoctor module is imported before pytest starts) on the installed
+checks (``--pyargs netdoctor.suite.tests``) with the mode's marker, the rootdir set to the
+current folder (so reports go to ``./reports`` by default) and the options passed through;
+netdoctor's value options may be written ``--flag VALUE`` or ``--flag=VALUE``
+(:func:`netdoctor.plugin.argv.join_values`). A ``-m`` expression given by the user narrows the
+mode's (``diagnose and (dns)``). The exit status is pytest's, as netdoctor's plugin sets it
+(docs/diagnose.md lists them).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from netdoctor.suite import TESTS
 
@@ -22,9 +27,6 @@ MODES: dict[str, str] = {
 }
 DEFAULT_OPTIONS = ("-p", "no:cacheprovider", "--tb=short")
 """The checkout's pytest addopts (pyproject.toml), for runs without the checkout."""
-_IMPORTED_FIRST = (r"ignore:Module already imported so cannot be rewritten.\s*netdoctor$"
-                   ":pytest.PytestAssertRewriteWarning")
-"""This command imported the ``netdoctor`` package (no checks in it) before pytest started."""
 
 
 def _take_markexpr(args: list[str]) -> tuple[list[str], list[str]]:
@@ -69,11 +71,13 @@ def pytest_argv(mode: str, args: Sequence[str], cwd: Path) -> list[str]:
         argv.append(f"--rootdir={cwd}")
     if mode == "remediate" and "--remediate" not in rest:
         argv.append("--remediate")
-    return [*argv, *DEFAULT_OPTIONS, "-W", _IMPORTED_FIRST, *rest]
+    return [*argv, *DEFAULT_OPTIONS, *rest]
 
 
-def run(mode: str, args: Sequence[str]) -> int:
-    """Run the checks of ``mode`` in this process; pytest's exit status."""
-    import pytest
-
-    return int(pytest.main(pytest_argv(mode, args, Path.cwd())))
+def run(mode: str, args: Sequence[str]) -> NoReturn:
+    """Replace this process by pytest running the checks of ``mode`` (its exit status is the
+    command's)."""
+    argv = [sys.executable, "-P", "-m", "pytest", *pytest_argv(mode, args, Path.cwd())]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)

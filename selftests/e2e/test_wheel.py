@@ -137,6 +137,7 @@ def test_diagnose_the_problem_statement_lab(installed: Installed, tmp_path: Path
     assert (tmp_path / "reports" / "analysis.md").exists()
     assert "verdict: confirmed (score 6/6" in done.stdout
     assert f"rootdir: {tmp_path}" in done.stdout
+    assert "warnings summary" not in done.stdout
 
 
 def test_pyargs_run_connects_through_the_installed_fixtures(installed: Installed,

@@ -12,7 +12,7 @@ from netdoctor.plugin.options import OPTIONS
 
 CWD = Path("/work/here")
 HEAD = ["--pyargs", "netdoctor.suite.tests"]
-TAIL = [f"--rootdir={CWD}", *run.DEFAULT_OPTIONS, "-W", run._IMPORTED_FIRST]
+TAIL = [f"--rootdir={CWD}", *run.DEFAULT_OPTIONS]
 
 
 @pytest.mark.parametrize(
