@@ -13,14 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netdoctor.repair.model import RemediationHook
-from remediation._common import HookOptions
-from remediation.cni import BridgeAddress, FlannelDaemonSet, StrayCniConfig
-from remediation.coredns import CoreDnsForwardFallback, CoreDnsRestart
-from remediation.firewall import ApiFirewallDrop
-from remediation.kube_proxy import KubeProxyRestart
-from remediation.node_cni_state import PodsOutsidePodCidr
-from remediation.services import ServiceSelector
-from remediation.system import ForeignNftChain, KernelSysctls, StaleKubeRules
+
+from ._common import HookOptions
+from .cni import BridgeAddress, FlannelDaemonSet, StrayCniConfig
+from .coredns import CoreDnsForwardFallback, CoreDnsRestart
+from .firewall import ApiFirewallDrop
+from .kube_proxy import KubeProxyRestart
+from .node_cni_state import PodsOutsidePodCidr
+from .services import ServiceSelector
+from .system import ForeignNftChain, KernelSysctls, StaleKubeRules
 
 __all__ = ["DEFAULT_FLANNEL_MANIFEST", "REGISTRY", "HookOptions", "default_hooks"]
 

@@ -10,7 +10,8 @@ from netdoctor.cluster.probes import pod_ready
 from netdoctor.cluster.profile import find_flannel
 from netdoctor.repair.live import rollout_done
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import (
+
+from ._common import (
     HookOptions,
     owned,
     pod_network_pods,

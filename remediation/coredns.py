@@ -11,8 +11,9 @@ from typing import Any
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping, restarted_or_failing
-from remediation.firewall import api_server, blocking_rules, coredns_nodes, delete_command
+
+from ._common import HookOptions, crashlooping, restarted_or_failing
+from .firewall import api_server, blocking_rules, coredns_nodes, delete_command
 
 COREDNS = "coredns_crashloop"
 TIMEOUT_TO = re.compile(r"->(\d+\.\d+\.\d+\.\d+):53: i/o timeout")

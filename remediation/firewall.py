@@ -40,7 +40,8 @@ from typing import Literal
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping, read_facts, run_plan
+
+from ._common import HookOptions, crashlooping, read_facts, run_plan
 
 Verdict = Literal["delete", "manual", "none"]
 BACKENDS = ("nft", "legacy")

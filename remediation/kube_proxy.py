@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from netdoctor.cluster.profile import KUBE_PROXY_SELECTOR, find_by_label_or_name
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, crashlooping, read_facts, restarted_or_failing
+
+from ._common import HookOptions, crashlooping, read_facts, restarted_or_failing
 
 
 @dataclass

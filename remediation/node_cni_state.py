@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions, in_cidr, owned, pod_network_pods, read_facts, ref
+
+from ._common import HookOptions, in_cidr, owned, pod_network_pods, read_facts, ref
 
 SIGNALS = frozenset({"pod_connectivity_failed", "dns_timeouts", "coredns_crashloop",
                      "service_endpoints_missing", "pod-ip-outside-podcidr",

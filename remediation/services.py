@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from remediation._common import HookOptions
+
+from ._common import HookOptions
 
 WORKLOADS = {"deployments": "Deployment", "statefulsets": "StatefulSet",
              "daemonsets": "DaemonSet"}

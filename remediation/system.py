@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD
-from remediation._common import HookOptions, read_facts, restarted_or_failing, run_plan
+
+from ._common import HookOptions, read_facts, restarted_or_failing, run_plan
 
 WANTED = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1"}
 SYSCTL_FILE = "/host/etc/sysctl.d/90-netdoctor-kubernetes.conf"

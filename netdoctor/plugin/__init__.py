@@ -9,24 +9,31 @@ What a check can use:
 * :func:`netdoctor.plugin.state.get_state` for settings and the run id.
 
 At the end of a run the results are scored (:mod:`netdoctor.plugin.scoring`) and written to
-``report.html``, ``summary.json`` and ``analysis.md``, and summarised on the terminal.
+``report.html``, ``summary.json`` and ``analysis.md``, and summarised on the terminal. All of
+that happens only in runs that collect checks (:mod:`netdoctor.plugin.activation`).
+
+The plugin also loads ``--lab`` (:mod:`netdoctor.plugin.lab_provider`), every module of the
+suite's fixtures package (:data:`netdoctor.suite.FIXTURES`, the checkout's ``fixtures/``) and the
+root-cause ranking (:mod:`netdoctor.plugin.validation`), so a run of the installed package
+(``netdoctor diagnose``, ``pytest --pyargs netdoctor.suite.tests``) has all that a run from the
+checkout has.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
+import pkgutil
 import signal
 import threading
 from collections.abc import Generator
-from datetime import datetime
-from pathlib import Path
 from types import FrameType
 
 import pytest
 
-from netdoctor.plugin import hooks, junit, markers, options, results
-from netdoctor.plugin.reports import build_summary, plan_report_paths, write_reports
+from netdoctor.plugin import activation, argv, hooks, junit, markers, options, results
+from netdoctor.plugin.reports import build_summary, write_reports
 from netdoctor.plugin.scoring import BUILTIN_SIGNALS, SignalDefinition, Thresholds, analyze
 from netdoctor.plugin.state import (
     STATE,
@@ -36,8 +43,25 @@ from netdoctor.plugin.state import (
     new_run_id,
 )
 from netdoctor.plugin.terminal import write_terminal_summary
+from netdoctor.suite import FIXTURES
 
 __all__ = ["signal_definitions"]
+
+
+def _fixture_modules() -> list[str]:
+    """Every module of the suite's fixtures package, in name order."""
+    spec = importlib.util.find_spec(FIXTURES)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{FIXTURES} is not importable: install netdoctor (in a checkout: "
+                          "pip install -e . , as scripts/bootstrap does)")
+    found = pkgutil.iter_modules(spec.submodule_search_locations)
+    return [f"{FIXTURES}.{m.name}" for m in sorted(found, key=lambda m: m.name)]
+
+
+# The fixtures import netdoctor.plugin.validation: registered first, it is imported as a plugin
+# (assertion rewriting needs plugins imported as such).
+pytest_plugins = ["netdoctor.plugin.lab_provider", "netdoctor.plugin.validation",
+                  *_fixture_modules()]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -56,31 +80,25 @@ def _is_worker(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Resolve settings, create the run state, register reporters (before pytest-html looks)."""
+    """Resolve settings and create the run state; reports wait for collected checks."""
     markers.register(config)
+    argv.refuse_spaced_paths(config)
     settings = options.settings_from_config(config, os.environ)
     worker_input = getattr(config, "workerinput", {})
     state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id") or new_run_id())
     config.stash[STATE] = state
     config.pluginmanager.register(results, "netdoctor-results")
     config.pluginmanager.register(junit, "netdoctor-junit")
+    activation.configure(config)
     _sigterm_as_interrupt(config)
     if _is_worker(config) or config.option.collectonly:
         return
     config.pluginmanager.register(results.ResultCollector(config), "netdoctor-collector")
-    html_active = config.pluginmanager.hasplugin("html")
-    user_html = getattr(config.option, "htmlpath", None) if html_active else None
-    state.report_paths = plan_report_paths(
-        settings.report_dir, overwrite=settings.overwrite_report, run_id=state.run_id,
-        now=datetime.now(), html=Path(user_html) if user_html else None,
-    )
-    if html_active:
-        if not user_html:
-            config.option.htmlpath = str(state.report_paths.html)
-        config.option.self_contained_html = True  # one file: opens offline, attaches in CI
-        from netdoctor.plugin.html import HtmlExtras
-
-        config.pluginmanager.register(HtmlExtras(config), "netdoctor-html")
+    if (config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None)
+            and activation.get_activation(config).asked):
+        # pytest-html picks its report class now: a netdoctor run's report is one file
+        # that opens offline and attaches in CI, also where the user named it.
+        config.option.self_contained_html = True
     if settings.remediate and not settings.cleanup_only:
         from netdoctor.plugin.remediate import Remediation
 
@@ -125,6 +143,8 @@ def pytest_make_collect_report(
 ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
     """Turn unknown or malformed ``signal`` markers into a collection error of their file."""
     report = yield
+    if report.outcome == "failed" and isinstance(collector, pytest.File):
+        activation.collect_failed(collector.config, collector.path)
     if report.outcome != "passed":
         return report
     items = [item for item in report.result if isinstance(item, pytest.Item)]
@@ -137,12 +157,46 @@ def pytest_make_collect_report(
     return pytest.CollectReport(report.nodeid, "failed", "\n".join(problems), [])
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Note deselected checks (a run that deselects them all asked for them)."""
+    if items:
+        activation.deselected(items[0].config, items)
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Score the run and write summary.json and analysis.md (before pytest-html writes)."""
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Activate the run when it collected checks (before the fixtures connect)."""
+    if STATE in session.config.stash:
+        activation.activate(session)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Start report.html before the checks; drop it after them when none measured."""
+    if STATE in session.config.stash:
+        activation.checks_start(session)
+    try:
+        return (yield)
+    finally:
+        if STATE in session.config.stash:
+            activation.checks_done(session.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Score the run and write summary.json and analysis.md (before pytest-html writes); a
+    run that asked for checks and ran none says so and fails instead."""
     config = session.config
     state = config.stash.get(STATE, None)
-    if state is None or state.report_paths is None:
+    if state is None or _is_worker(config):
+        return
+    found = activation.get_activation(config)
+    found.nothing_ran = activation.ran_nothing(config, exitstatus)
+    if found.nothing_ran:
+        session.exitstatus = (exitstatus if exitstatus == pytest.ExitCode.INTERRUPTED
+                              else activation.EXIT_NOTHING_RAN)
+        return
+    if state.report_paths is None or not activation.measured(config):
         return
     settings = state.settings
     analysis = analyze(
@@ -170,8 +224,13 @@ def pytest_terminal_summary(
 ) -> None:
     """Score, verdict, failing checks per signal and the report paths."""
     state = config.stash.get(STATE, None)
-    if state is not None:
-        write_terminal_summary(terminalreporter, state.analysis, state.written, state.summary)
+    if state is None:
+        return
+    nothing = activation.get_activation(config).nothing_ran
+    if nothing:
+        terminalreporter.write_line(f"netdoctor: no check ran: {nothing}; nothing was measured, "
+                                    "so there is no verdict", red=True)
+    write_terminal_summary(terminalreporter, state.analysis, state.written, state.summary)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -26,12 +26,19 @@ MARKERS: tuple[tuple[str, str], ...] = (
      "signals (netdoctor.plugin.scoring.Signal, or added by the pytest_netdoctor_signals hook); "
      "stackable"),
 )
+CHECK_MARKERS = ("diagnose", "validate", "signal")
+"""A test carrying one of these is a netdoctor check; without one collected the plugin is inert."""
 
 
 def register(config: pytest.Config) -> None:
     """Register every marker with its meaning (listed by ``pytest --markers``)."""
     for signature, meaning in MARKERS:
         config.addinivalue_line("markers", f"{signature}: {meaning}")
+
+
+def is_check(node: pytest.Item | pytest.Function) -> bool:
+    """Whether ``node`` (a test, or the definition of one being parametrized) is a check."""
+    return any(node.get_closest_marker(name) is not None for name in CHECK_MARKERS)
 
 
 def item_signals(item: pytest.Item) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from netdoctor.plugin.activation import get_activation
 from netdoctor.plugin.options import OPTIONS, Settings
 from netdoctor.plugin.state import get_state
 from netdoctor.redact import redact
@@ -151,7 +152,7 @@ class Remediation:
         if decision.mode in ("refused", "skipped"):
             result.outcome = _without_cluster(decision, log)
             return result
-        from remediation import DEFAULT_FLANNEL_MANIFEST, HookOptions, default_hooks
+        from netdoctor.suite.remediation import DEFAULT_FLANNEL_MANIFEST, HookOptions, default_hooks
 
         signals = frozenset(n for n, present in analysis.signals.items() if present)
         causes = tuple((str(c.get("id")), c.get("node"))
@@ -186,7 +187,8 @@ class Remediation:
         env["NETDOCTOR_REMEDIATE"] = "0"  # the checks again, never a second repair
         log.write(f"verify: {' '.join(argv[1:])}")
         try:
-            done = subprocess.run(argv, cwd=self.config.rootpath, env=env, capture_output=True,
+            done = subprocess.run(argv, cwd=get_activation(self.config).node_root
+                                  or self.config.rootpath, env=env, capture_output=True,
                                   text=True, timeout=VERIFY_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
             log.write(f"verify: no result within {VERIFY_TIMEOUT:g}s")

@@ -130,7 +130,9 @@ def test_junit_properties(run: pytest.RunResult, pytester: pytest.Pytester) -> N
 
 def test_user_chosen_html_path_is_self_contained_too(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_checks=CHECKS)
-    pytester.runpytest(*PLUGIN, "--html=out/mine.html")
+    # pytest-html picks its report class at configure: the command line must aim at the
+    # checks by then (as `netdoctor diagnose` and `pytest -m diagnose` do).
+    pytester.runpytest(*PLUGIN, "-m", "diagnose", "--html=out/mine.html")
     page = (pytester.path / "out" / "mine.html").read_text()
     assert 'id="nd-verdict"' in page
     assert not (pytester.path / "out" / "assets").exists()

@@ -12,6 +12,8 @@ import pytest
 # The entry point is blocked so an installed copy is not registered twice.
 PLUGIN = ("-p", "no:netdoctor", "-p", "netdoctor.plugin")
 
+ONE_CHECK = "import pytest\n@pytest.mark.diagnose\ndef test_a(): pass\n"
+
 CHECKS = """
 import pytest
 from netdoctor.model import Attempt, CheckFailed, Evidence
@@ -171,7 +173,7 @@ def test_junitxml_still_works(pytester: pytest.Pytester) -> None:
 
 
 def test_user_html_path_respected(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(ONE_CHECK)
     pytester.runpytest(*PLUGIN, "--html=mine/out.html").assert_outcomes(passed=1)
     assert (pytester.path / "mine" / "out.html").exists()
     assert not (pytester.path / "reports" / "report.html").exists()
@@ -179,7 +181,7 @@ def test_user_html_path_respected(pytester: pytest.Pytester) -> None:
 
 
 def test_no_html_without_pytest_html(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(ONE_CHECK)
     result = pytester.runpytest(*PLUGIN, "-p", "no:html")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "reports" / "report.html").exists()
@@ -187,7 +189,7 @@ def test_no_html_without_pytest_html(pytester: pytest.Pytester) -> None:
 
 
 def test_older_reports_are_kept(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(ONE_CHECK)
     pytester.runpytest(*PLUGIN, "--report-dir=out").assert_outcomes(passed=1)
     first = load_summary(pytester.path / "out")
     second_run = pytester.runpytest(*PLUGIN, "--report-dir=out")
@@ -202,14 +204,14 @@ def test_older_reports_are_kept(pytester: pytest.Pytester) -> None:
 
 
 def test_overwrite_report(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(ONE_CHECK)
     pytester.runpytest(*PLUGIN, "--report-dir=out")
     pytester.runpytest(*PLUGIN, "--report-dir=out", "--overwrite-report")
     assert [p for p in (pytester.path / "out").iterdir() if p.is_dir()] == []
 
 
 def test_collect_only_writes_nothing(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(ONE_CHECK)
     pytester.runpytest(*PLUGIN, "--collect-only")
     assert not (pytester.path / "reports").exists()
 
