@@ -7,6 +7,7 @@ import sys
 
 from netdoctor import __version__
 from netdoctor.lab import cli as lab_cli
+from netdoctor.repair import rollback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,9 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"netdoctor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     lab_cli.add_parser(sub)
+    rollback.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "lab":
         return lab_cli.run(args)
+    if args.command == "rollback":
+        return rollback.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
