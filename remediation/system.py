@@ -143,9 +143,11 @@ CHAINS_SCRIPT = "nft -j list chains ip 2>/dev/null"
 
 
 def _recreate_chain(table: str, chain: str, save: str) -> str:
-    """Shell that puts one chain back, with its rules, from a ``nft list table`` save."""
-    return (f"{{ echo 'table ip {table} {{'; awk '/^\\tchain {chain} {{/,/^\\t}}/' {save}; "
-            "echo '}'; } | nft -f -")
+    """Shell that puts one chain back as saved (``nft list table``), replacing a chain of
+    the same name made since (iptables-nft makes its own once the foreign one is gone)."""
+    return (f"{{ nft flush chain ip {table} {chain} && nft delete chain ip {table} {chain}; }}"
+            f" 2>/dev/null || true; {{ echo 'table ip {table} {{'; "
+            f"awk '/^\\tchain {chain} {{/,/^\\t}}/' {save}; echo '}}'; }} | nft -f -")
 
 
 def foreign_chains(nft_json: str) -> list[tuple[str, str, str]]:

@@ -214,7 +214,7 @@ class Remediation:
             header = (f"run {state.run_id}, round {round_no}, verdict {analysis.verdict}; "
                       f"budget {settings.max_changes} change(s), "
                       f"{settings.max_changes_per_node} per node")
-            files = write_plan(directory / f"plan{name}", plans, stages, header)
+            files = write_plan(directory, plans, stages, header, name)
             result.plan += plan_json(plans, stages)
             result.plan_files += [str(f) for f in files]
             self._show(header, plans, stages)

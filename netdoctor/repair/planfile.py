@@ -52,11 +52,11 @@ def plan_lines(plans: Sequence[Plan], stages: Mapping[str, str]) -> list[str]:
 
 
 def write_plan(directory: Path, plans: Sequence[Plan], stages: Mapping[str, str],
-               header: str) -> tuple[Path, Path]:
-    """Write ``plan.json`` and ``plan.md``; return their paths."""
+               header: str, suffix: str = "") -> tuple[Path, Path]:
+    """Write ``plan<suffix>.json`` and ``plan<suffix>.md``; return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     data = plan_json(plans, stages)
-    js = directory / PLAN_JSON
+    js = directory / PLAN_JSON.replace(".", f"{suffix}.")
     js.write_text(json.dumps({"header": header, "steps": data}, indent=1) + "\n")
     md = ["# Remediation plan", "", redact(header), "",
           f"{sum(p.changes for p in plans)} change(s) in all; manual steps are not applied.",
@@ -76,6 +76,6 @@ def write_plan(directory: Path, plans: Sequence[Plan], stages: Mapping[str, str]
             if a["undo"]:
                 md += ["  undo:", "", "  ```sh", f"  {redact(a['undo'])}", "  ```"]
         md.append("")
-    mdp = directory / PLAN_MD
+    mdp = directory / PLAN_MD.replace(".", f"{suffix}.")
     mdp.write_text("\n".join(md) + "\n")
     return js, mdp

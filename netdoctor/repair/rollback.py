@@ -41,8 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="pinned image for the node agents that revert node changes")
     p.add_argument("--no-diagnose", action="store_true",
                    help="do not run pytest -m diagnose afterwards")
-    p.add_argument("diagnose_args", nargs="*", metavar="-- PYTEST_ARGS",
-                   help="more options for the diagnose run (after --)")
+    p.add_argument("--diagnose-option", action="append", default=[], metavar="OPTION",
+                   help="an option for the diagnose run afterwards, e.g. "
+                        "--diagnose-option=--external-dns=192.0.2.53 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +95,7 @@ def _diagnose(args: argparse.Namespace, report_dir: Path) -> None:
             "--overwrite-report", "-q", "-p", "no:cacheprovider"]
     argv += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
     argv += [f"--context={args.context}"] if args.context else []
-    argv += list(args.diagnose_args)
+    argv += list(args.diagnose_option)
     try:
         subprocess.run(argv, capture_output=True, text=True, timeout=DIAGNOSE_TIMEOUT,
                        check=False)

@@ -266,7 +266,7 @@ def _one(hook: RemediationHook, plan: Plan, state: _Run,
         state.per_node[plan.node] = state.per_node.get(plan.node, 0) + plan.changes
     node_undo = [Undo(hook.name, plan.node, "node", plan.node, a.undo, a.description)
                  for a in plan.actions if a.undo and plan.node is not None]
-    new = node_undo + list(state.ctx.undos)
+    new = node_undo + [replace(u, step=hook.name) for u in state.ctx.undos]
     state.ctx.undos.clear()
     outcome.undos += new
     if on_undo is not None:
