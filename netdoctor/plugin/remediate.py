@@ -38,6 +38,7 @@ from netdoctor.repair.runner import (
     Outcome,
     RemediationLog,
     apply,
+    combine,
     make_plan,
     planned_steps,
 )
@@ -240,7 +241,7 @@ class Remediation:
                          log=log, cooling=cooling,
                          on_undo=keep,
                          spent=outcome)
-            outcome = _merge(outcome, done, problems)
+            outcome = combine(outcome, done, problems)
             result.undo_path = write_undo(directory, state.run_id, outcome.undos)
             cooldown.record({s.name for s in done.steps if s.status == "failed"},
                             {s.name for s in done.steps if s.status == "applied"})
@@ -391,15 +392,6 @@ def _causes(ranked: Any) -> tuple[tuple[str, str | None], ...]:
 
 def _actionable(plans: Sequence[Plan]) -> bool:
     return any(not p.manual for p in plans)
-
-
-def _merge(before: Outcome, done: Outcome, problems: Sequence[Any]) -> Outcome:
-    """The rounds so far as one outcome (the first round's mode unless a later one stopped)."""
-    mode = done.mode if done.mode != "applied" or before.mode == "applied" else before.mode
-    reason = done.reason if not before.steps else f"{before.reason}; then {done.reason}"
-    return Outcome(mode, reason, [*before.steps, *problems, *done.steps],
-                   [*before.plan, *done.plan], [*before.undos, *done.undos],
-                   done.changes, dict(done.per_node), [*before.left, *done.left])
 
 
 def _without_cluster(decision: Decision, log: RemediationLog) -> Outcome:

@@ -94,6 +94,7 @@ class LiveContext:
         self.readers = pods.ProbeSet(namespace, options.run_id)
         self.agents = pods.ProbeSet(namespace, options.run_id)
         self._node_objs: list[dict[str, Any]] = []
+        self._api_ips: set[str | None] = set()
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------

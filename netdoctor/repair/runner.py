@@ -279,6 +279,15 @@ def _one(hook: RemediationHook, plan: Plan, state: _Run,
             outcome.reason = f"{step.detail}; nothing was deleted"
 
 
+def combine(before: Outcome, done: Outcome, problems: Iterable[Step]) -> Outcome:
+    """Two rounds of one run as one outcome (a later round's mode when it stopped)."""
+    mode = done.mode if done.mode != "applied" or before.mode == "applied" else before.mode
+    reason = done.reason if not before.steps else f"{before.reason}; then {done.reason}"
+    return Outcome(mode, reason, [*before.steps, *problems, *done.steps],
+                   [*before.plan, *done.plan], [*before.undos, *done.undos],
+                   done.changes, dict(done.per_node), [*before.left, *done.left])
+
+
 def _events(hook: RemediationHook, plan: Plan, step: Step, undos: list[Undo],
             ctx: RepairContext) -> None:
     message = f"{step.status} {hook.name} (cause {plan.cause}): {step.detail}"[:1000]

@@ -280,3 +280,20 @@ def test_plan_files(tmp_path: Path) -> None:
     assert "echo 1 > f" in text
     assert "Manual step, run:" in text
     assert "ip link show" in text
+
+
+def test_control_plane_by_label_or_by_serving_the_api() -> None:
+    from netdoctor.repair.live import LiveContext, LiveOptions
+
+    ctx = LiveContext(LiveOptions(None, None, "r1", "i:1", False, 1.0), frozenset(), (),
+                      RemediationLog(None))
+    ctx._node_objs = [
+        {"metadata": {"name": "cp", "labels": {"node-role.kubernetes.io/control-plane": ""}}},
+        {"metadata": {"name": "old", "labels": {"node-role.kubernetes.io/master": ""}}},
+        {"metadata": {"name": "unlabelled-api"}, "status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.5"}]}},
+        {"metadata": {"name": "worker"}, "status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.6"}]}}]
+    ctx._api_ips = {"10.0.0.5"}
+    assert ctx.control_plane_nodes() == {"cp", "old", "unlabelled-api"}
+    ctx.close()
