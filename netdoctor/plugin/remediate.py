@@ -249,7 +249,8 @@ class Remediation:
             self._close()  # node pods go before the checks run again
             result.score_after, result.verification, result.still_failing, after = \
                 self._verify(settings, analysis.results, directory / f"verify{name}", log)
-            if done.mode != "applied" or done.failed or result.score_after == 0:
+            applied = any(s.status == "applied" for s in done.steps)
+            if done.mode != "applied" or done.failed or not applied or result.score_after == 0:
                 break
             ctx = self._reopen(ctx, _causes(after.get("root_causes")), log)
         result.outcome = outcome

@@ -32,6 +32,8 @@ MANUAL: MappingProxyType[str, str] = MappingProxyType({})
 # Fault -> the hooks that fix it and must have applied (their fix was manual before).
 APPLIED = MappingProxyType({"coredns-crashloop": ("api-firewall-drop", "coredns-restart"),
                             "service-no-endpoints": ("service-selector",)})
+# Faults the lab puts on CoreDNS's node, the control-plane node: repaired only when allowed.
+ON_CONTROL_PLANE = frozenset({"br-netfilter-off", "coredns-crashloop"})
 # The incident's causes a rollback brings back (the node files, chains and objects it
 # restores); CoreDNS's own symptoms depend on where its new pods landed.
 RESTORED_CAUSES = {("cni-config-shadowed", "worker-2"), ("flannel-missing", None),
@@ -153,7 +155,8 @@ def test_diagnose_alone_changes_nothing(healthy_lab: Lab, tmp_path: Path) -> Non
 def test_each_fault(fault: str, tmp_path: Path) -> None:
     lab = lab_up(tmp_path / "lab", fault)
     try:
-        done = remediate(lab, tmp_path / "r", "--force", "--yes", "--fix-selectors")
+        allow = ("--allow-control-plane",) if fault in ON_CONTROL_PLANE else ()
+        done = remediate(lab, tmp_path / "r", "--force", "--yes", "--fix-selectors", *allow)
         block = done.summary.get("remediation", {})
         assert block.get("mode") == "applied", done.output[-2000:]
         assert block["score_before"] > 0
