@@ -7,6 +7,7 @@ import sys
 
 from netdoctor import __version__, reportview, run
 from netdoctor.lab import cli as lab_cli
+from netdoctor.repair import rollback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +26,14 @@ def main(argv: list[str] | None = None) -> int:
                        "(see pytest --help, group 'netdoctor').")
     lab_cli.add_parser(sub)
     reportview.add_parser(sub)
+    rollback.add_parser(sub)
     parsed = parser.parse_args(args)
     if parsed.command == "lab":
         return lab_cli.run(parsed)
     if parsed.command == "report-view":
         return reportview.run(parsed)
+    if parsed.command == "rollback":
+        return rollback.run(parsed)
     parser.error(f"unknown command {parsed.command}")
     return 2
 

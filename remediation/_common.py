@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdoctor.repair.model import Plan, RepairContext
+from netdoctor.repair.model import Action, Plan, RepairContext
 from netdoctor.rootcause import facts as nodefacts
 
 BACKUP_ROOT = "/host/var/backups/netdoctor"
@@ -26,6 +27,7 @@ class HookOptions:
     dns_fallback: tuple[str, ...] = ()
     external_name: str = "example.com"
     cni: str = "flannel"
+    fix_selectors: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,3 +115,23 @@ def restarted_or_failing(pod: Mapping[str, Any]) -> bool:
     restarts = sum(cs.get("restartCount", 0)
                    for cs in pod.get("status", {}).get("containerStatuses") or [])
     return crashlooping(pod) or restarts > 0
+
+
+def evict_action(pod: Mapping[str, Any], why: str) -> Action:
+    """Evict one controller-owned pod through the Eviction API (the exact request)."""
+    ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                       "metadata": {"namespace": ns, "name": name}}, separators=(",", ":"))
+    return Action(f"evict pod {ns}/{name} ({why}; its controller recreates it, "
+                  "PodDisruptionBudgets respected)",
+                  f"kubectl create --raw /api/v1/namespaces/{ns}/pods/{name}/eviction "
+                  f"-f - <<< {shlex.quote(body)}", touches=f"pods {ns}/{name}")
+
+
+def evicted(action: Action) -> tuple[str, str] | None:
+    """(namespace, name) of an :func:`evict_action`, None for any other action."""
+    words = action.command.split()
+    if words[:3] != ["kubectl", "create", "--raw"] or not words[3].endswith("/eviction"):
+        return None
+    parts = words[3].split("/")
+    return parts[4], parts[6]

@@ -13,6 +13,8 @@ from netdoctor.repair.model import Action, Level, Plan, RepairContext
 
 from ._common import (
     HookOptions,
+    evict_action,
+    evicted,
     owned,
     pod_network_pods,
     read_facts,
@@ -31,8 +33,7 @@ class StrayCniConfig:
     opts: HookOptions
     name: str = "stray-cni-config"
     stage: str = "cni"
-    addresses: frozenset[str] = frozenset({"pod_connectivity_failed", "dns_timeouts",
-                                           "cni-config-shadowed", "pod-ip-outside-podcidr"})
+    causes: frozenset[str] = frozenset({"cni-config-shadowed"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 20.0
@@ -48,7 +49,9 @@ class StrayCniConfig:
             actions = tuple(Action(
                 f"move /etc/cni/net.d/{f.name} (sorts before {files[own].name}) to {dest[5:]}/",
                 f"mkdir -p {shlex.quote(dest)} && mv {shlex.quote(NET_D + '/' + f.name)} "
-                f"{shlex.quote(dest + '/')}") for f in files[:own])
+                f"{shlex.quote(dest + '/')}", touches=f"file /etc/cni/net.d/{f.name}",
+                undo=f"mv {shlex.quote(dest + '/' + f.name)} {shlex.quote(NET_D + '/')}")
+                for f in files[:own])
             plans.append(Plan(self.name, node, actions,
                               backups=tuple(f"{dest[5:]}/{f.name}" for f in files[:own])))
         return plans
@@ -68,13 +71,12 @@ class StrayCniConfig:
 @dataclass
 class BridgeAddress:
     """cni0 holding an address that is not the node's pod gateway: delete it (the runtime
-    recreates it for the next pod) and recreate the node's controller-owned pods."""
+    recreates it for the next pod) and evict the node's controller-owned pods."""
 
     opts: HookOptions
     name: str = "cni0-address"
     stage: str = "cni"
-    addresses: frozenset[str] = frozenset({"pod_connectivity_failed", "dns_timeouts",
-                                           "cni-bridge-conflict"})
+    causes: frozenset[str] = frozenset({"cni-bridge-conflict"})
     level: Level = "node"
     disruptive: bool = True
     deadline: float = 60.0
@@ -87,14 +89,17 @@ class BridgeAddress:
             if not want or not have or want in have:
                 continue
             pods = pod_network_pods(ctx, node)
+            readd = " && ".join(f"ip addr add {a} dev cni0" for a in have)
             actions = [Action(f"delete cni0 ({', '.join(have)}, gateway should be {want}); "
-                              "the runtime recreates it", "ip link delete cni0")]
-            actions += [Action(f"delete pod {ref(p)} gracefully (its controller recreates it)",
-                               f"kubectl delete pod -n {p['metadata']['namespace']} "
-                               f"{p['metadata']['name']}") for p in pods if owned(p)]
+                              "the runtime recreates it", "ip link delete cni0",
+                              touches="interface cni0",
+                              undo=f"ip link add cni0 type bridge && {readd} && "
+                                   "ip link set cni0 up")]
+            actions += [evict_action(p, "wired to the old bridge") for p in pods if owned(p)]
             bare = [ref(p) for p in pods if not owned(p)]
             if bare:
-                actions.append(Action(f"left alone (no controller): {', '.join(bare)}", "true"))
+                actions.append(Action(f"left alone (no controller): {', '.join(bare)}", "true",
+                                      changes=0))
             plans.append(Plan(self.name, node, tuple(actions), disruptive=True))
         return plans
 
@@ -102,9 +107,9 @@ class BridgeAddress:
         assert plan.node is not None
         run_checked(ctx, plan.node, "ip link delete cni0", self.deadline)
         for action in plan.actions[1:]:
-            if action.command.startswith("kubectl delete pod"):
-                ns, name = action.command.split()[-2:]
-                ctx.delete_pod(ns, name, self.deadline)
+            target = evicted(action)
+            if target is not None:
+                ctx.evict_pod(*target, self.deadline / 2)
         return plan.detail
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
@@ -123,7 +128,7 @@ class FlannelDaemonSet:
     opts: HookOptions
     name: str = "flannel-daemonset"
     stage: str = "cni"
-    addresses: frozenset[str] = frozenset({"flannel_missing", "flannel-missing"})
+    causes: frozenset[str] = frozenset({"flannel-missing"})
     level: Level = "api"
     disruptive: bool = False
     deadline: float = 120.0
@@ -134,7 +139,8 @@ class FlannelDaemonSet:
         path = self.opts.flannel_manifest
         return [Plan(self.name, None, (Action(
             f"create the missing objects of the pinned manifest {path.name} and await the "
-            "DaemonSet", f"kubectl create -f {path}  # only objects that do not exist"),))]
+            "DaemonSet", f"kubectl create -f {path}  # only objects that do not exist",
+            touches=f"the objects of {path.name}"),))]
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         return ctx.apply_manifest(str(self.opts.flannel_manifest), self.deadline)

@@ -70,7 +70,7 @@ class CoreDnsForwardFallback:
     opts: HookOptions
     name: str = "coredns-forward-fallback"
     stage: str = "coredns"
-    addresses: frozenset[str] = frozenset({"dns_timeouts", "upstream-dns-unreachable"})
+    causes: frozenset[str] = frozenset({"upstream-dns-unreachable"})
     level: Level = "api"
     disruptive: bool = True
     deadline: float = 90.0
@@ -110,9 +110,11 @@ class CoreDnsForwardFallback:
         return [Plan(self.name, None, (
             Action(f"Corefile: forward . {' '.join(forward_targets(corefile))} -> "
                    f"{' '.join(good)} (upstream {', '.join(upstreams)} does not answer from "
-                   f"{node})", f"{edit}  # forward . {' '.join(good)}"),
+                   f"{node})", f"{edit}  # forward . {' '.join(good)}",
+                   touches=f"configmaps {dep.namespace}/coredns"),
             Action(f"rollout restart {dep.ref} and await it",
-                   f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"),
+                   f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}",
+                   touches=f"deployments {dep.namespace}/{dep.name}"),
         ), disruptive=True)]
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
@@ -147,8 +149,7 @@ class CoreDnsRestart:
     opts: HookOptions
     name: str = "coredns-restart"
     stage: str = "coredns"
-    addresses: frozenset[str] = frozenset({"coredns_crashloop", "service_endpoints_missing",
-                                           "coredns-cannot-reach-api"})
+    causes: frozenset[str] = frozenset({"coredns-cannot-reach-api"})
     level: Level = "api"
     disruptive: bool = True
     deadline: float = 90.0
@@ -183,8 +184,8 @@ class CoreDnsRestart:
         return [Plan(self.name, None, (Action(
             f"rollout restart {dep.ref} (not ready on {where}) and await Ready pods and "
             "kube-dns endpoints",
-            f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}"),),
-            disruptive=True)]
+            f"kubectl -n {dep.namespace} rollout restart deployment {dep.name}",
+            touches=f"deployments {dep.namespace}/{dep.name}"),), disruptive=True)]
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         dep = _coredns(ctx)

@@ -196,8 +196,7 @@ class ApiFirewallDrop:
     opts: HookOptions
     name: str = "api-firewall-drop"
     stage: str = "system"
-    addresses: frozenset[str] = frozenset({"coredns_crashloop", "service_endpoints_missing",
-                                           "coredns-cannot-reach-api"})
+    causes: frozenset[str] = frozenset({"coredns-cannot-reach-api"})
     level: Level = "node"
     disruptive: bool = True
     deadline: float = 30.0
@@ -224,10 +223,14 @@ class ApiFirewallDrop:
                 actions = [Action(f"save the {backend} tables to {save[5:]}",
                                   f"mkdir -p {shlex.quote(self.opts.backup_dir)} && "
                                   f"{{ [ -e {save} ] || iptables-{backend}-save > {save}; }} "
-                                  f"&& test -s {save}")]
+                                  f"&& test -s {save}", changes=0)]
+                # One undo puts the whole filter table back as saved, rule order included.
                 actions += [Action(f"delete filter rule `{r}` ({backend}): it drops CoreDNS's "
-                                   "traffic to the API server", delete_command(backend, r))
-                            for r in rules]
+                                   "traffic to the API server", delete_command(backend, r),
+                                   touches=f"iptables-{backend} filter rule",
+                                   undo="" if i else f"iptables-{backend}-restore -T filter "
+                                                     f"< {save}")
+                            for i, r in enumerate(rules)]
                 plans.append(Plan(self.name, node, tuple(actions), disruptive=True,
                                   backups=(save[5:],)))
         return plans

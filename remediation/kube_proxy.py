@@ -18,7 +18,7 @@ class KubeProxyRestart:
     opts: HookOptions
     name: str = "kube-proxy-restart"
     stage: str = "kube-proxy"
-    addresses: frozenset[str] = frozenset({"kube_proxy_restarts", "netfilter-unmanageable"})
+    causes: frozenset[str] = frozenset({"netfilter-unmanageable"})
     level: Level = "api"
     disruptive: bool = True
     deadline: float = 120.0
@@ -42,7 +42,8 @@ class KubeProxyRestart:
                          f"rollout restart daemonset {ds.name}")]
         return [Plan(self.name, None, (Action(
             f"rollout restart {ds.ref} (crash-looping on {', '.join(failing)}) and await it",
-            f"kubectl -n {ds.namespace} rollout restart daemonset {ds.name}"),),
+            f"kubectl -n {ds.namespace} rollout restart daemonset {ds.name}",
+            touches=f"daemonsets {ds.namespace}/{ds.name}"),),
             disruptive=True)]
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:

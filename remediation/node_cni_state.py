@@ -5,24 +5,29 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from netdoctor.repair.model import Action, Level, Plan, RepairContext
+from netdoctor.repair.model import Level, Plan, RepairContext
 
-from ._common import HookOptions, in_cidr, owned, pod_network_pods, read_facts, ref
-
-SIGNALS = frozenset({"pod_connectivity_failed", "dns_timeouts", "coredns_crashloop",
-                     "service_endpoints_missing", "pod-ip-outside-podcidr",
-                     "cni-config-shadowed"})
+from ._common import (
+    HookOptions,
+    evict_action,
+    evicted,
+    in_cidr,
+    owned,
+    pod_network_pods,
+    read_facts,
+    ref,
+)
 
 
 @dataclass
 class PodsOutsidePodCidr:
-    """Gracefully delete controller-owned pods whose IP is outside the node's podCIDR, once
+    """Evict controller-owned pods whose IP is outside the node's podCIDR, once
     the node's CNI config is the cluster's (so they come back with the right address)."""
 
     opts: HookOptions
     name: str = "pods-outside-podcidr"
     stage: str = "node-cni-state"
-    addresses: frozenset[str] = SIGNALS
+    causes: frozenset[str] = frozenset({"pod-ip-outside-podcidr", "cni-config-shadowed"})
     level: Level = "api"
     disruptive: bool = True
     deadline: float = 90.0
@@ -38,12 +43,11 @@ class PodsOutsidePodCidr:
             if active is None or self.opts.cni not in active.plugins:
                 plans.append(Plan(self.name, node, (), manual=(
                     f"the runtime on {node} still uses {active.name if active else 'no config'}"
-                    "; fix /etc/cni/net.d there, then delete the pods "
+                    "; fix /etc/cni/net.d there, then evict the pods "
                     + ", ".join(map(ref, wrong)))))
                 continue
-            actions = tuple(Action(f"delete pod {ref(p)} ({p['status']['podIP']} not in {cidr})",
-                                   f"kubectl delete pod -n {p['metadata']['namespace']} "
-                                   f"{p['metadata']['name']}") for p in wrong if owned(p))
+            actions = tuple(evict_action(p, f"{p['status']['podIP']} not in {cidr}")
+                            for p in wrong if owned(p))
             bare = [f"kubectl delete pod -n {p['metadata']['namespace']} "
                     f"{p['metadata']['name']}" for p in wrong if not owned(p)]
             if actions:
@@ -56,8 +60,9 @@ class PodsOutsidePodCidr:
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         for action in plan.actions:
-            words = action.command.split()
-            ctx.delete_pod(words[-2], words[-1], self.deadline)
+            target = evicted(action)
+            if target is not None:
+                ctx.evict_pod(*target, self.deadline / 2)
         return plan.detail
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
@@ -65,7 +70,7 @@ class PodsOutsidePodCidr:
         cidr = ctx.nodes().get(plan.node, "")
         end = time.monotonic() + self.deadline / 2
         while True:
-            names = {a.command.split()[-1] for a in plan.actions}
+            names = {t[1] for a in plan.actions if (t := evicted(a))}
             pods = [p for p in ctx.list("pods") if p["spec"].get("nodeName") == plan.node
                     and not p["spec"].get("hostNetwork")]
             left = [ref(p) for p in pods if p["metadata"]["name"] in names]

@@ -129,7 +129,8 @@ def propose(ctx: RepairContext, svc: Mapping[str, Any], pods: list[dict[str, Any
 @dataclass
 class ServiceSelector:
     """A Service whose selector matches no pod gets the selector of the one workload it
-    evidently meant; anything less certain stays a manual step.
+    evidently meant, with ``--fix-selectors`` only; without it, or anything less certain,
+    it stays a manual step with the exact patch.
 
     The selector is merge-patched only when all of this holds:
 
@@ -152,8 +153,7 @@ class ServiceSelector:
     opts: HookOptions
     name: str = "service-selector"
     stage: str = "verify"
-    addresses: frozenset[str] = frozenset({"service_endpoints_missing",
-                                           "service-selector-matches-nothing"})
+    causes: frozenset[str] = frozenset({"service-selector-matches-nothing"})
     level: Level = "api"
     disruptive: bool = True
     deadline: float = 60.0
@@ -181,10 +181,18 @@ class ServiceSelector:
                     f"({found.why}): kubectl -n {ns} get pods --show-labels; "
                     f"kubectl -n {ns} patch service {name} -p '{wanted}'")))
                 continue
+            if not self.opts.fix_selectors:
+                # Re-pointing a Service sends its traffic to other pods: the operator's call.
+                plans.append(Plan(self.name, None, (), manual=(
+                    f"Service {ns}/{name} selects {selector}, which matches no pod; "
+                    f"{found.why} carry {found.selector}: check, then "
+                    f"{_patch_cmd(ns, name, found.selector)} (or rerun with --fix-selectors)")))
+                continue
             plans.append(Plan(self.name, None, (Action(
                 f"Service {ns}/{name} selector {selector} -> {found.selector} "
                 f"({found.why}); to restore: {_patch_cmd(ns, name, selector)}",
-                _patch_cmd(ns, name, found.selector)),), disruptive=True))
+                _patch_cmd(ns, name, found.selector), touches=f"services {ns}/{name}"),),
+                disruptive=True))
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:

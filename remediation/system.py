@@ -32,8 +32,7 @@ class KernelSysctls:
     opts: HookOptions
     name: str = "kernel-sysctls"
     stage: str = "system"
-    addresses: frozenset[str] = frozenset({"pod_connectivity_failed", "dns_timeouts",
-                                           "ip-forward-off", "br-netfilter-off"})
+    causes: frozenset[str] = frozenset({"ip-forward-off", "br-netfilter-off"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 30.0
@@ -47,16 +46,28 @@ class KernelSysctls:
                 continue
             actions = []
             for key, value in wrong.items():
-                dotted = key.replace("/", ".")
+                dotted, old = key.replace("/", "."), facts.sysctls.get(key)
                 cmd = f"echo {value} > /proc/sys/{key}"
-                if facts.sysctls.get(key) == "missing":
+                undo = f"echo {old} > /proc/sys/{key}" if old != "missing" else ""
+                if old == "missing":
                     load = "chroot /host modprobe br_netfilter || modprobe br_netfilter"
                     cmd = f"{{ {load}; }}; {cmd}"
-                actions.append(Action(f"{dotted}: {facts.sysctls.get(key)} -> {value}", cmd))
-            actions.append(Action(f"persist in {SYSCTL_FILE[5:]} when /etc/sysctl.d exists",
-                                  _persist_cmd()))
+                actions.append(Action(f"{dotted}: {old} -> {value}", cmd,
+                                      touches=f"sysctl {dotted}", undo=undo))
+            actions.append(self._persist())
             plans.append(Plan(self.name, node, tuple(actions)))
         return plans
+
+    def _persist(self) -> Action:
+        backup = f"{self.opts.backup_dir}/sysctl.d-90-netdoctor-kubernetes.conf"
+        return Action(
+            f"persist in {SYSCTL_FILE[5:]} when /etc/sysctl.d exists (a previous one saved to "
+            f"{backup[5:]})",
+            f"mkdir -p {self.opts.backup_dir} && {{ [ -e {backup} ] || [ ! -e {SYSCTL_FILE} ] "
+            f"|| cp -a {SYSCTL_FILE} {backup}; }} && {_persist_cmd()}",
+            touches=f"file {SYSCTL_FILE[5:]}",
+            undo=f"if [ -e {backup} ]; then cp -a {backup} {SYSCTL_FILE}; "
+                 f"else rm -f {SYSCTL_FILE}; fi")
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         return run_plan(ctx, plan, self.deadline)
@@ -91,8 +102,7 @@ class StaleKubeRules:
     opts: HookOptions
     name: str = "stale-kube-rules"
     stage: str = "system"
-    addresses: frozenset[str] = frozenset({"dns_timeouts", "service_endpoints_missing",
-                                           "pod_connectivity_failed", "iptables-mixed-backend"})
+    causes: frozenset[str] = frozenset({"iptables-mixed-backend"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 30.0
@@ -111,9 +121,11 @@ class StaleKubeRules:
             plans.append(Plan(self.name, node, (
                 Action(f"save the {stale} tables to {save[5:]}",
                        f"mkdir -p {self.opts.backup_dir} && "
-                       f"{{ [ -e {save} ] || iptables-{stale}-save > {save}; }}"),
+                       f"{{ [ -e {save} ] || iptables-{stale}-save > {save}; }}", changes=0),
                 Action(f"remove {count} stale KUBE-* rules and their chains from the {stale} "
-                       "backend (kube-proxy writes the other one)", _flush_kube_chains(stale)),
+                       "backend (kube-proxy writes the other one)", _flush_kube_chains(stale),
+                       touches=f"iptables-{stale} KUBE-* chains",
+                       undo=f"iptables-{stale}-restore < {save}"),
             ), backups=(save[5:],)))
         return plans
 
@@ -129,6 +141,14 @@ class StaleKubeRules:
 
 
 CHAINS_SCRIPT = "nft -j list chains ip 2>/dev/null"
+
+
+def _recreate_chain(table: str, chain: str, save: str) -> str:
+    """Shell that puts one chain back as saved (``nft list table``), replacing a chain of
+    the same name made since (iptables-nft makes its own once the foreign one is gone)."""
+    return (f"{{ nft flush chain ip {table} {chain} && nft delete chain ip {table} {chain}; }}"
+            f" 2>/dev/null || true; {{ echo 'table ip {table} {{'; "
+            f"awk '/^\\tchain {chain} {{/,/^\\t}}/' {save}; echo '}}'; }} | nft -f -")
 
 
 def foreign_chains(nft_json: str) -> list[tuple[str, str, str]]:
@@ -164,7 +184,7 @@ class ForeignNftChain:
     opts: HookOptions
     name: str = "foreign-nft-chain"
     stage: str = "system"
-    addresses: frozenset[str] = frozenset({"kube_proxy_restarts", "netfilter-unmanageable"})
+    causes: frozenset[str] = frozenset({"netfilter-unmanageable"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 30.0
@@ -182,11 +202,14 @@ class ForeignNftChain:
                 plans.append(Plan(self.name, node, (
                     Action(f"save table ip {table} to {save[5:]}",
                            f"mkdir -p {self.opts.backup_dir} && "
-                           f"{{ [ -e {save} ] || nft list table ip {table} > {save}; }}"),
+                           f"{{ [ -e {save} ] || nft list table ip {table} > {save}; }}",
+                           changes=0),
                     Action(f"delete base chain ip {table} {chain} (type {kind}): iptables-nft "
                            "cannot manage the table while it is there",
                            f"nft flush chain ip {table} {chain} && "
-                           f"nft delete chain ip {table} {chain}"),
+                           f"nft delete chain ip {table} {chain}",
+                           touches=f"nft chain ip {table} {chain}",
+                           undo=_recreate_chain(table, chain, save)),
                 ), backups=(save[5:],)))
         return plans
 

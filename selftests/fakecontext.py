@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdoctor.repair.model import EvictionBlocked, Undo
+from netdoctor.repair.undo import reverse_patch
 from netdoctor.rootcause import facts as nodefacts
 
 NODEFACTS = Path(__file__).parent / "data" / "nodefacts"
@@ -68,7 +70,10 @@ class FakeContext:
     execs: list[tuple[str, str]] = field(default_factory=list)
     patches: list[tuple[str, str, str, Obj]] = field(default_factory=list)
     restarts: list[tuple[str, str, str]] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
+    budget_blocks: frozenset[str] = frozenset()  # "ns/name" a PodDisruptionBudget keeps
+    events: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+    undos: list[Undo] = field(default_factory=list)
     manifests: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     after_exec: Callable[[str, str], None] | None = None
@@ -184,6 +189,8 @@ class FakeContext:
         self.patches.append((kind, namespace, name, copy.deepcopy(patch)))
         for obj in self.objects.get(kind, []):
             if (obj["metadata"].get("namespace"), obj["metadata"]["name"]) == (namespace, name):
+                self.undos.append(Undo("", None, "api-patch", f"{kind} {namespace}/{name}",
+                                       json.dumps(reverse_patch(obj, patch)), "restore"))
                 _merge(obj, patch)
                 return
         raise RuntimeError(f"{kind} {namespace}/{name} not found")
@@ -191,12 +198,34 @@ class FakeContext:
     def pod_log(self, namespace: str, name: str, previous: bool = False) -> str:
         return ""
 
-    def delete_pod(self, namespace: str, name: str, deadline: float) -> str:
-        self.deleted.append(f"{namespace}/{name}")
-        return f"deleted pod {namespace}/{name} gracefully"
+    def evict_pod(self, namespace: str, name: str, deadline: float) -> str:
+        ref = f"{namespace}/{name}"
+        found = [p for p in self.objects.get("pods", [])
+                 if (p["metadata"]["namespace"], p["metadata"]["name"]) == (namespace, name)]
+        if found and not any(r.get("controller")
+                             for r in found[0]["metadata"].get("ownerReferences") or []):
+            raise RuntimeError(f"pod {ref} has no controller: not evicted")
+        if ref in self.budget_blocks:
+            raise EvictionBlocked(f"pod {ref} kept for {deadline:.0f}s: Cannot evict pod as it "
+                                  "would violate the pod's disruption budget.")
+        self.evicted.append(ref)
+        return f"evicted pod {ref}"
+
+    def event(self, kind: str, namespace: str | None, name: str, message: str) -> None:
+        self.events.append((kind, namespace, name, message))
+
+    def delete(self, kind: str, namespace: str | None, name: str, deadline: float) -> None:
+        self.objects[kind] = [o for o in self.objects.get(kind, [])
+                              if (o["metadata"].get("namespace"), o["metadata"]["name"])
+                              != (namespace, name)]
 
     def rollout_restart(self, kind: str, namespace: str, name: str, deadline: float) -> str:
         self.restarts.append((kind, namespace, name))
+        # As the live context: a restart is a template patch, undone by another.
+        undo = {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": None}}}}}
+        self.undos.append(Undo("", None, "api-patch", f"{kind.lower()}s {namespace}/{name}",
+                               json.dumps(undo), "restore the pod template"))
         if self.after_restart is not None:
             self.after_restart(kind, namespace, name)
         return f"restarted {kind} {namespace}/{name}"

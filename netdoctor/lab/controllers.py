@@ -15,6 +15,7 @@ import json
 import logging
 from typing import Any
 
+from netdoctor.lab.api.disruption import sync_budgets
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.selectors import match_labels
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
@@ -134,7 +135,8 @@ class ControllerManager:
 
     def reconcile(self) -> None:
         """One pass of every controller."""
-        for step in (self._deployments, self._replicasets, self._daemonsets, self._endpoints):
+        for step in (self._deployments, self._replicasets, self._daemonsets, self._endpoints,
+                     self._budgets):
             try:
                 step()
             except ApiError:
@@ -142,6 +144,9 @@ class ControllerManager:
                 continue
             except Exception:  # a bug in one controller must not stop the others
                 log.exception("controller %s failed; retrying on the next event", step.__name__)
+
+    def _budgets(self) -> None:
+        sync_budgets(self.store)
 
     # -- Deployments ---------------------------------------------------------------------
     def _deployments(self) -> None:

@@ -237,10 +237,23 @@ OPTIONS: tuple[OptionSpec, ...] = (
                _bool, False, kind="flag"),
     OptionSpec("non_interactive", "with --remediate: never prompt (needed without a terminal)",
                _bool, False, kind="flag"),
-    OptionSpec("max_disruptive", "with --remediate: most disruptive actions (restarts, "
-               "deletions, interface removal) per run", _count, 3, metavar="N"),
-    OptionSpec("allow_control_plane", "with --remediate: allow touching the container runtime "
-               "or kubelet of control-plane nodes", _bool, False, kind="flag"),
+    OptionSpec("yes", "with --remediate: apply the plan without asking (without it, "
+               "--non-interactive only plans)", _bool, False, kind="flag"),
+    # A network repair of one cluster touches few things; a plan needing more is a sign
+    # the diagnosis or the shape is not what the hooks understand.
+    OptionSpec("max_changes", "with --remediate: most changes (node files, rules, sysctls, "
+               "interfaces; API patches, applies, restarts, evictions) in all", _count, 12,
+               metavar="N"),
+    OptionSpec("max_changes_per_node", "with --remediate: most changes on one node",
+               _count, 4, metavar="N"),
+    OptionSpec("allow_control_plane", "with --remediate: allow changes on control-plane nodes "
+               "(node-role labels, or serving the kubernetes Endpoints)", _bool, False,
+               kind="flag"),
+    OptionSpec("fix_selectors", "with --remediate: patch a Service selector to the one "
+               "workload it evidently meant (otherwise a manual step)", _bool, False,
+               kind="flag"),
+    OptionSpec("retry_failed", "with --remediate: run hooks that failed within their cooldown",
+               _bool, False, kind="flag"),
     OptionSpec("flannel_manifest", "with --remediate: pinned Flannel manifest applied when its "
                "DaemonSet is missing (default: remediation/manifests/kube-flannel-v0.25.5.yml)",
                _path, None, metavar="PATH"),
@@ -278,8 +291,12 @@ class Settings:
     dry_run: bool
     force: bool
     non_interactive: bool
-    max_disruptive: int
+    yes: bool
+    max_changes: int
+    max_changes_per_node: int
     allow_control_plane: bool
+    fix_selectors: bool
+    retry_failed: bool
     flannel_manifest: Path | None
     dns_fallback: tuple[str, ...]
     sources: Mapping[str, str]

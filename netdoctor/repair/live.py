@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, Target, bounded, connect, status_code
 from netdoctor.cluster.exec import exec_once
 from netdoctor.cluster.profile import ClusterProfile, read_profile
+from netdoctor.repair.model import EvictionBlocked, Undo
 from netdoctor.repair.runner import RemediationLog
+from netdoctor.repair.undo import event_body, reverse_patch
 
 T = TypeVar("T")
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -81,6 +84,8 @@ class LiveContext:
         self.signals = signals
         self.causes = causes
         self.allow_control_plane = options.allow_control_plane
+        self.undos: builtins.list[Undo] = []
+        self.step = ""  # the hook whose changes are being recorded
         self.log = log
         self._runner = asyncio.Runner()
         self.cluster: Cluster | None = None
@@ -89,6 +94,7 @@ class LiveContext:
         self.readers = pods.ProbeSet(namespace, options.run_id)
         self.agents = pods.ProbeSet(namespace, options.run_id)
         self._node_objs: list[dict[str, Any]] = []
+        self._api_ips: set[str | None] = set()
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -100,6 +106,9 @@ class LiveContext:
         self.cluster = self._run(connect(Target(self.options.kubeconfig, self.options.context)))
         self.profile = self._run(read_profile(self.cluster))
         self._node_objs = self._run(self.cluster.list("nodes"))
+        endpoints = self._run(self.cluster.list("endpoints", namespace="default"))
+        self._api_ips = {a.get("ip") for e in endpoints if e["metadata"]["name"] == "kubernetes"
+                         for s in e.get("subsets") or [] for a in s.get("addresses") or []}
 
     def close(self) -> list[str]:
         """Remove the node probes and agents (idempotent); return what could not be removed."""
@@ -122,10 +131,14 @@ class LiveContext:
 
     # -- nodes ----------------------------------------------------------------------------
     def control_plane_nodes(self) -> frozenset[str]:
-        """Nodes labelled as control plane."""
+        """Nodes labelled as control plane, or whose InternalIP serves the ``kubernetes``
+        Endpoints (managed and kubeadm clusters do not always label them)."""
+        def serves_api(node: dict[str, Any]) -> bool:
+            return any(a.get("type") == "InternalIP" and a.get("address") in self._api_ips
+                       for a in node.get("status", {}).get("addresses") or [])
         return frozenset(n["metadata"]["name"] for n in self._node_objs
-                         if any(k in (n["metadata"].get("labels") or {})
-                                for k in CONTROL_PLANE_LABELS))
+                         if serves_api(n) or any(k in (n["metadata"].get("labels") or {})
+                                                 for k in CONTROL_PLANE_LABELS))
 
     def nodes(self) -> dict[str, str]:
         """Ready nodes and their podCIDR."""
@@ -198,7 +211,10 @@ class LiveContext:
 
         async def go() -> None:
             obj = await _get(self._api, kind, namespace, name)
+            undo = reverse_patch(obj.raw, patch)
             await bounded(obj.patch(patch), deadline, f"patch {kind} {namespace}/{name}")
+            self.undos.append(Undo(self.step, None, "api-patch", f"{kind} {namespace}/{name}",
+                                   json.dumps(undo), f"restore {sorted(_keys(patch))}"))
         self._run(go())
 
     def pod_log(self, namespace: str, name: str, previous: bool = False) -> str:
@@ -211,18 +227,61 @@ class LiveContext:
             return ""
         return str(resp.text)
 
-    def delete_pod(self, namespace: str, name: str, deadline: float) -> str:
-        """Gracefully delete a controller-owned pod; bare pods are refused."""
+    def evict_pod(self, namespace: str, name: str, deadline: float) -> str:
+        """Evict a controller-owned pod (policy/v1 Eviction); while a PodDisruptionBudget
+        answers 429, retry until ``deadline``, then raise :class:`EvictionBlocked`."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"namespace": namespace, "name": name}}
+
         async def go() -> str:
             obj = await _get(self._api, "pods", namespace, name)
             if not controller_owned(obj.raw):
-                raise RuntimeError(f"pod {namespace}/{name} has no controller: not deleted")
-            await bounded(obj.delete(propagation_policy="Background"), deadline,
-                          f"delete pod {namespace}/{name}")
-            return f"deleted pod {namespace}/{name} gracefully"
+                raise RuntimeError(f"pod {namespace}/{name} has no controller: not evicted")
+            end, why = time.monotonic() + deadline, ""
+            while True:
+                try:
+                    await self._api.request("POST", f"pods/{name}/eviction",
+                                            namespace=namespace, body=body,
+                                            what=f"evict pod {namespace}/{name}")
+                    return f"evicted pod {namespace}/{name}"
+                except Exception as exc:
+                    if status_code(exc) != 429:
+                        raise
+                    why = str(exc)
+                if time.monotonic() > end:
+                    raise EvictionBlocked(f"pod {namespace}/{name} kept for {deadline:.0f}s: "
+                                          f"{why[-200:]}")
+                await asyncio.sleep(2.0)
         detail = self._run(go())
+        self.undos.append(Undo(self.step, None, "none", f"pods {namespace}/{name}", "",
+                               "an eviction is not undone: the controller made a new pod"))
         self.log.write(detail)
         return detail
+
+    def event(self, kind: str, namespace: str | None, name: str, message: str) -> None:
+        """A ``NetdoctorRemediation`` Event on the object (best effort: logged on failure)."""
+        ns = namespace or "default"
+        body = event_body(kind, namespace, name, message, self.options.run_id)
+        try:
+            self._run(self._api.request("POST", "events", namespace=ns, body=body,
+                                        what="create event"))
+        except Exception as exc:  # the audit trail is also in remediation.log
+            self.log.write(f"event on {kind} {name} not recorded: {exc}")
+
+    def delete(self, kind: str, namespace: str | None, name: str, deadline: float) -> None:
+        """Delete one object (rollback of an object a repair created)."""
+        async def go() -> None:
+            plural, group = kind.split(".", 1) if "." in kind else (kind, "")
+            version = f"{group}/v1" if group else "v1"
+            base = "/apis" if group else "/api"
+            try:
+                await self._api.request("DELETE", f"{plural}/{name}", namespace=namespace,
+                                        version=version, base=base,
+                                        what=f"delete {kind} {name}")
+            except Exception as exc:
+                if status_code(exc) != 404:
+                    raise
+        self._run(bounded(go(), deadline, f"delete {kind} {name}"))
 
     def rollout_restart(self, kind: str, namespace: str, name: str, deadline: float) -> str:
         """Patch the template's restartedAt annotation and await the rollout."""
@@ -272,6 +331,10 @@ class LiveContext:
                 await bounded(obj.create(), self._api.timeout, f"create {ref}")
                 created.append(ref)
                 self.log.write(f"created {ref}")
+                group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
+                plural = obj.endpoint + (f".{group}" if group else "")
+                self.undos.append(Undo(self.step, None, "api-delete",
+                                       f"{plural} {_ref(doc)}", "", f"delete {ref}"))
             if doc["kind"] in ("DaemonSet", "Deployment"):
                 rollouts.append((doc["kind"].lower() + "s", doc["metadata"]["namespace"],
                                  doc["metadata"]["name"]))

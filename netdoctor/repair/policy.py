@@ -1,4 +1,8 @@
-"""Whether a remediation run may change anything, from the score and the operator."""
+"""Whether a remediation run may change anything, from the score and the operator.
+
+Two gates: :func:`decide` (before the cluster is contacted) reads the verdict; after the
+plan is shown, :func:`consent` asks for a yes at a terminal or takes ``--yes``.
+"""
 
 from __future__ import annotations
 
@@ -23,33 +27,41 @@ class Policy:
     dry_run: bool = False
     force: bool = False
     non_interactive: bool = False
+    yes: bool = False
 
 
-def decide(verdict: str, policy: Policy, *, tty: bool,
-           ask: Callable[[str], bool] | None = None) -> Decision:
-    """Apply the rules: ``confirmed`` proceeds, ``partial`` needs ``--force`` or a yes at a
-    terminal, ``none`` needs ``--force``; ``--dry-run`` only plans.
+def decide(verdict: str, policy: Policy) -> Decision:
+    """The verdict gate: ``confirmed`` goes on to planning, ``partial`` and ``none`` need
+    ``--force``; ``--dry-run`` only plans. ``applied`` here still needs :func:`consent`.
 
-    Without a terminal, ``--non-interactive`` must be given, so that a pipeline never
-    waits on a prompt nobody sees.
+    Example:
+        >>> decide("partial", Policy()).reason
+        'verdict partial: pass --force to remediate anyway'
     """
     if policy.dry_run:
         return Decision("dry-run", f"--dry-run: the plan for verdict {verdict}, nothing applied")
-    if not tty and not policy.non_interactive:
-        return Decision("refused", "no terminal to confirm on: pass --non-interactive "
-                                   "(and --force for a partial or no match)")
-    if verdict == "confirmed" or policy.force:
-        allowed = True
-        why = "verdict confirmed" if verdict == "confirmed" else f"verdict {verdict}, --force"
-    elif verdict == "partial":
-        if tty and not policy.non_interactive and ask is not None:
-            allowed = ask("The failure pattern only partly matches. Apply the remediation plan?")
-            why = "confirmed at the prompt" if allowed else "declined at the prompt"
-        else:
-            allowed, why = False, "verdict partial: pass --force to remediate anyway"
-    else:
-        return Decision("skipped", f"verdict {verdict}: nothing to remediate "
-                                   "(pass --force to run the hooks anyway)")
-    if not allowed:
-        return Decision("refused", why)
-    return Decision("applied", why)
+    if verdict == "confirmed":
+        return Decision("applied", "verdict confirmed")
+    if policy.force:
+        return Decision("applied", f"verdict {verdict}, --force")
+    if verdict == "partial":
+        return Decision("refused", "verdict partial: pass --force to remediate anyway")
+    return Decision("skipped", f"verdict {verdict}: nothing to remediate "
+                               "(pass --force to run the hooks anyway)")
+
+
+def consent(decision: Decision, policy: Policy, *, tty: bool,
+            ask: Callable[[str], bool] | None = None) -> Decision:
+    """After the plan was shown: ``--yes``, or a yes typed at a terminal; anything else
+    (``--non-interactive``, no terminal, a no) leaves the plan unapplied (``refused``)."""
+    if decision.mode != "applied":
+        return decision
+    if policy.yes:
+        return Decision("applied", f"{decision.reason}; --yes")
+    if not tty or policy.non_interactive or ask is None:
+        how = "--non-interactive" if policy.non_interactive else "no terminal to confirm on"
+        return Decision("refused", f"{decision.reason}; {how} without --yes: the plan only, "
+                                   "nothing applied (pass --yes to apply it)")
+    if ask("Apply the remediation plan above?"):
+        return Decision("applied", f"{decision.reason}; confirmed at the prompt")
+    return Decision("refused", f"{decision.reason}; declined at the prompt")

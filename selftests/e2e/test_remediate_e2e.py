@@ -1,5 +1,6 @@
-"""``pytest --remediate`` against labs: the incident repaired, dry-run and refusal change
-nothing, a second run plans nothing, and every single fault's outcome as data.
+"""``pytest --remediate`` against labs: the incident planned but refused without --yes,
+repaired with it, rolled back to exactly its state before, repaired again; dry-run and
+refusal change nothing; every single fault's outcome as data.
 
 Remediation runs the whole suite (diagnose and validate), as an operator does in a
 maintenance window: every check that failed runs again after the repair and must pass, and a
@@ -15,21 +16,11 @@ from typing import Any
 
 import pytest
 
-from selftests.e2e.labrun import (
-    REPO,
-    Lab,
-    Run,
-    _env,
-    diagnose_argv,
-    lab_up,
-    run_diagnose,
-    suite_argv,
-)
-from selftests.e2e.validaterun import LAB_URL, run_validate
+from selftests.e2e.labrun import REPO, Lab, _env, diagnose_argv, lab_up, run_diagnose
+from selftests.e2e.repairrun import api_state, node_state, remediate, rollback
+from selftests.e2e.validaterun import run_validate
 
-FALLBACK = "198.51.100.53"  # the lab's second resolver (a documentation address)
-
-# Fault -> score after `--remediate --force`: every single fault is repaired.
+# Fault -> score after `--remediate --force --yes`: every single fault is repaired.
 SCORE_AFTER = MappingProxyType({
     "flannel-missing": 0, "coredns-crashloop": 0, "kube-proxy-crashloop": 0,
     "dns-upstream-timeout": 0, "service-no-endpoints": 0, "iptables-mixed-backend": 0,
@@ -41,15 +32,12 @@ MANUAL: MappingProxyType[str, str] = MappingProxyType({})
 # Fault -> the hooks that fix it and must have applied (their fix was manual before).
 APPLIED = MappingProxyType({"coredns-crashloop": ("api-firewall-drop", "coredns-restart"),
                             "service-no-endpoints": ("service-selector",)})
-
-REMEDIATE_TIMEOUT = 300.0
-
-
-def remediate(lab: Lab, report_dir: Path, *extra: str) -> Run:
-    """``pytest --remediate`` (every check) as an operator runs it in a pipeline (no TTY)."""
-    argv = suite_argv(lab.kubeconfig, report_dir, f"--external-url={LAB_URL}", "--remediate",
-                      "--non-interactive", f"--dns-fallback={FALLBACK}", *extra)
-    return run_diagnose(lab.kubeconfig, report_dir, argv=argv, timeout=REMEDIATE_TIMEOUT)
+# Faults the lab puts on CoreDNS's node, the control-plane node: repaired only when allowed.
+ON_CONTROL_PLANE = frozenset({"br-netfilter-off", "coredns-crashloop"})
+# The incident's causes a rollback brings back (the node files, chains and objects it
+# restores); CoreDNS's own symptoms depend on where its new pods landed.
+RESTORED_CAUSES = {("cni-config-shadowed", "worker-2"), ("flannel-missing", None),
+                   ("netfilter-unmanageable", "worker-1"), ("netfilter-unmanageable", "worker-2")}
 
 
 def assert_validates(lab: Lab, report_dir: Path) -> None:
@@ -81,28 +69,58 @@ def incident(tmp_path: Path) -> Any:
     lab.down()
 
 
-def test_problem_statement_repaired_and_idempotent(incident: Lab, tmp_path: Path) -> None:
-    first = remediate(incident, tmp_path / "r1")
+def causes(run: Any) -> set[tuple[str, str | None]]:
+    """(id, node) of a run's ranked root causes."""
+    return {(c["id"], c["node"]) for c in run.summary.get("root_causes") or []}
+
+
+def test_problem_statement_consent_repair_rollback_repair(incident: Lab, tmp_path: Path
+                                                          ) -> None:
+    nodes, objects = node_state(incident), api_state(incident)
+    # Without --yes: the plan, written and in summary.json, and nothing changed.
+    refused = remediate(incident, tmp_path / "r0")
+    block = refused.summary["remediation"]
+    assert block["mode"] == "refused", refused.output[-2000:]
+    assert "without --yes" in block["reason"]
+    assert refused.returncode == 6
+    assert {(s["hook"], s["node"]) for s in block["plan"]} >= {
+        ("stray-cni-config", "worker-2"), ("flannel-daemonset", None),
+        ("foreign-nft-chain", "worker-1"), ("foreign-nft-chain", "worker-2")}
+    assert all(s["cause"] for s in block["plan"])
+    plan = json.loads((tmp_path / "r0" / "plan.json").read_text())
+    assert plan["steps"] == block["plan"]
+    assert "mv /host/etc/cni/net.d/00-bridge.conflist" in (tmp_path / "r0" / "plan.md").read_text()
+    assert "netdoctor remediation plan" in refused.output
+    assert (node_state(incident), api_state(incident)) == (nodes, objects)
+    # With --yes: repaired (6 -> 0), every failed check passes again, validate passes.
+    first = remediate(incident, tmp_path / "r1", "--yes")
     block = first.summary["remediation"]
-    assert block["mode"] == "applied", first.output[-2000:]
-    assert block["score_before"] == 6
-    assert block["score_after"] == 0, first.output[-3000:]
+    assert block["mode"] == "applied", first.output[-3000:]
+    assert (block["score_before"], block["score_after"]) == (6, 0), first.output[-3000:]
+    assert block["still_failing"] == [], block
     assert first.returncode == 0
     assert not [s for s in block["steps"] if s["status"] == "failed"]
-    log = (tmp_path / "r1" / "remediation.log").read_text()
-    assert "applied stray-cni-config node=worker-2" in log
-    # Every check that failed (validate's too) ran again and passed.
-    assert block["still_failing"] == [], block
-    assert any(t["nodeid"].startswith("tests/validate/") and t["outcome"] == "failed"
-               for t in first.summary["tests"])
-    # Fresh diagnose and validate runs pass every check; a second remediation plans nothing.
-    after = run_diagnose(incident.kubeconfig, tmp_path / "d")
-    assert after.summary["score"] == 0, after.output[-2000:]
-    assert all(t["outcome"] in ("passed", "skipped") for t in after.summary["tests"])
+    assert 0 < block["changes"] <= block["budget"]["max_changes"]
+    assert "applied stray-cni-config node=worker-2" in (tmp_path / "r1" /
+                                                        "remediation.log").read_text()
+    events = [e for e in json.loads(subprocess.run(
+        ["kubectl", f"--kubeconfig={incident.kubeconfig}", "get", "events", "-A", "-o", "json"],
+        capture_output=True, text=True, timeout=30, check=True).stdout)["items"]
+        if e.get("reason") == "NetdoctorRemediation"]
+    assert {e["involvedObject"]["name"] for e in events} >= {"worker-2", "coredns"}
     assert_validates(incident, tmp_path / "v")
-    again = remediate(incident, tmp_path / "r2", "--force")
-    assert again.summary["remediation"]["steps"] == []
-    assert again.returncode == 0
+    # Rollback: every node file, chain, sysctl and object back as it was; the causes again.
+    undone = rollback(incident, block["run_id"], tmp_path / "r1")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert node_state(incident) == nodes
+    assert api_state(incident) == objects
+    again = run_diagnose(incident.kubeconfig, tmp_path / "d")
+    assert causes(again) >= RESTORED_CAUSES, again.summary.get("root_causes")
+    assert "diagnose after the rollback: score" in undone.stdout
+    # And a second repair repairs again.
+    second = remediate(incident, tmp_path / "r2", "--yes", "--force")
+    assert second.summary["remediation"]["score_after"] == 0, second.output[-3000:]
+    assert second.returncode == 0
 
 
 def test_dry_run_and_refusal_change_nothing(incident: Lab, tmp_path: Path) -> None:
@@ -116,7 +134,8 @@ def test_dry_run_and_refusal_change_nothing(incident: Lab, tmp_path: Path) -> No
     after = run_diagnose(incident.kubeconfig, tmp_path / "d2")
     assert (after.summary["score"], after.present) == (before.summary["score"], before.present)
     # A partial verdict (raise the thresholds) without --force, no terminal: refused.
-    refused = remediate(incident, tmp_path / "ref", "--score-confirmed=7", "--score-partial=2")
+    refused = remediate(incident, tmp_path / "ref", "--yes", "--score-confirmed=7",
+                        "--score-partial=2")
     assert refused.summary["remediation"]["mode"] == "refused"
     assert "pass --force" in refused.output
     assert refused.returncode == 6
@@ -136,7 +155,8 @@ def test_diagnose_alone_changes_nothing(healthy_lab: Lab, tmp_path: Path) -> Non
 def test_each_fault(fault: str, tmp_path: Path) -> None:
     lab = lab_up(tmp_path / "lab", fault)
     try:
-        done = remediate(lab, tmp_path / "r", "--force")
+        allow = ("--allow-control-plane",) if fault in ON_CONTROL_PLANE else ()
+        done = remediate(lab, tmp_path / "r", "--force", "--yes", "--fix-selectors", *allow)
         block = done.summary.get("remediation", {})
         assert block.get("mode") == "applied", done.output[-2000:]
         assert block["score_before"] > 0
@@ -154,7 +174,7 @@ def test_each_fault(fault: str, tmp_path: Path) -> None:
             applied = {s["name"] for s in block["steps"] if s["status"] == "applied"}
             assert set(APPLIED[fault]) <= applied, block["steps"]
             # Idempotent: once repaired, a second run finds nothing to plan.
-            again = remediate(lab, tmp_path / "r2", "--force")
+            again = remediate(lab, tmp_path / "r2", "--force", "--yes")
             assert again.summary.get("remediation", {}).get("steps") == [], again.output[-2000:]
             assert again.returncode == 0
     finally:

@@ -47,19 +47,27 @@ def test_coredns():
 def test_option_defaults_and_sources() -> None:
     s = resolve_settings({}, {}, {}, cwd=Path("/r"))
     assert (s.remediate, s.dry_run, s.force, s.non_interactive) == (False,) * 4
-    assert (s.max_disruptive, s.allow_control_plane, s.dns_fallback) == (3, False, ())
+    assert (s.max_changes, s.max_changes_per_node, s.allow_control_plane, s.dns_fallback) == (
+        12, 4, False, ())
+    assert (s.yes, s.fix_selectors, s.retry_failed) == (False,) * 3
     assert s.flannel_manifest is None
-    env = {"NETDOCTOR_DNS_FALLBACK": "198.51.100.53, 192.0.2.53", "NETDOCTOR_FORCE": "yes"}
-    s = resolve_settings({"max_disruptive": "0"}, env, {"netdoctor_remediate": "true"},
+    env = {"NETDOCTOR_DNS_FALLBACK": "198.51.100.53, 192.0.2.53", "NETDOCTOR_FORCE": "yes",
+           "NETDOCTOR_YES": "1"}
+    s = resolve_settings({"max_changes": "0"}, env, {"netdoctor_remediate": "true",
+                                                     "netdoctor_max_changes_per_node": "2",
+                                                     "netdoctor_fix_selectors": "true"},
                          cwd=Path("/r"))
     assert s.dns_fallback == ("198.51.100.53", "192.0.2.53")
-    assert (s.force, s.remediate, s.max_disruptive) == (True, True, 0)
+    assert (s.force, s.remediate, s.max_changes, s.yes) == (True, True, 0, True)
+    assert (s.max_changes_per_node, s.fix_selectors) == (2, True)
     assert s.sources["remediate"].startswith("ini option netdoctor_remediate")
+    assert s.sources["max_changes_per_node"].startswith("ini option")
 
 
 @pytest.mark.parametrize(("cli", "words"), [
     ({"dns_fallback": ["resolver.example"]}, "--dns-fallback"),
-    ({"max_disruptive": "-1"}, "--max-disruptive"),
+    ({"max_changes": "-1"}, "--max-changes"),
+    ({"max_changes_per_node": "many"}, "--max-changes-per-node"),
 ])
 def test_bad_values_name_their_source(cli: dict[str, object], words: str) -> None:
     with pytest.raises(pytest.UsageError, match=words):
@@ -77,6 +85,10 @@ def test_verification_reuses_connection_options_only() -> None:
     assert "--ignore-service=shop/web" in argv
     assert not [a for a in argv if a.startswith(("--remediate", "--force", "--dns-fallback"))]
     assert "--report-dir=/out" in argv
+    s = resolve_settings({"kubeconfig": "/k", "yes": True, "max_changes": "3",
+                          "fix_selectors": True, "retry_failed": True}, {}, {}, cwd=Path("/"))
+    argv = verification_argv(s, ["tests/a.py::t"], Path("/out"), None)
+    assert not [a for a in argv if a.startswith(("--yes", "--max-changes", "--fix-", "--retry"))]
 
 
 def test_failing_functions_drop_parameters() -> None:
@@ -89,6 +101,7 @@ def test_failing_functions_drop_parameters() -> None:
 @pytest.mark.parametrize(("mode", "after", "failed", "status"), [
     ("applied", 0, False, 0), ("applied", 1, False, 1), ("applied", 0, True, 1),
     ("refused", None, False, EXIT_REFUSED), ("dry-run", None, False, 1),
+    ("over-budget", 0, False, 1), ("blocked", 2, True, 1),
 ])
 def test_exit_status(mode: str, after: int | None, failed: bool, status: int) -> None:
     steps = [Step("x", None, "failed" if failed else "applied", "")]
@@ -114,16 +127,19 @@ def test_refused_without_force_in_a_pipeline(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*netdoctor remediation*",
                                  "mode: refused (verdict partial: pass --force*"])
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
-    assert summary["remediation"] == {"mode": "refused", "reason": summary["remediation"][
-        "reason"], "steps": [], "score_before": 2, "score_after": None}
+    block = summary["remediation"]
+    assert {k: block[k] for k in ("mode", "steps", "score_before", "score_after", "plan")} == {
+        "mode": "refused", "steps": [], "score_before": 2, "score_after": None, "plan": []}
     assert "mode=refused" in (pytester.path / "out" / "remediation.log").read_text()
 
 
-def test_no_terminal_needs_non_interactive(pytester: pytest.Pytester) -> None:
+def test_no_plan_without_the_cluster(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_checks=CHECKS)
-    result = pytester.runpytest_subprocess(*PLUGIN, "--remediate", "--report-dir=out")
-    assert result.ret == EXIT_REFUSED
-    result.stdout.fnmatch_lines(["mode: refused (no terminal to confirm on*"])
+    result = pytester.runpytest_subprocess(*PLUGIN, "--remediate", "--force", "--yes",
+                                           "--report-dir=out",
+                                           f"--kubeconfig={pytester.path / 'missing'}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["mode: skipped (could not read the cluster to plan*"])
 
 
 def test_without_remediate_no_block(pytester: pytest.Pytester) -> None:

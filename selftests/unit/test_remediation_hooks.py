@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from netdoctor.repair.model import Action, Level, Plan, RepairContext
+from netdoctor.repair.model import Action, Level, Plan, RemediationHook, RepairContext
 from netdoctor.repair.policy import Decision
-from netdoctor.repair.runner import RemediationLog, run
+from netdoctor.repair.runner import Budget, Outcome, RemediationLog, apply, make_plan, planned_steps
 from remediation import REGISTRY, default_hooks
 from remediation._common import HookOptions
 from remediation.cni import BridgeAddress, FlannelDaemonSet, StrayCniConfig
@@ -25,6 +25,8 @@ from remediation.system import CHAINS_SCRIPT, ForeignNftChain, KernelSysctls, St
 from selftests.fakecontext import FakeContext, add_rules, pod, ready, sample, workload
 
 OPTS = HookOptions(run_id="r1", flannel_manifest=Path("/m/kube-flannel.yml"))
+FIX_SELECTORS = HookOptions(run_id="r1", flannel_manifest=Path("/m/kube-flannel.yml"),
+                            fix_selectors=True)
 BACKUP = "/host/var/backups/netdoctor/r1"
 API_IP, CLUSTER_IP = "192.168.4.10", "10.96.0.1"
 NODES = {"worker-1": "10.244.1.0/24", "worker-2": "10.244.2.0/24"}
@@ -79,6 +81,18 @@ def coredns_blocked(*rules: str, section: str = "nft-save") -> FakeContext:
         ctx.objects["pods"][0] = pod("kube-system", "coredns-b", "worker-1", DNS, "10.244.1.6")
     ctx.after_restart = recreated
     return ctx
+
+
+def run(hooks: list[Any], ctx: FakeContext, decision: Decision, *, changes: int = 12,
+        per_node: int = 4, log: RemediationLog | None = None) -> Outcome:
+    """Plan, then (when the decision applies) apply that plan, as the plugin does once
+    the operator said yes."""
+    log = log or RemediationLog(None)
+    chosen: list[RemediationHook] = hooks
+    plans, problems = make_plan(chosen, ctx, log)
+    if decision.mode != "applied":
+        return Outcome(decision.mode, decision.reason, problems + planned_steps(plans))
+    return apply(chosen, ctx, decision, plans, budget=Budget(per_node, changes), log=log)
 
 
 def rules_of(ctx: FakeContext, node: str) -> list[str]:
@@ -205,47 +219,50 @@ def test_run_repairs_coredns_crashloop_and_is_idempotent() -> None:
     ctx = coredns_blocked(BLOCK_IN, BLOCK)
     hooks = list(default_hooks(OPTS).values())
     log = RemediationLog(None)
-    out = run(hooks, ctx, Decision("applied", "t"), max_disruptive=3, log=log)
+    out = run(hooks, ctx, Decision("applied", "t"), log=log)
     assert [(s.name, s.node, s.status) for s in out.steps] == [
         ("api-firewall-drop", "worker-1", "applied"), ("coredns-restart", None, "applied")]
     assert ctx.restarts == [("Deployment", "kube-system", "coredns")]
     assert "backups: /var/backups/netdoctor/r1/iptables-nft-worker-1-" in out.steps[0].detail
     assert any(DELETE in line for line in log.lines)
-    again = run(hooks, ctx, Decision("applied", "t"), max_disruptive=3, log=log)
+    # Undo: the filter table as saved; events on the node and the restarted Deployment.
+    assert [u.kind for u in out.undos] == ["node", "api-patch"]
+    assert out.undos[0].command.startswith("iptables-nft-restore -T filter < /host/var/back")
+    assert [(e[0], e[2]) for e in ctx.events] == [("nodes", "worker-1"),
+                                                  ("deployments", "coredns")]
+    again = run(hooks, ctx, Decision("applied", "t"), log=log)
     assert again.steps == []
 
 
 def test_dry_run_plans_the_deletion_and_leaves_the_restart_manual() -> None:
     ctx = coredns_blocked(BLOCK)
-    out = run(list(default_hooks(OPTS).values()), ctx, Decision("dry-run", "t"),
-              max_disruptive=3, log=RemediationLog(None))
+    out = run(list(default_hooks(OPTS).values()), ctx, Decision("dry-run", "t"))
     assert [(s.name, s.status) for s in out.steps] == [
         ("api-firewall-drop", "planned"), ("coredns-restart", "skipped")]
     assert (ctx.execs, ctx.restarts) == ([], [])
 
 
-def test_cap_stops_the_restart_after_the_deletion() -> None:
+def test_budget_stops_the_restart_after_the_deletion() -> None:
     ctx = coredns_blocked(BLOCK)
-    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"),
-              max_disruptive=1, log=RemediationLog(None))
+    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"), changes=1)
     assert [(s.name, s.status) for s in out.steps] == [
         ("api-firewall-drop", "applied"), ("coredns-restart", "skipped")]
-    assert "cap of 1" in out.steps[1].detail
+    assert "over budget: needs 1 change(s), 1 of --max-changes 1" in out.steps[1].detail
+    assert (out.mode, out.changes, out.left) == ("over-budget", 1, ["coredns-restart -"])
     assert ctx.restarts == []
 
 
 def test_failed_deletion_stops_the_restart() -> None:
     ctx = coredns_blocked(BLOCK)
     ctx.exec_exit = 1
-    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"),
-              max_disruptive=3, log=RemediationLog(None))
+    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"))
     assert [(s.name, s.status) for s in out.steps][:1] == [("api-firewall-drop", "failed")]
     assert "simulated failure" in out.steps[0].detail
     later = {s.name: s for s in out.steps[1:]}
     assert "coredns-restart" in later
     assert {s.status for s in later.values()} == {"skipped"}
-    assert later["coredns-restart"].detail == "not run: api-firewall-drop on worker-1 failed " \
-        "earlier"
+    assert later["coredns-restart"].detail == "not run: api-firewall-drop on worker-1 failed"
+    assert out.left == ["coredns-restart"]
     assert ctx.restarts == []
 
 
@@ -272,7 +289,7 @@ def shop(target: int | str = 8080, **extra: list[dict[str, Any]]) -> FakeContext
 @pytest.mark.parametrize("target", [8080, "http"])
 def test_service_selector_patched_to_the_near_miss(target: int | str) -> None:
     ctx = shop(target)
-    hook = ServiceSelector(OPTS)
+    hook = ServiceSelector(FIX_SELECTORS)
     [plan] = hook.plan(ctx)
     assert (plan.manual, plan.disruptive) == ("", True)
     assert plan.actions[0].command == PATCH_CMD
@@ -321,9 +338,18 @@ def test_service_selector_healthy_plans_nothing() -> None:
     assert ServiceSelector(OPTS).plan(healthy()) == []
 
 
+def test_service_selector_is_manual_without_fix_selectors() -> None:
+    ctx = shop()
+    [plan] = ServiceSelector(OPTS).plan(ctx)
+    assert plan.actions == ()
+    assert PATCH_CMD in plan.manual
+    assert "--fix-selectors" in plan.manual
+    assert ctx.patches == []
+
+
 def test_service_selector_refuses_a_state_changed_since_the_plan() -> None:
     ctx = shop()
-    hook = ServiceSelector(OPTS)
+    hook = ServiceSelector(FIX_SELECTORS)
     [plan] = hook.plan(ctx)
     ctx.objects["services"][-1]["spec"]["selector"] = {"app": "web2"}
     with pytest.raises(RuntimeError, match="changed since it was planned"):
@@ -333,7 +359,7 @@ def test_service_selector_refuses_a_state_changed_since_the_plan() -> None:
 
 def test_service_selector_verify_waits_for_endpoints() -> None:
     ctx = shop()
-    hook = ServiceSelector(OPTS, deadline=10.5)
+    hook = ServiceSelector(FIX_SELECTORS, deadline=10.5)
     [plan] = hook.plan(ctx)
     ctx.objects["pods"][-1]["status"]["conditions"][0]["status"] = "False"  # never ready
     hook.apply(ctx, plan)
@@ -422,7 +448,7 @@ def test_stray_cni_config() -> None:
     assert hook.plan(ctx) == []
 
 
-def test_bridge_address_deletes_owned_pods_only() -> None:
+def test_bridge_address_evicts_owned_pods_only() -> None:
     ctx = healthy()
     hook = BridgeAddress(OPTS)
     assert hook.plan(ctx) == []
@@ -432,10 +458,14 @@ def test_bridge_address_deletes_owned_pods_only() -> None:
     [plan] = hook.plan(ctx)
     assert plan.disruptive
     assert [a.command for a in plan.actions] == [
-        "ip link delete cni0", "kubectl delete pod -n shop web-1", "true"]
+        "ip link delete cni0",
+        "kubectl create --raw /api/v1/namespaces/shop/pods/web-1/eviction -f - <<< "
+        "'{\"apiVersion\":\"policy/v1\",\"kind\":\"Eviction\",\"metadata\":"
+        "{\"namespace\":\"shop\",\"name\":\"web-1\"}}'", "true"]
+    assert [a.changes for a in plan.actions] == [1, 1, 0]
     assert "left alone (no controller): shop/bare" in plan.actions[2].description
     hook.apply(ctx, plan)
-    assert ctx.deleted == ["shop/web-1"]
+    assert ctx.evicted == ["shop/web-1"]
     assert hook.verify(ctx, plan) is None
     assert hook.plan(ctx) == []
 
@@ -484,7 +514,7 @@ class KubeletRestart:
 
     name: str = "kubelet-restart"
     stage: str = "system"
-    addresses: frozenset[str] = frozenset({"x"})
+    causes: frozenset[str] = frozenset({"x"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 10.0
@@ -507,20 +537,20 @@ class KubeletRestart:
                                                 (True, ["control-plane", "worker-1"])])
 def test_control_plane_guard(allow: bool, applied: list[str]) -> None:
     ctx = healthy()
-    ctx.signals, ctx.allow_control_plane = frozenset({"x"}), allow
+    ctx.causes, ctx.allow_control_plane = (("x", None),), allow
     hook = KubeletRestart()
-    out = run([hook], ctx, Decision("applied", "t"), max_disruptive=3, log=RemediationLog(None))
+    out = run([hook], ctx, Decision("applied", "t"))
     assert hook.applied == applied
     if not allow:
         assert out.steps[0].status == "skipped"
-        assert "control-plane node's runtime and kubelet" in out.steps[0].detail
+        assert "control-plane node: not changed without --allow-control-plane" \
+            in out.steps[0].detail
 
 
 def test_every_registered_hook_is_healthy_quiet() -> None:
     ctx = healthy()
-    ctx.signals = frozenset().union(*(h.addresses for h in default_hooks(OPTS).values()))
-    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"),
-              max_disruptive=3, log=RemediationLog(None))
+    ctx.causes = tuple((c, None) for h in default_hooks(OPTS).values() for c in h.causes)
+    out = run(list(default_hooks(OPTS).values()), ctx, Decision("applied", "t"))
     assert out.steps == []
     assert "api-firewall-drop" in REGISTRY
     assert (ctx.execs, ctx.patches, ctx.restarts) == ([], [], [])

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from netdoctor.lab.api import execws, tables, watch
+from netdoctor.lab.api import disruption, execws, tables, watch
 from netdoctor.lab.api.patch import apply_patch
 from netdoctor.lab.api.resources import Resource, groups
 from netdoctor.lab.api.runtime import PodRuntime
@@ -323,7 +323,11 @@ async def handle(store: Store, runtime: PodRuntime, t: Target,
         return await _exec(store, runtime, t, request)
     if t.subresource == "log" and method == "GET":
         return _logs(store, runtime, t, request)
-    if t.subresource in ("exec", "log"):
+    if t.subresource == "eviction" and method == "POST":
+        body = _check_identity(t, await read_json(request))
+        return respond(disruption.evict(store, t.namespace or "", body["metadata"]["name"]),
+                       201)
+    if t.subresource in ("exec", "log", "eviction"):
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
                        "requested resource")
     if method == "GET" and t.name:

@@ -34,7 +34,7 @@ class Resource:
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",)),
     Resource("", "v1", "Node", "nodes", False, ("no",), ("status",)),
-    Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "exec")),
+    Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "exec", "eviction")),
     Resource("", "v1", "Service", "services", True, ("svc",), ("status",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
@@ -45,6 +45,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+             ("status",)),
 )
 
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}
