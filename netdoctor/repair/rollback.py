@@ -91,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace, report_dir: Path) -> None:
-    argv = [sys.executable, "-m", "pytest", "-m", "diagnose", f"--report-dir={report_dir}",
-            "--overwrite-report", "-q", "-p", "no:cacheprovider"]
+    from netdoctor.run import pytest_argv  # the installed checks, from any folder
+
+    argv = [sys.executable, "-P", "-m", "pytest",
+            *pytest_argv("diagnose", [f"--report-dir={report_dir}", "--overwrite-report", "-q"],
+                         Path.cwd())]
     argv += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
     argv += [f"--context={args.context}"] if args.context else []
     argv += list(args.diagnose_option)
