@@ -24,6 +24,7 @@ from aiohttp import web
 from netdoctor.lab import certs, faults, manifests, nsock
 from netdoctor.lab.api.auth import Access
 from netdoctor.lab.api.defaults import Defaulter
+from netdoctor.lab.api.rbac import Authorizer, bootstrap_policy
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.server import make_app, serve
 from netdoctor.lab.api.store import Obj, Store
@@ -40,6 +41,8 @@ from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 log = logging.getLogger("netdoctor.lab")
 PODS = resource("", "pods")
 STARTUP_DEADLINE = 90.0
+AUDIT_FILE = "audit.jsonl"
+"""Every RBAC decision on a subject outside system:masters, one JSON object a line."""
 
 
 def node_names(workers: int) -> list[str]:
@@ -212,7 +215,7 @@ class Lab:
         return "; ".join(out)
 
     def _seed(self, coredns_node: str | None) -> None:
-        for group, plural, obj in manifests.cluster(self.info):
+        for group, plural, obj in [*manifests.cluster(self.info), *bootstrap_policy()]:
             if coredns_node and plural == "deployments" and obj["metadata"]["name"] == "coredns":
                 obj["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] = \
                     coredns_node
@@ -223,7 +226,8 @@ class Lab:
         tokens = {admin: Access.admin(),
                   viewer: Access("netdoctor-viewer", allowed_verbs=frozenset({"get", "list",
                                                                                "watch"}))}
-        app = make_app(self.store, LabRuntime(self.kubelet), tokens)
+        app = make_app(self.store, LabRuntime(self.kubelet), tokens,
+                       Authorizer(self.store, audit=self.dir / AUDIT_FILE))
         cp = next(n for n in self.info.nodes.values() if n.index == 0)
         local = nsock.listener_in(None, "127.0.0.1", 0)
         inner = nsock.listener_in(cp.netns, self.info.apiserver_ip, self.info.apiserver_port)

@@ -30,6 +30,7 @@ SUBRESOURCES: dict[str, tuple[str | None, tuple[str, ...], str | None, str | Non
     "log": ("Pod", ("get",), None, None),
     "exec": ("PodExecOptions", ("create", "get"), None, None),
     "scale": ("Scale", ("get", "patch", "update"), "autoscaling", "v1"),
+    "token": ("TokenRequest", ("create",), "authentication.k8s.io", "v1"),
 }
 
 
