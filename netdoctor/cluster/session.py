@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from netdoctor.cluster import permissions
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import (
     AccessProblem,
@@ -38,6 +39,8 @@ class SessionOptions:
     own_namespace: bool
     probe_image: str
     setup_timeout: float
+    mode: permissions.Mode = "validate"
+    """Whose permissions to check before starting (``deploy/rbac/<mode>.yaml``)."""
 
 
 class ClusterSession:
@@ -62,8 +65,22 @@ class ClusterSession:
         Raises:
             AccessProblem: One line saying why the cluster cannot be used.
         """
-        self.cluster = self.run(connect(Target(self.options.kubeconfig, self.options.context)))
+        try:
+            self.cluster = self.run(connect(Target(self.options.kubeconfig,
+                                                   self.options.context)))
+        except AccessProblem as exc:
+            if str(exc).startswith("forbidden:"):
+                raise AccessProblem(f"{exc}. {permissions.hint(self.options.mode)}") from None
+            raise
         cluster = self.cluster
+        try:
+            lacking = self.run(permissions.missing(cluster, self.options.mode,
+                                                   self.options.namespace,
+                                                   self.options.own_namespace))
+        except DeadlineExceeded as exc:
+            raise AccessProblem(f"the API server stopped answering: {exc}") from None
+        if lacking:
+            raise AccessProblem(permissions.message(self.options.mode, lacking))
         try:
             self.profile = self.run(read_profile(cluster))
             self.leftovers = self.run(pods.find_leftovers(cluster, self.options.run_id))
@@ -71,7 +88,8 @@ class ClusterSession:
             raise AccessProblem(f"the API server stopped answering: {exc}") from None
         except Exception as exc:
             problem = self.run(forbidden_or_none(_reraise(exc), "read the cluster"))
-            raise AccessProblem(problem or f"reading the cluster failed: {exc}") from None
+            raise AccessProblem(f"{problem}. {permissions.hint(self.options.mode)}" if problem
+                                else f"reading the cluster failed: {exc}") from None
         return self.profile
 
     async def start_probes(self) -> pods.ProbeSet:
@@ -92,10 +110,7 @@ class ClusterSession:
 
         problem = await forbidden_or_none(start(), "create the probe namespace and pods")
         if problem:
-            raise AccessProblem(
-                f"{problem}\nnetdoctor needs create/delete on namespaces (or an existing "
-                "namespace given with --probe-namespace), create/delete/get on pods and create "
-                "on pods/exec")
+            raise AccessProblem(f"{problem}. {permissions.hint(opts.mode)}")
         return self.probes
 
     def close(self) -> list[str]:

@@ -150,3 +150,31 @@ def authorize(access: Access, verb: str, res: Resource, subresource: str | None,
     if name:
         details = {"name": name, **details}
     raise ApiError(403, "Forbidden", message, details)
+
+
+def self_access_review(access: Access, authorizer: Authorizer, body: Obj | None) -> Obj:
+    """``POST selfsubjectaccessreviews``: may the caller do what ``spec`` describes?"""
+    spec = dict((body or {}).get("spec") or {})
+    ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if ra:
+        verb = str(ra.get("verb", ""))
+        target = str(ra.get("resource", "")) + (f"/{ra['subresource']}"
+                                                if ra.get("subresource") else "")
+        attrs = Attributes(access.user, access.groups, verb, str(ra.get("group", "")),
+                           str(ra.get("resource", "")), ra.get("subresource") or None,
+                           ra.get("namespace") or None, ra.get("name") or None)
+        static_ok = access.permits(verb, target)
+    elif nra:
+        attrs = Attributes(access.user, access.groups, str(nra.get("verb", "")), "", "", None,
+                           None, None, path=str(nra.get("path", "")))
+        static_ok = True
+    else:
+        raise ApiError(422, "Invalid", "SelfSubjectAccessReview.authorization.k8s.io is invalid: "
+                       "spec: Invalid value: exactly one of nonResourceAttributes or "
+                       "resourceAttributes must be specified")
+    allowed = static_ok and (not access.rbac or authorizer.allows(attrs, record=False))
+    status: Obj = {"allowed": allowed}
+    if allowed and access.rbac:
+        status["reason"] = "allowed by RBAC"
+    return {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}

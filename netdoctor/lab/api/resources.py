@@ -50,6 +50,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     Resource(RBAC, "v1", "Role", "roles", True),
     Resource(RBAC, "v1", "RoleBinding", "rolebindings", True),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+             False, verbs=("create",)),
 )
 
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}

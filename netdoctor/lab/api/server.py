@@ -15,7 +15,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from netdoctor.lab.api import discovery
-from netdoctor.lab.api.auth import Access, authenticate, authorize, authorize_path, issue_token
+from netdoctor.lab.api.auth import (
+    Access,
+    authenticate,
+    authorize,
+    authorize_path,
+    issue_token,
+    self_access_review,
+)
 from netdoctor.lab.api.crud import NOT_FOUND, Target, handle, read_json, respond
 from netdoctor.lab.api.rbac import Authorizer
 from netdoctor.lab.api.runtime import PodRuntime
@@ -116,9 +123,14 @@ async def _resource(request: web.Request, group: str, version: str,
         # A websocket upgrade is a GET: "get" by its method, and "create" as well (the
         # check real API servers add so a websocket needs what a SPDY POST needs).
         verbs.insert(0, "get")
-    for verb in verbs:
+    # Every authenticated user may ask what it may do (system:basic-user).
+    for verb in verbs if target.res.plural != "selfsubjectaccessreviews" else ():
         authorize(access, verb, target.res, target.subresource, target.namespace, target.name,
                   authorizer)
+    if target.res.plural == "selfsubjectaccessreviews":
+        if request.method != "POST":
+            raise NOT_FOUND
+        return respond(self_access_review(access, authorizer, await read_json(request)), 201)
     if target.res.plural == "serviceaccounts" and target.subresource == "token":
         if request.method != "POST" or target.namespace is None or target.name is None:
             raise NOT_FOUND
