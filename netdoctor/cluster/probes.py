@@ -58,10 +58,50 @@ def namespace_spec(name: str, run_id: str) -> dict[str, Any]:
 
 
 HOST_ROOT = "/host"  # where node-level pods see the node's filesystem
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+                      "ErrImageNeverPull")
+# Seconds a probe may keep failing to pull before its node counts as an image problem: a
+# registry hiccup clears within one retry; a missing image or credential never does.
+IMAGE_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the suite's pods may run and how they pull their images.
+
+    Example:
+        >>> Placement(arches=("amd64",)).refuses({"kubernetes.io/arch": "s390x",
+        ...                                       "kubernetes.io/os": "linux"})
+        'node is linux/s390x; the probe images are for linux/amd64 (--image-arch)'
+    """
+
+    pull_secrets: tuple[str, ...] = ()
+    arches: tuple[str, ...] = ("amd64", "arm64")
+
+    def refuses(self, node_labels: Mapping[str, str]) -> str | None:
+        """Why a node with these labels gets no probe, or ``None``."""
+        os_, arch = node_labels.get(OS_LABEL, ""), node_labels.get(ARCH_LABEL, "")
+        if os_ == "linux" and arch in self.arches:
+            return None
+        return (f"node is {os_ or '?'}/{arch or '?'}; the probe images are for "
+                f"linux/{', '.join(self.arches)} (--image-arch)")
+
+    def apply(self, pod_spec: dict[str, Any]) -> dict[str, Any]:
+        """Add the node selection and pull secrets to a pod spec (returned for chaining)."""
+        pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": OS_LABEL, "operator": "In", "values": ["linux"]},
+                {"key": ARCH_LABEL, "operator": "In", "values": list(self.arches)}]}]}}}
+        if self.pull_secrets:
+            pod_spec["imagePullSecrets"] = [{"name": n} for n in self.pull_secrets]
+        return pod_spec
 
 
 def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
-                   node_level: bool = False, writable: bool = False) -> dict[str, Any]:
+                   node_level: bool = False, writable: bool = False,
+                   placement: Placement | None = None) -> dict[str, Any]:
     """The one spec every pod of a run is built from.
 
     Pod probes live in the pod network. ``node_level`` pods (node probes, and with
@@ -93,6 +133,7 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
         "enableServiceLinks": False,
         "containers": [container],
     }
+    (placement or Placement()).apply(spec)
     if node_level:
         spec.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet",
                     volumes=[{"name": "host", "hostPath": {"path": "/"}}])
@@ -118,6 +159,11 @@ class ProbeFailure:
     events: tuple[str, ...]
 
     @property
+    def image_problem(self) -> bool:
+        """The node could not pull the probe image (a setup problem, not a network one)."""
+        return self.reason.startswith("image problem")
+
+    @property
     def network_setup_failed(self) -> bool:
         """The pod network could not be set up on the node (a finding, not a setup error)."""
         return any(r in line for line in self.events for r in NETWORK_SETUP_REASONS)
@@ -135,6 +181,7 @@ class ProbeSet:
     created: list[tuple[str, str]] = field(default_factory=list)
     """(kind, name) in creation order; removed in reverse."""
     wait_seconds: float = 0.0
+    placement: Placement = field(default_factory=Placement)
 
 
 def pod_ready(obj: Mapping[str, Any]) -> bool:
@@ -155,6 +202,15 @@ def pod_problem(obj: Mapping[str, Any]) -> str:
             return f"terminated: {term.get('reason', '')} exit {term.get('exitCode')}"
     phase = status.get("phase", "Pending")
     return f"{phase}{': ' + status['message'] if status.get('message') else ''}"
+
+
+def image_pull_problem(obj: Mapping[str, Any]) -> str | None:
+    """``Reason: message`` of a container that cannot get its image, else ``None``."""
+    for cs in obj.get("status", {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_PULL_REASONS:
+            return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    return None
 
 
 def event_lines(events: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -189,11 +245,15 @@ async def create_probes(
 ) -> list[k8s.Pod]:
     """Create one probe per Ready node, concurrently."""
     for node in nodes:
+        refused = probes.placement.refuses(node.labels) if node.labels else None
         if not node.ready:
             probes.skipped_nodes[node.name] = "node is not Ready"
-    targets = [n for n in nodes if n.ready]
+        elif refused:
+            probes.skipped_nodes[node.name] = refused
+    targets = [n for n in nodes if n.name not in probes.skipped_nodes]
     pods = [k8s.Pod(probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
-                                   run_id=probes.run_id), api=cluster.api) for n in targets]
+                                   run_id=probes.run_id, placement=probes.placement),
+                    api=cluster.api) for n in targets]
 
     async def create(pod: k8s.Pod) -> None:
         await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
@@ -219,6 +279,7 @@ async def wait_ready(
     pending = {p.name: p for p in pods}
     by_name: dict[str, Mapping[str, Any]] = {}
     given_up: set[str] = set()
+    pulling_since: dict[str, float] = {}
     next_event_check = started + network_grace
     while pending.keys() - given_up and time.monotonic() < end:
         listed = await cluster.list("pods", namespace=probes.namespace,
@@ -234,6 +295,11 @@ async def wait_ready(
                 del pending[name]
             elif obj is not None and _hopeless(obj):
                 given_up.add(name)
+            elif obj is not None and image_pull_problem(obj):
+                first = pulling_since.setdefault(name, time.monotonic())
+                if time.monotonic() - first >= IMAGE_GRACE or \
+                        str(image_pull_problem(obj)).startswith("InvalidImageName"):
+                    given_up.add(name)
         if time.monotonic() >= next_event_check:
             next_event_check = time.monotonic() + 2.0
             for name in pending.keys() - given_up:
@@ -249,6 +315,9 @@ async def wait_ready(
         events = await object_events(cluster, probes.namespace, name)
         if _hopeless(obj):
             reason = f"cannot start: {pod_problem(obj)}"
+        elif image_pull_problem(obj):
+            reason = (f"image problem on {node}: {image_pull_problem(obj)} (mirror the image "
+                      "or give --image-pull-secret; see docs/images.md)")
         elif name in given_up:
             reason = f"pod network cannot be set up on {node}: {pod_problem(obj)}"
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +39,8 @@ class SessionOptions:
     own_namespace: bool
     probe_image: str
     setup_timeout: float
+    placement: pods.Placement = field(default_factory=pods.Placement)
+    """Node selection and image pull secrets of the probe pods."""
     mode: permissions.Mode = "validate"
     """Whose permissions to check before starting (``deploy/rbac/<mode>.yaml``)."""
 
@@ -51,7 +53,8 @@ class ClusterSession:
         self._runner = asyncio.Runner()
         self.cluster: Cluster | None = None
         self.profile: ClusterProfile | None = None
-        self.probes = pods.ProbeSet(options.namespace, options.run_id)
+        self.probes = pods.ProbeSet(options.namespace, options.run_id,
+                                    placement=options.placement)
         self.leftovers: list[pods.Leftover] = []
         self.closed = False
 

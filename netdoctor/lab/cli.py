@@ -60,6 +60,14 @@ def add_parser(sub: Any) -> None:
     up = cmd("up", "build the lab and wait until its system pods reach the scenario's state")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(faults.SCENARIOS)}")
+    up.add_argument("--image", action="append", default=[], metavar="REF",
+                    help="an image the lab's registry serves besides its own (repeatable); "
+                    "pods with any other image fail to pull (ErrImagePull, ImagePullBackOff)")
+    up.add_argument("--pod-security", default="privileged",
+                    choices=("privileged", "baseline", "restricted"),
+                    help="Pod Security Admission level enforced in namespaces without a "
+                    "pod-security.kubernetes.io/enforce label (default: privileged, as "
+                    "Kubernetes' own default)")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
@@ -134,6 +142,9 @@ def up(args: argparse.Namespace) -> int:
                 str(args.workers),
                 "--scenario",
                 args.scenario,
+                "--pod-security",
+                args.pod_security,
+                *(f"--image={image}" for image in args.image),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

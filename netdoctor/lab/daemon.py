@@ -130,13 +130,16 @@ async def wait_async(check: Callable[[], Awaitable[bool]], deadline: float, what
 class Lab:
     """One running lab."""
 
-    def __init__(self, state: LabState) -> None:
+    def __init__(self, state: LabState, images: tuple[str, ...] = (),
+                 pod_security: str = "privileged") -> None:
         self.state = state
+        self.pod_security = pod_security
         self.dir = Path(state.state_dir)
         self.info = lab_info(self.dir, state.workers)
         self.store = Store()
         self.store.admission.append(Defaulter(self.store))
         self.kubelet = Kubelet(self.store, self.info)
+        self.kubelet.registry.add(images)
         self.ctx = faults.LabContext(self.store, self.info, self._kill_containers)
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
@@ -307,9 +310,10 @@ class Lab:
         await topology.destroy(self.info.prefix, self.dir)
 
 
-async def amain(state: LabState) -> int:
+async def amain(state: LabState, images: tuple[str, ...] = (),
+                pod_security: str = "privileged") -> int:
     """Run the lab until SIGTERM/SIGINT or a shutdown request."""
-    lab = Lab(state)
+    lab = Lab(state, images, pod_security)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lab.stop.set)
@@ -343,12 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scenario", default="healthy")
+    parser.add_argument("--image", action="append", default=[])
+    parser.add_argument("--pod-security", default="privileged",
+                        choices=("privileged", "baseline", "restricted"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = LabState(state_dir=str(args.state_dir.resolve()), prefix=prefix_for(args.state_dir),
                      workers=args.workers, scenario=args.scenario, pid=os.getpid())
     state.save()
-    return asyncio.run(amain(state))
+    return asyncio.run(amain(state, tuple(args.image), args.pod_security))
 
 
 if __name__ == "__main__":

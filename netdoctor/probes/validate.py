@@ -100,7 +100,8 @@ async def start_node_probes(cluster: Cluster, probes: pods.ProbeSet, nodes: Sequ
                             image: str, timeout: float) -> None:
     """One privileged hostNetwork probe per node (read-only view of the node at /host)."""
     created = [k8s.Pod(pods.probe_pod_spec(node=n, namespace=probes.namespace, image=image,
-                                           run_id=probes.run_id, node_level=True),
+                                           run_id=probes.run_id, node_level=True,
+                                           placement=probes.placement),
                        api=cluster.api) for n in nodes]
 
     async def create(pod: k8s.Pod) -> None:

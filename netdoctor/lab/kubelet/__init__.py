@@ -13,6 +13,7 @@ from netdoctor.lab.api.store import ApiError, Obj, Store, now
 from netdoctor.lab.containers import LabInfo
 from netdoctor.lab.kubelet.pod import PodWorker
 from netdoctor.lab.kubelet.status import unschedulable_status
+from netdoctor.lab.registry import Registry
 from netdoctor.lab.scheduling import pick_node
 
 log = logging.getLogger("netdoctor.lab.kubelet")
@@ -33,6 +34,7 @@ class Kubelet:
     ) -> None:
         self.store, self.lab = store, lab
         self.backoff_scale, self.probe_scale = backoff_scale, probe_scale
+        self.registry = Registry()
         self.workers: dict[str, PodWorker] = {}
         self.stopping: dict[str, asyncio.Task[None]] = {}
         self._unschedulable: dict[str, str] = {}
