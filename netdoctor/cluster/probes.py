@@ -51,10 +51,15 @@ def labels(run_id: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGER, RUN_ID: run_id}
 
 
-def namespace_spec(name: str, run_id: str) -> dict[str, Any]:
-    """The run's own probe namespace."""
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def namespace_spec(name: str, run_id: str, pod_security: str = "privileged") -> dict[str, Any]:
+    """The run's own probe namespace, labelled with the Pod Security level its pods need
+    (``privileged`` for node probes, ``baseline`` for pod probes alone)."""
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": labels(run_id)}}
+            "metadata": {"name": name, "labels": {**labels(run_id),
+                                                  POD_SECURITY_LABEL: pod_security}}}
 
 
 HOST_ROOT = "/host"  # where node-level pods see the node's filesystem
@@ -182,6 +187,8 @@ class ProbeSet:
     """(kind, name) in creation order; removed in reverse."""
     wait_seconds: float = 0.0
     placement: Placement = field(default_factory=Placement)
+    pod_security: str = "privileged"
+    """The Pod Security level the run's own namespace is labelled with."""
 
 
 def pod_ready(obj: Mapping[str, Any]) -> bool:
@@ -235,9 +242,23 @@ async def ensure_namespace(cluster: Cluster, probes: ProbeSet, create: bool) -> 
     """Create the run's namespace (only when it is ours to create)."""
     if not create:
         return
-    ns = k8s.Namespace(namespace_spec(probes.namespace, probes.run_id), api=cluster.api)
+    ns = k8s.Namespace(namespace_spec(probes.namespace, probes.run_id, probes.pod_security),
+                       api=cluster.api)
     await bounded(ns.create(), cluster.timeout, f"create namespace {probes.namespace}")
     probes.created.append(("namespace", probes.namespace))
+
+
+async def admitted(cluster: Cluster, namespace: str, spec: Mapping[str, Any]) -> None:
+    """Ask the API server to admit ``spec`` without creating it (``dryRun=All``).
+
+    One request before creating a batch: a refusal (RBAC, Pod Security Admission, a
+    policy webhook) comes back once, with the server's words, instead of once per pod.
+
+    Raises:
+        kr8s.ServerError: The server refused the pod.
+    """
+    await cluster.request("POST", "pods", namespace=namespace, params={"dryRun": "All"},
+                          body=dict(spec), what=f"admission of pod {spec['metadata']['name']}")
 
 
 async def create_probes(
@@ -254,6 +275,8 @@ async def create_probes(
     pods = [k8s.Pod(probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
                                    run_id=probes.run_id, placement=probes.placement),
                     api=cluster.api) for n in targets]
+    if pods:
+        await admitted(cluster, probes.namespace, pods[0].raw)
 
     async def create(pod: k8s.Pod) -> None:
         await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")

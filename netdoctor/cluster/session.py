@@ -41,6 +41,8 @@ class SessionOptions:
     setup_timeout: float
     placement: pods.Placement = field(default_factory=pods.Placement)
     """Node selection and image pull secrets of the probe pods."""
+    pod_security: str = "privileged"
+    """Pod Security level of the run's own namespace (baseline without node probes)."""
     mode: permissions.Mode = "validate"
     """Whose permissions to check before starting (``deploy/rbac/<mode>.yaml``)."""
 
@@ -54,7 +56,8 @@ class ClusterSession:
         self.cluster: Cluster | None = None
         self.profile: ClusterProfile | None = None
         self.probes = pods.ProbeSet(options.namespace, options.run_id,
-                                    placement=options.placement)
+                                    placement=options.placement,
+                                    pod_security=options.pod_security)
         self.leftovers: list[pods.Leftover] = []
         self.closed = False
 
@@ -84,6 +87,8 @@ class ClusterSession:
             raise AccessProblem(f"the API server stopped answering: {exc}") from None
         if lacking:
             raise AccessProblem(permissions.message(self.options.mode, lacking))
+        if not self.options.own_namespace:
+            self._check_admission(cluster)
         try:
             self.profile = self.run(read_profile(cluster))
             self.leftovers = self.run(pods.find_leftovers(cluster, self.options.run_id))
@@ -94,6 +99,32 @@ class ClusterSession:
             raise AccessProblem(f"{problem}. {permissions.hint(self.options.mode)}" if problem
                                 else f"reading the cluster failed: {exc}") from None
         return self.profile
+
+    def _check_admission(self, cluster: Cluster) -> None:
+        """In a namespace the run did not make, ask (dry run, one pod at a time) whether its
+        pods will be admitted, so that a policy refusal is one clear line up front."""
+        opts = self.options
+        kinds = [False, True] if opts.pod_security == "privileged" else [False]
+        for node_level in kinds:
+            spec = pods.probe_pod_spec(node="admission-check", namespace=opts.namespace,
+                                       image=opts.probe_image, run_id=opts.run_id,
+                                       node_level=node_level, placement=opts.placement)
+            problem = self.run(forbidden_or_none(
+                pods.admitted(cluster, opts.namespace, spec),
+                f"admit {'node probes' if node_level else 'probe pods'} in namespace "
+                f"{opts.namespace}"))
+            if problem:
+                raise AccessProblem(self._explain(problem))
+
+    def _explain(self, problem: str) -> str:
+        opts = self.options
+        if problem.startswith("policy rejection"):
+            return (f"{problem}. The probe pods need Pod Security level baseline and node "
+                    "probes privileged; netdoctor labels its own namespace "
+                    f"pod-security.kubernetes.io/enforce={opts.pod_security}. With "
+                    "--probe-namespace, that namespace must allow it; --no-node-probes needs "
+                    "only baseline")
+        return f"{problem}. {permissions.hint(opts.mode)}"
 
     async def start_probes(self) -> pods.ProbeSet:
         """Create the namespace and probes and wait for them (call once per run).
@@ -113,7 +144,7 @@ class ClusterSession:
 
         problem = await forbidden_or_none(start(), "create the probe namespace and pods")
         if problem:
-            raise AccessProblem(f"{problem}. {permissions.hint(opts.mode)}")
+            raise AccessProblem(self._explain(problem))
         return self.probes
 
     def close(self) -> list[str]:

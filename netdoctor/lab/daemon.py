@@ -24,6 +24,7 @@ from aiohttp import web
 from netdoctor.lab import certs, faults, manifests, nsock
 from netdoctor.lab.api.auth import Access
 from netdoctor.lab.api.defaults import Defaulter
+from netdoctor.lab.api.podsecurity import PodSecurity
 from netdoctor.lab.api.rbac import Authorizer, bootstrap_policy
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.server import make_app, serve
@@ -166,6 +167,10 @@ class Lab:
         self.web = await external.start_web(router.netns, lab_certs.web_cert)
         scenario = faults.SCENARIOS[self.state.scenario]
         self._seed(scenario.coredns_node)
+        # The system namespaces are exempt, as clusters that enforce a default exempt them.
+        system = [n["metadata"]["name"] for n in self.store.items(resource("", "namespaces"))
+                  if n["metadata"]["name"] != "default"]
+        self.store.admission.append(PodSecurity(self.store, self.pod_security, exempt=system))
         for step in scenario.boot:
             await self.inject(step.fault, step.node)
         await self._serve(lab_certs)

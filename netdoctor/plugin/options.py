@@ -209,6 +209,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("image_arch", "node architectures the probe images exist for; probes run only "
                "on Linux nodes of these (kubernetes.io/arch; repeatable)", _dns_label,
                DEFAULT_IMAGE_ARCHES, kind="list", metavar="ARCH"),
+    OptionSpec("no_node_probes", "run unprivileged probes only: no hostNetwork/privileged node "
+               "probes, so node-fact checks and the causes that need them are skipped (the "
+               "probe namespace then asks Pod Security level baseline, not privileged)",
+               _bool, False, kind="flag"),
     OptionSpec("external_dns", "resolver outside the cluster used to tell cluster DNS faults "
                "from upstream faults", _ip, "1.1.1.1", metavar="IP"),
     OptionSpec("external_name", "name outside the cluster that pods resolve through the cluster "
@@ -275,6 +279,7 @@ class Settings:
     echo_image: str
     image_pull_secret: tuple[str, ...]
     image_arch: tuple[str, ...]
+    no_node_probes: bool
     external_dns: str
     external_name: str
     external_url: str

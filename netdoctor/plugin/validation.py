@@ -73,6 +73,9 @@ def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> 
     causes = rank(obs)
     config.stash[CAUSES] = causes
     summary["root_causes"] = [c.to_json() for c in causes]
+    unread = inputs.validation.errors.get("node-probes")
+    if unread:
+        summary["root_causes_not_evaluated"] = {"node_facts": unread}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -87,6 +90,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
         terminalreporter.write_line(redact(cause_line(c)), red=True)
     if not causes:
         terminalreporter.write_line("none found")
+    unread = inputs.validation.errors.get("node-probes")
+    if unread:
+        terminalreporter.write_line(f"causes read from node facts not evaluated: {unread}",
+                                    yellow=True)
     nodes = [n.name for n in inputs.profile.ready_nodes]
     for m in matrices(inputs.validation, nodes):
         terminalreporter.write_line("")
