@@ -83,7 +83,8 @@ class Target:
 
     def describe(self) -> str:
         """``kubeconfig X, context Y`` for messages."""
-        where = str(self.kubeconfig) if self.kubeconfig else "$KUBECONFIG or ~/.kube/config"
+        where = str(self.kubeconfig) if self.kubeconfig else (
+            "$KUBECONFIG or ~/.kube/config, else the pod's ServiceAccount (in-cluster)")
         return f"kubeconfig {where}, context {self.context or '(current)'}"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.selectors import match_labels
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
+from netdoctor.lab.jobs import reconcile_jobs
 from netdoctor.lab.scheduling import daemon_spec, fits
 
 log = logging.getLogger("netdoctor.lab.controllers")
@@ -134,7 +135,8 @@ class ControllerManager:
 
     def reconcile(self) -> None:
         """One pass of every controller."""
-        for step in (self._deployments, self._replicasets, self._daemonsets, self._endpoints):
+        for step in (self._deployments, self._replicasets, self._daemonsets, self._endpoints,
+                     self._jobs):
             try:
                 step()
             except ApiError:
@@ -142,6 +144,9 @@ class ControllerManager:
                 continue
             except Exception:  # a bug in one controller must not stop the others
                 log.exception("controller %s failed; retrying on the next event", step.__name__)
+
+    def _jobs(self) -> None:
+        reconcile_jobs(self.store)
 
     # -- Deployments ---------------------------------------------------------------------
     def _deployments(self) -> None:

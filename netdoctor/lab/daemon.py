@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from netdoctor.lab import certs, faults, manifests, nsock
-from netdoctor.lab.api.auth import Access
+from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
 from netdoctor.lab.api.podsecurity import PodSecurity
 from netdoctor.lab.api.rbac import Authorizer, bootstrap_policy
@@ -234,6 +234,8 @@ class Lab:
         tokens = {admin: Access.admin(),
                   viewer: Access("netdoctor-viewer", allowed_verbs=frozenset({"get", "list",
                                                                                "watch"}))}
+        self.kubelet.token_issuer = lambda ns, name: str(issue_token(
+            tokens, self.store, ns, name, None)["status"]["token"])
         app = make_app(self.store, LabRuntime(self.kubelet), tokens,
                        Authorizer(self.store, audit=self.dir / AUDIT_FILE))
         cp = next(n for n in self.info.nodes.values() if n.index == 0)

@@ -16,8 +16,10 @@ Example:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from netdoctor.lab.containers import builtin_for
 
@@ -63,6 +65,24 @@ def normalize(image: str) -> str:
     return name + at + digest
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What an image's config sets for its containers: PATH and the working directory."""
+
+    path: str
+    workdir: str
+
+
+def product_image(image: str) -> bool:
+    """An image of netdoctor itself (repository ``.../netdoctor``): in the lab it runs this
+    checkout with the lab's own Python, as an image built from it would."""
+    return normalize(image).split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "netdoctor"
+
+
 @dataclass
 class Registry:
     """What the nodes can pull."""
@@ -72,6 +92,12 @@ class Registry:
     def add(self, images: Iterable[str]) -> None:
         """Make more images pullable."""
         self.images |= {normalize(i) for i in images}
+
+    def config(self, image: str) -> ImageConfig | None:
+        """The image config the lab knows for ``image`` (only netdoctor's own image)."""
+        if not product_image(image):
+            return None
+        return ImageConfig(f"{Path(sys.executable).parent}:{DEFAULT_PATH}", str(CHECKOUT))
 
     def pull_error(self, image: str) -> str | None:
         """Why pulling ``image`` fails as containerd words it, or ``None`` when it pulls."""

@@ -50,6 +50,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     Resource(RBAC, "v1", "Role", "roles", True),
     Resource(RBAC, "v1", "RoleBinding", "rolebindings", True),
+    Resource("batch", "v1", "Job", "jobs", True, (), ("status",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
              False, verbs=("create",)),
 )

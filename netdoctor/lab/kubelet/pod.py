@@ -13,6 +13,7 @@ from netdoctor.lab.api.store import Obj, now
 from netdoctor.lab.containers import ContainerContext, NodeInfo, builtin_for
 from netdoctor.lab.kubelet import process
 from netdoctor.lab.kubelet.probes import run_probe
+from netdoctor.lab.kubelet.serviceaccount import token_volume
 from netdoctor.lab.kubelet.status import ContainerState, container_id, pod_status
 from netdoctor.lab.net import pods as podnet
 from netdoctor.lab.registry import parse_error
@@ -347,13 +348,19 @@ class PodWorker:
     def argv(self, spec: Obj, pod: Obj, command: list[str] | None = None) -> list[str]:
         """The host argv that runs ``command`` (default: the container's own) in the container."""
         env = process.container_env(pod, spec, self.node, self.k.lab)
+        image = self.k.registry.config(spec["image"])
+        if image is not None and not any(e["name"] == "PATH" for e in spec.get("env") or []):
+            env["PATH"] = image.path
         mounts = process.mounts_for(pod, spec, self.node, self.dir / "volumes")
+        token = token_volume(pod, self.k.store, self.dir / "volumes" / "kube-api-access",
+                             self.k.lab.ca_file, self.k.token_issuer)
         return process.launch_argv(
             self.netns,
             env,
             command or process.command_of(spec),
-            mounts,
+            [*mounts, *([token] if token else [])],
             self.k.lab.state_dir / "mountpoints",
+            spec.get("workingDir") or (image.workdir if image else None),
         )
 
     def kill(self, name: str) -> None:
