@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netdoctor.cluster.client import Cluster, status_code
+from netdoctor.cluster.images import Placement, image_pull_problem
 from netdoctor.cluster.probes import (
     NETWORK_GRACE,
     NETWORK_SETUP_REASONS,
     NODE_LABEL,
     RUN_ID,
-    Placement,
-    image_pull_problem,
     labels,
     object_events,
     pod_problem,

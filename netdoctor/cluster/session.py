@@ -23,6 +23,7 @@ from netdoctor.cluster.client import (
     connect,
     forbidden_or_none,
 )
+from netdoctor.cluster.images import Placement
 from netdoctor.cluster.profile import ClusterProfile, read_profile
 
 T = TypeVar("T")
@@ -39,7 +40,7 @@ class SessionOptions:
     own_namespace: bool
     probe_image: str
     setup_timeout: float
-    placement: pods.Placement = field(default_factory=pods.Placement)
+    placement: Placement = field(default_factory=Placement)
     """Node selection and image pull secrets of the probe pods."""
     pod_security: str = "privileged"
     """Pod Security level of the run's own namespace (baseline without node probes)."""

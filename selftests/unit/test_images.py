@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from netdoctor.cluster.echo import echo_deployment_spec
-from netdoctor.cluster.probes import Placement, image_pull_problem, probe_pod_spec
+from netdoctor.cluster.images import Placement, image_pull_problem
+from netdoctor.cluster.probes import probe_pod_spec
 from netdoctor.lab.registry import Registry, normalize, parse_error
 from netdoctor.plugin.options import resolve_settings
 
