@@ -27,6 +27,10 @@ LIST_PAGE = 500
 """Objects per list request (the API server pages larger lists with ``continue``)."""
 
 
+POLICY_MARKS = ("violates PodSecurity", "admission webhook")
+"""A 403 with these words is an admission policy refusing the object, not RBAC."""
+
+
 class DeadlineExceeded(Exception):
     """A bounded call did not finish in time; the message names what was awaited."""
 
@@ -63,6 +67,8 @@ def classify_http(code: int, message: str, action: str) -> str:
     if code == 401:
         return (f"unauthorized: {action} was rejected with 401; the credentials in the "
                 "kubeconfig are missing, wrong or expired (log in again or renew the token)")
+    if code == 403 and any(mark in message for mark in POLICY_MARKS):
+        return f"policy rejection: {action}: {message}"
     if code == 403:
         return f"forbidden: {action}: {message}"
     return f"{action} failed with HTTP {code}: {message}"
@@ -77,7 +83,8 @@ class Target:
 
     def describe(self) -> str:
         """``kubeconfig X, context Y`` for messages."""
-        where = str(self.kubeconfig) if self.kubeconfig else "$KUBECONFIG or ~/.kube/config"
+        where = str(self.kubeconfig) if self.kubeconfig else (
+            "$KUBECONFIG or ~/.kube/config, else the pod's ServiceAccount (in-cluster)")
         return f"kubeconfig {where}, context {self.context or '(current)'}"
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netdoctor.cluster.client import Cluster, status_code
+from netdoctor.cluster.images import Placement, image_pull_problem
 from netdoctor.cluster.probes import (
     NETWORK_GRACE,
     NETWORK_SETUP_REASONS,
@@ -53,7 +54,8 @@ def echo_labels(run_id: str) -> dict[str, str]:
 
 
 def echo_deployment_spec(*, node: str, namespace: str, run_id: str,
-                         image: str = ECHO_IMAGE) -> dict[str, Any]:
+                         image: str = ECHO_IMAGE,
+                         placement: Placement | None = None) -> dict[str, Any]:
     """A one-replica echo Deployment pinned to ``node`` (tolerates every taint)."""
     pod_labels = {**labels(run_id), **echo_labels(run_id), NODE_LABEL: node[:63]}
     return {
@@ -63,7 +65,8 @@ def echo_deployment_spec(*, node: str, namespace: str, run_id: str,
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {**echo_labels(run_id), NODE_LABEL: node[:63]}},
-            "template": {"metadata": {"labels": pod_labels}, "spec": {
+            "template": {"metadata": {"labels": pod_labels}, "spec": (
+                placement or Placement()).apply({
                 "nodeName": node,
                 "tolerations": [{"operator": "Exists"}],
                 "terminationGracePeriodSeconds": 0,
@@ -77,7 +80,7 @@ def echo_deployment_spec(*, node: str, namespace: str, run_id: str,
                                        "periodSeconds": 1},
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
                 }],
-            }},
+            })},
         },
     }
 
@@ -111,6 +114,8 @@ class Echo:
 
     namespace: str
     run_id: str
+    image: str = ECHO_IMAGE
+    placement: Placement = field(default_factory=Placement)
     cluster_ip: str = ""
     node_port: int = 0
     pods: dict[str, EchoPod] = field(default_factory=dict)
@@ -144,7 +149,9 @@ async def deploy(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout: fl
     echo.node_port = int((svc.get("spec", {}).get("ports") or [{}])[0].get("nodePort") or 0)
     await asyncio.gather(*(_create(cluster, echo, "deployments", "apps/v1",
                                    echo_deployment_spec(node=n, namespace=echo.namespace,
-                                                        run_id=echo.run_id)) for n in nodes))
+                                                        run_id=echo.run_id, image=echo.image,
+                                                        placement=echo.placement))
+                           for n in nodes))
     await wait_pods(cluster, echo, nodes, timeout, network_grace)
     return echo
 
@@ -200,8 +207,10 @@ async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout:
         name = obj["metadata"]["name"]
         ready = pod_ready(obj)
         events = () if ready else await object_events(cluster, echo.namespace, name)
+        pull = image_pull_problem(obj)
+        problem = f"image problem on {n}: {pull}" if pull else pod_problem(obj)
         echo.pods[n] = EchoPod(n, name, str(obj.get("status", {}).get("podIP") or ""), ready,
-                               "" if ready else pod_problem(obj), events)
+                               "" if ready else problem, events)
 
 
 async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> bool:
@@ -209,7 +218,7 @@ async def _hopeless(cluster: Cluster, echo: Echo, obj: Mapping[str, Any]) -> boo
     # measured as it is (its paths show why), and one whose network cannot be set up
     # will not get one until someone fixes the node.
     status = obj.get("status", {})
-    if status.get("podIP") and status.get("phase") == "Running":
+    if (status.get("podIP") and status.get("phase") == "Running") or image_pull_problem(obj):
         return True
     lines = await object_events(cluster, echo.namespace, obj["metadata"]["name"])
     return any(r in ln for ln in lines for r in NETWORK_SETUP_REASONS)

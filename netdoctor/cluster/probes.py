@@ -23,6 +23,7 @@ import kr8s.asyncio.objects as k8s
 
 from netdoctor.cluster.client import Cluster, bounded, status_code
 from netdoctor.cluster.exec import ExecTarget
+from netdoctor.cluster.images import IMAGE_GRACE, Placement, image_pull_problem
 from netdoctor.cluster.profile import NodeInfo
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -51,17 +52,21 @@ def labels(run_id: str) -> dict[str, str]:
     return {MANAGED_BY: MANAGER, RUN_ID: run_id}
 
 
-def namespace_spec(name: str, run_id: str) -> dict[str, Any]:
-    """The run's own probe namespace."""
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def namespace_spec(name: str, run_id: str, pod_security: str = "privileged") -> dict[str, Any]:
+    """The run's own probe namespace, labelled with the Pod Security level its pods need
+    (``privileged`` for node probes, ``baseline`` for pod probes alone)."""
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": labels(run_id)}}
+            "metadata": {"name": name, "labels": {**labels(run_id),
+                                                  POD_SECURITY_LABEL: pod_security}}}
 
 
 HOST_ROOT = "/host"  # where node-level pods see the node's filesystem
-
-
 def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
-                   node_level: bool = False, writable: bool = False) -> dict[str, Any]:
+                   node_level: bool = False, writable: bool = False,
+                   placement: Placement | None = None) -> dict[str, Any]:
     """The one spec every pod of a run is built from.
 
     Pod probes live in the pod network. ``node_level`` pods (node probes, and with
@@ -93,6 +98,7 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
         "enableServiceLinks": False,
         "containers": [container],
     }
+    (placement or Placement()).apply(spec)
     if node_level:
         spec.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet",
                     volumes=[{"name": "host", "hostPath": {"path": "/"}}])
@@ -118,6 +124,11 @@ class ProbeFailure:
     events: tuple[str, ...]
 
     @property
+    def image_problem(self) -> bool:
+        """The node could not pull the probe image (a setup problem, not a network one)."""
+        return self.reason.startswith("image problem")
+
+    @property
     def network_setup_failed(self) -> bool:
         """The pod network could not be set up on the node (a finding, not a setup error)."""
         return any(r in line for line in self.events for r in NETWORK_SETUP_REASONS)
@@ -135,6 +146,9 @@ class ProbeSet:
     created: list[tuple[str, str]] = field(default_factory=list)
     """(kind, name) in creation order; removed in reverse."""
     wait_seconds: float = 0.0
+    placement: Placement = field(default_factory=Placement)
+    pod_security: str = "privileged"
+    """The Pod Security level the run's own namespace is labelled with."""
 
 
 def pod_ready(obj: Mapping[str, Any]) -> bool:
@@ -179,9 +193,23 @@ async def ensure_namespace(cluster: Cluster, probes: ProbeSet, create: bool) -> 
     """Create the run's namespace (only when it is ours to create)."""
     if not create:
         return
-    ns = k8s.Namespace(namespace_spec(probes.namespace, probes.run_id), api=cluster.api)
+    ns = k8s.Namespace(namespace_spec(probes.namespace, probes.run_id, probes.pod_security),
+                       api=cluster.api)
     await bounded(ns.create(), cluster.timeout, f"create namespace {probes.namespace}")
     probes.created.append(("namespace", probes.namespace))
+
+
+async def admitted(cluster: Cluster, namespace: str, spec: Mapping[str, Any]) -> None:
+    """Ask the API server to admit ``spec`` without creating it (``dryRun=All``).
+
+    One request before creating a batch: a refusal (RBAC, Pod Security Admission, a
+    policy webhook) comes back once, with the server's words, instead of once per pod.
+
+    Raises:
+        kr8s.ServerError: The server refused the pod.
+    """
+    await cluster.request("POST", "pods", namespace=namespace, params={"dryRun": "All"},
+                          body=dict(spec), what=f"admission of pod {spec['metadata']['name']}")
 
 
 async def create_probes(
@@ -189,11 +217,17 @@ async def create_probes(
 ) -> list[k8s.Pod]:
     """Create one probe per Ready node, concurrently."""
     for node in nodes:
+        refused = probes.placement.refuses(node.labels) if node.labels else None
         if not node.ready:
             probes.skipped_nodes[node.name] = "node is not Ready"
-    targets = [n for n in nodes if n.ready]
+        elif refused:
+            probes.skipped_nodes[node.name] = refused
+    targets = [n for n in nodes if n.name not in probes.skipped_nodes]
     pods = [k8s.Pod(probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
-                                   run_id=probes.run_id), api=cluster.api) for n in targets]
+                                   run_id=probes.run_id, placement=probes.placement),
+                    api=cluster.api) for n in targets]
+    if pods:
+        await admitted(cluster, probes.namespace, pods[0].raw)
 
     async def create(pod: k8s.Pod) -> None:
         await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
@@ -219,6 +253,7 @@ async def wait_ready(
     pending = {p.name: p for p in pods}
     by_name: dict[str, Mapping[str, Any]] = {}
     given_up: set[str] = set()
+    pulling_since: dict[str, float] = {}
     next_event_check = started + network_grace
     while pending.keys() - given_up and time.monotonic() < end:
         listed = await cluster.list("pods", namespace=probes.namespace,
@@ -234,6 +269,11 @@ async def wait_ready(
                 del pending[name]
             elif obj is not None and _hopeless(obj):
                 given_up.add(name)
+            elif obj is not None and image_pull_problem(obj):
+                first = pulling_since.setdefault(name, time.monotonic())
+                if time.monotonic() - first >= IMAGE_GRACE or \
+                        str(image_pull_problem(obj)).startswith("InvalidImageName"):
+                    given_up.add(name)
         if time.monotonic() >= next_event_check:
             next_event_check = time.monotonic() + 2.0
             for name in pending.keys() - given_up:
@@ -249,6 +289,9 @@ async def wait_ready(
         events = await object_events(cluster, probes.namespace, name)
         if _hopeless(obj):
             reason = f"cannot start: {pod_problem(obj)}"
+        elif image_pull_problem(obj):
+            reason = (f"image problem on {node}: {image_pull_problem(obj)} (mirror the image "
+                      "or give --image-pull-secret; see docs/images.md)")
         elif name in given_up:
             reason = f"pod network cannot be set up on {node}: {pod_problem(obj)}"
         else:

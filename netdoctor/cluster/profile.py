@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
@@ -41,6 +41,8 @@ class NodeInfo:
     internal_ip: str
     pod_cidr: str
     flannel_annotated: bool
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """The node's labels (``kubernetes.io/os``, ``kubernetes.io/arch`` decide placement)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class ClusterProfile:
     def to_summary(self) -> dict[str, Any]:
         """JSON-serialisable form for ``set_cluster_profile``."""
         data = asdict(self)
-        data["nodes"] = [asdict(n) for n in self.nodes]
+        data["nodes"] = [{k: v for k, v in asdict(n).items() if k != "labels"}
+                         for n in self.nodes]
         return data
 
 
@@ -108,6 +111,7 @@ def node_info(obj: Mapping[str, Any]) -> NodeInfo:
         unschedulable=bool(spec.get("unschedulable")), taints=taints, internal_ip=ip,
         pod_cidr=spec.get("podCIDR") or "",
         flannel_annotated=any(k.startswith(FLANNEL_ANNOTATION) for k in annotations),
+        labels=dict(meta.get("labels") or {}),
     )
 
 

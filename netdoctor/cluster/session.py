@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from netdoctor.cluster import permissions
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import (
     AccessProblem,
@@ -22,6 +23,7 @@ from netdoctor.cluster.client import (
     connect,
     forbidden_or_none,
 )
+from netdoctor.cluster.images import Placement
 from netdoctor.cluster.profile import ClusterProfile, read_profile
 
 T = TypeVar("T")
@@ -38,6 +40,12 @@ class SessionOptions:
     own_namespace: bool
     probe_image: str
     setup_timeout: float
+    placement: Placement = field(default_factory=Placement)
+    """Node selection and image pull secrets of the probe pods."""
+    pod_security: str = "privileged"
+    """Pod Security level of the run's own namespace (baseline without node probes)."""
+    mode: permissions.Mode = "validate"
+    """Whose permissions to check before starting (``deploy/rbac/<mode>.yaml``)."""
 
 
 class ClusterSession:
@@ -48,7 +56,9 @@ class ClusterSession:
         self._runner = asyncio.Runner()
         self.cluster: Cluster | None = None
         self.profile: ClusterProfile | None = None
-        self.probes = pods.ProbeSet(options.namespace, options.run_id)
+        self.probes = pods.ProbeSet(options.namespace, options.run_id,
+                                    placement=options.placement,
+                                    pod_security=options.pod_security)
         self.leftovers: list[pods.Leftover] = []
         self.closed = False
 
@@ -62,8 +72,24 @@ class ClusterSession:
         Raises:
             AccessProblem: One line saying why the cluster cannot be used.
         """
-        self.cluster = self.run(connect(Target(self.options.kubeconfig, self.options.context)))
+        try:
+            self.cluster = self.run(connect(Target(self.options.kubeconfig,
+                                                   self.options.context)))
+        except AccessProblem as exc:
+            if str(exc).startswith("forbidden:"):
+                raise AccessProblem(f"{exc}. {permissions.hint(self.options.mode)}") from None
+            raise
         cluster = self.cluster
+        try:
+            lacking = self.run(permissions.missing(cluster, self.options.mode,
+                                                   self.options.namespace,
+                                                   self.options.own_namespace))
+        except DeadlineExceeded as exc:
+            raise AccessProblem(f"the API server stopped answering: {exc}") from None
+        if lacking:
+            raise AccessProblem(permissions.message(self.options.mode, lacking))
+        if not self.options.own_namespace:
+            self._check_admission(cluster)
         try:
             self.profile = self.run(read_profile(cluster))
             self.leftovers = self.run(pods.find_leftovers(cluster, self.options.run_id))
@@ -71,8 +97,35 @@ class ClusterSession:
             raise AccessProblem(f"the API server stopped answering: {exc}") from None
         except Exception as exc:
             problem = self.run(forbidden_or_none(_reraise(exc), "read the cluster"))
-            raise AccessProblem(problem or f"reading the cluster failed: {exc}") from None
+            raise AccessProblem(f"{problem}. {permissions.hint(self.options.mode)}" if problem
+                                else f"reading the cluster failed: {exc}") from None
         return self.profile
+
+    def _check_admission(self, cluster: Cluster) -> None:
+        """In a namespace the run did not make, ask (dry run, one pod at a time) whether its
+        pods will be admitted, so that a policy refusal is one clear line up front."""
+        opts = self.options
+        kinds = [False, True] if opts.pod_security == "privileged" else [False]
+        for node_level in kinds:
+            spec = pods.probe_pod_spec(node="admission-check", namespace=opts.namespace,
+                                       image=opts.probe_image, run_id=opts.run_id,
+                                       node_level=node_level, placement=opts.placement)
+            problem = self.run(forbidden_or_none(
+                pods.admitted(cluster, opts.namespace, spec),
+                f"admit {'node probes' if node_level else 'probe pods'} in namespace "
+                f"{opts.namespace}"))
+            if problem:
+                raise AccessProblem(self._explain(problem))
+
+    def _explain(self, problem: str) -> str:
+        opts = self.options
+        if problem.startswith("policy rejection"):
+            return (f"{problem}. The probe pods need Pod Security level baseline and node "
+                    "probes privileged; netdoctor labels its own namespace "
+                    f"pod-security.kubernetes.io/enforce={opts.pod_security}. With "
+                    "--probe-namespace, that namespace must allow it; --no-node-probes needs "
+                    "only baseline")
+        return f"{problem}. {permissions.hint(opts.mode)}"
 
     async def start_probes(self) -> pods.ProbeSet:
         """Create the namespace and probes and wait for them (call once per run).
@@ -92,10 +145,7 @@ class ClusterSession:
 
         problem = await forbidden_or_none(start(), "create the probe namespace and pods")
         if problem:
-            raise AccessProblem(
-                f"{problem}\nnetdoctor needs create/delete on namespaces (or an existing "
-                "namespace given with --probe-namespace), create/delete/get on pods and create "
-                "on pods/exec")
+            raise AccessProblem(self._explain(problem))
         return self.probes
 
     def close(self) -> list[str]:

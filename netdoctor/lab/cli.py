@@ -60,12 +60,23 @@ def add_parser(sub: Any) -> None:
     up = cmd("up", "build the lab and wait until its system pods reach the scenario's state")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--scenario", default="healthy", help=f"one of: {', '.join(faults.SCENARIOS)}")
+    up.add_argument("--image", action="append", default=[], metavar="REF",
+                    help="an image the lab's registry serves besides its own (repeatable); "
+                    "pods with any other image fail to pull (ErrImagePull, ImagePullBackOff)")
+    up.add_argument("--pod-security", default="privileged",
+                    choices=("privileged", "baseline", "restricted"),
+                    help="Pod Security Admission level enforced in namespaces without a "
+                    "pod-security.kubernetes.io/enforce label (default: privileged, as "
+                    "Kubernetes' own default)")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
     ex = cmd("exec", "run a command in a node's network namespace (NODE_ROOT = its root)")
     ex.add_argument("node")
     ex.add_argument("argv", nargs=argparse.REMAINDER)
+    kc = cmd("kubeconfig", "write a kubeconfig for a ServiceAccount (a TokenRequest token)")
+    kc.add_argument("--service-account", required=True, metavar="NS/NAME")
+    kc.add_argument("--out", type=Path, required=True, metavar="PATH")
     fault = cmd("fault", "list, inject or clear faults")
     fault.add_argument("action", choices=("list", "inject", "clear"))
     fault.add_argument("name", nargs="?")
@@ -75,9 +86,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``lab`` subcommand; errors become one line on stderr."""
     args.state_dir = (args.state_dir or default_state_dir()).resolve()
-    handler = {"up": up, "down": down, "status": status, "exec": exec_in_node, "fault": fault_cmd}[
-        args.lab_command
-    ]
+    handler = {"up": up, "down": down, "status": status, "exec": exec_in_node, "fault": fault_cmd,
+               "kubeconfig": kubeconfig_cmd}[args.lab_command]
     try:
         return handler(args)
     except LabError as exc:
@@ -132,6 +142,9 @@ def up(args: argparse.Namespace) -> int:
                 str(args.workers),
                 "--scenario",
                 args.scenario,
+                "--pod-security",
+                args.pod_security,
+                *(f"--image={image}" for image in args.image),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -278,4 +291,21 @@ def fault_cmd(args: argparse.Namespace) -> int:
     data = _control(args.state_dir, method, f"/faults/{args.name}", {"node": args.node})
     nodes = ", ".join(n or "cluster" for n in data["nodes"])
     print(f"{args.action}ed {args.name} on {nodes}")
+    return 0
+
+
+def kubeconfig_cmd(args: argparse.Namespace) -> int:
+    """``lab kubeconfig --service-account NS/NAME --out PATH``."""
+    from netdoctor.lab.access import AccessError, service_account_kubeconfig
+
+    if _running(args.state_dir) is None:
+        raise LabError(f"no lab is running in {args.state_dir}")
+    ns, sep, name = args.service_account.partition("/")
+    if not sep or not ns or not name:
+        raise LabError(f"--service-account wants NAMESPACE/NAME, got {args.service_account!r}")
+    try:
+        path = service_account_kubeconfig(args.state_dir, ns, name, args.out.resolve())
+    except AccessError as exc:
+        raise LabError(str(exc)) from None
+    print(f"export KUBECONFIG={path}")
     return 0

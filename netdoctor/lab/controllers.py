@@ -19,6 +19,7 @@ from netdoctor.lab.api.disruption import sync_budgets
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.selectors import match_labels
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
+from netdoctor.lab.jobs import reconcile_jobs
 from netdoctor.lab.scheduling import daemon_spec, fits
 
 log = logging.getLogger("netdoctor.lab.controllers")
@@ -136,7 +137,7 @@ class ControllerManager:
     def reconcile(self) -> None:
         """One pass of every controller."""
         for step in (self._deployments, self._replicasets, self._daemonsets, self._endpoints,
-                     self._budgets):
+                     self._budgets, self._jobs):
             try:
                 step()
             except ApiError:
@@ -147,6 +148,9 @@ class ControllerManager:
 
     def _budgets(self) -> None:
         sync_budgets(self.store)
+
+    def _jobs(self) -> None:
+        reconcile_jobs(self.store)
 
     # -- Deployments ---------------------------------------------------------------------
     def _deployments(self) -> None:

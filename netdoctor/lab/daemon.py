@@ -22,8 +22,10 @@ from pathlib import Path
 from aiohttp import web
 
 from netdoctor.lab import certs, faults, manifests, nsock
-from netdoctor.lab.api.auth import Access
+from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
+from netdoctor.lab.api.podsecurity import PodSecurity
+from netdoctor.lab.api.rbac import Authorizer, bootstrap_policy
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.server import make_app, serve
 from netdoctor.lab.api.store import Obj, Store
@@ -40,6 +42,8 @@ from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 log = logging.getLogger("netdoctor.lab")
 PODS = resource("", "pods")
 STARTUP_DEADLINE = 90.0
+AUDIT_FILE = "audit.jsonl"
+"""Every RBAC decision on a subject outside system:masters, one JSON object a line."""
 
 
 def node_names(workers: int) -> list[str]:
@@ -127,13 +131,16 @@ async def wait_async(check: Callable[[], Awaitable[bool]], deadline: float, what
 class Lab:
     """One running lab."""
 
-    def __init__(self, state: LabState) -> None:
+    def __init__(self, state: LabState, images: tuple[str, ...] = (),
+                 pod_security: str = "privileged") -> None:
         self.state = state
+        self.pod_security = pod_security
         self.dir = Path(state.state_dir)
         self.info = lab_info(self.dir, state.workers)
         self.store = Store()
         self.store.admission.append(Defaulter(self.store))
         self.kubelet = Kubelet(self.store, self.info)
+        self.kubelet.registry.add(images)
         self.ctx = faults.LabContext(self.store, self.info, self._kill_containers)
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
@@ -160,6 +167,10 @@ class Lab:
         self.web = await external.start_web(router.netns, lab_certs.web_cert)
         scenario = faults.SCENARIOS[self.state.scenario]
         self._seed(scenario.coredns_node)
+        # The system namespaces are exempt, as clusters that enforce a default exempt them.
+        system = [n["metadata"]["name"] for n in self.store.items(resource("", "namespaces"))
+                  if n["metadata"]["name"] != "default"]
+        self.store.admission.append(PodSecurity(self.store, self.pod_security, exempt=system))
         for step in scenario.boot:
             await self.inject(step.fault, step.node)
         await self._serve(lab_certs)
@@ -212,7 +223,7 @@ class Lab:
         return "; ".join(out)
 
     def _seed(self, coredns_node: str | None) -> None:
-        for group, plural, obj in manifests.cluster(self.info):
+        for group, plural, obj in [*manifests.cluster(self.info), *bootstrap_policy()]:
             if coredns_node and plural == "deployments" and obj["metadata"]["name"] == "coredns":
                 obj["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] = \
                     coredns_node
@@ -223,7 +234,10 @@ class Lab:
         tokens = {admin: Access.admin(),
                   viewer: Access("netdoctor-viewer", allowed_verbs=frozenset({"get", "list",
                                                                                "watch"}))}
-        app = make_app(self.store, LabRuntime(self.kubelet), tokens)
+        self.kubelet.token_issuer = lambda ns, name: str(issue_token(
+            tokens, self.store, ns, name, None)["status"]["token"])
+        app = make_app(self.store, LabRuntime(self.kubelet), tokens,
+                       Authorizer(self.store, audit=self.dir / AUDIT_FILE))
         cp = next(n for n in self.info.nodes.values() if n.index == 0)
         local = nsock.listener_in(None, "127.0.0.1", 0)
         inner = nsock.listener_in(cp.netns, self.info.apiserver_ip, self.info.apiserver_port)
@@ -303,9 +317,10 @@ class Lab:
         await topology.destroy(self.info.prefix, self.dir)
 
 
-async def amain(state: LabState) -> int:
+async def amain(state: LabState, images: tuple[str, ...] = (),
+                pod_security: str = "privileged") -> int:
     """Run the lab until SIGTERM/SIGINT or a shutdown request."""
-    lab = Lab(state)
+    lab = Lab(state, images, pod_security)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lab.stop.set)
@@ -339,12 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scenario", default="healthy")
+    parser.add_argument("--image", action="append", default=[])
+    parser.add_argument("--pod-security", default="privileged",
+                        choices=("privileged", "baseline", "restricted"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = LabState(state_dir=str(args.state_dir.resolve()), prefix=prefix_for(args.state_dir),
                      workers=args.workers, scenario=args.scenario, pid=os.getpid())
     state.save()
-    return asyncio.run(amain(state))
+    return asyncio.run(amain(state, tuple(args.image), args.pod_security))
 
 
 if __name__ == "__main__":

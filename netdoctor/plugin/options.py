@@ -28,6 +28,8 @@ GROUP = "netdoctor"
 ENV_PREFIX = "NETDOCTOR_"
 INI_PREFIX = "netdoctor_"
 DEFAULT_PROBE_IMAGE = "nicolaka/netshoot:v0.13"
+DEFAULT_ECHO_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+DEFAULT_IMAGE_ARCHES = ("amd64", "arm64")
 DEFAULT_LAB_SCENARIO = "healthy"
 
 Kind = Literal["value", "flag", "list", "optional"]
@@ -198,6 +200,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
                DEFAULT_PROBE_IMAGE, metavar="IMAGE"),
     OptionSpec("node_probe_image", "pinned image for host-network node probes (never 'latest')",
                parse_image, DEFAULT_PROBE_IMAGE, metavar="IMAGE"),
+    OptionSpec("echo_image", "pinned agnhost image for the echo workload of -m validate "
+               "(never 'latest'; mirror it for air-gapped clusters, see docs/images.md)",
+               parse_image, DEFAULT_ECHO_IMAGE, metavar="IMAGE"),
+    OptionSpec("image_pull_secret", "name of a Secret in the probe namespace that probe pods "
+               "pull their images with (repeatable)", _dns_label, (), kind="list",
+               metavar="NAME"),
+    OptionSpec("image_arch", "node architectures the probe images exist for; probes run only "
+               "on Linux nodes of these (kubernetes.io/arch; repeatable)", _dns_label,
+               DEFAULT_IMAGE_ARCHES, kind="list", metavar="ARCH"),
+    OptionSpec("no_node_probes", "run unprivileged probes only: no hostNetwork/privileged node "
+               "probes, so node-fact checks and the causes that need them are skipped (the "
+               "probe namespace then asks Pod Security level baseline, not privileged)",
+               _bool, False, kind="flag"),
     OptionSpec("external_dns", "resolver outside the cluster used to tell cluster DNS faults "
                "from upstream faults", _ip, "1.1.1.1", metavar="IP"),
     OptionSpec("external_name", "name outside the cluster that pods resolve through the cluster "
@@ -274,6 +289,10 @@ class Settings:
     probe_namespace: str | None
     probe_image: str
     node_probe_image: str
+    echo_image: str
+    image_pull_secret: tuple[str, ...]
+    image_arch: tuple[str, ...]
+    no_node_probes: bool
     external_dns: str
     external_name: str
     external_url: str
@@ -389,6 +408,11 @@ def resolve_settings(
             f"{sources['score_partial']}) must not exceed score_confirmed "
             f"({values['score_confirmed']}, from {sources['score_confirmed']})"
         )
+    if values["image_pull_secret"] and values["probe_namespace"] is None:
+        raise pytest.UsageError(
+            f"netdoctor: image_pull_secret (from {sources['image_pull_secret']}) needs "
+            "--probe-namespace naming the namespace that holds the Secret: a run's own fresh "
+            "namespace holds none")
     return Settings(**values, sources=sources)
 
 

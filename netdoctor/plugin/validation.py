@@ -40,3 +40,6 @@ def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> 
     obs = collect.observations(inputs.validation, inputs.profile, summary.get("tests", []),
                                inputs.no_endpoints)
     summary["root_causes"] = [c.to_json() for c in rank(obs)]
+    unread = inputs.validation.errors.get("node-probes")
+    if unread:
+        summary["root_causes_not_evaluated"] = {"node_facts": unread}

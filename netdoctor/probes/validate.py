@@ -32,6 +32,10 @@ SHORT_NAME = "kubernetes.default"
 LOG_TAIL = 200
 
 
+NO_NODE_PROBES = "not measured: --no-node-probes (node probes need hostNetwork, privileged and " \
+    "the node's root; this run uses unprivileged probes only)"
+
+
 @dataclass(frozen=True)
 class ValidatePlan:
     """What the validate pass measures and with which settings."""
@@ -47,6 +51,8 @@ class ValidatePlan:
     """Resolved through the cluster DNS ("" when offline)."""
     external_url: str = ""
     """Fetched from every pod ("" when offline)."""
+    node_probes: bool = True
+    """Start the privileged node probes (off with ``--no-node-probes``)."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,11 @@ async def start_node_probes(cluster: Cluster, probes: pods.ProbeSet, nodes: Sequ
                             image: str, timeout: float) -> None:
     """One privileged hostNetwork probe per node (read-only view of the node at /host)."""
     created = [k8s.Pod(pods.probe_pod_spec(node=n, namespace=probes.namespace, image=image,
-                                           run_id=probes.run_id, node_level=True),
+                                           run_id=probes.run_id, node_level=True,
+                                           placement=probes.placement),
                        api=cluster.api) for n in nodes]
+    if created:
+        await pods.admitted(cluster, probes.namespace, created[0].raw)
 
     async def create(pod: k8s.Pod) -> None:
         await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
@@ -140,6 +149,9 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
 async def read_nodes(cluster: Cluster, nodes: Sequence[str], plan: ValidatePlan, v: Validation,
                      runner: Runner) -> None:
     """Start the node probes and read every node's facts into ``v``."""
+    if not plan.node_probes:
+        v.errors["node-probes"] = NO_NODE_PROBES
+        return
     await start_node_probes(cluster, v.node_probes, nodes, plan.node_probe_image,
                             plan.setup_timeout)
     ready = v.node_probes.ready

@@ -168,6 +168,10 @@ async def _create(store: Store, t: Target, request: web.Request) -> web.Response
         if store.find(t.res, t.namespace or "", name) is not None:
             raise ApiError(409, "AlreadyExists", f'{t.res.plural} "{name}" already exists')
         body.update(apiVersion=t.res.api_version, kind=t.res.kind)
+        if t.namespace:
+            body["metadata"]["namespace"] = t.namespace
+        for admit in store.admission:  # a dry run is admitted (and refused) like the real one
+            admit(t.res, copy.deepcopy(body), None)
         return respond(body, 201)
     return respond(store.create(t.res, body, t.namespace), 201)
 

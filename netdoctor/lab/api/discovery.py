@@ -31,6 +31,7 @@ SUBRESOURCES: dict[str, tuple[str | None, tuple[str, ...], str | None, str | Non
     "exec": ("PodExecOptions", ("create", "get"), None, None),
     "scale": ("Scale", ("get", "patch", "update"), "autoscaling", "v1"),
     "eviction": ("Eviction", ("create",), "policy", "v1"),
+    "token": ("TokenRequest", ("create",), "authentication.k8s.io", "v1"),
 }
 
 

@@ -31,6 +31,7 @@ class Resource:
         return self.kind.lower()
 
 
+RBAC = "rbac.authorization.k8s.io"
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), ("status",)),
     Resource("", "v1", "Node", "nodes", False, ("no",), ("status",)),
@@ -40,13 +41,21 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     Resource("", "v1", "Secret", "secrets", True),
     Resource("", "v1", "Event", "events", True, ("ev",)),
-    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
              ("status",)),
+    Resource(RBAC, "v1", "ClusterRole", "clusterroles", False),
+    Resource(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    Resource(RBAC, "v1", "Role", "roles", True),
+    Resource(RBAC, "v1", "RoleBinding", "rolebindings", True),
+    Resource("batch", "v1", "Job", "jobs", True, (), ("status",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+             False, verbs=("create",)),
 )
 
 BY_GROUP_PLURAL: dict[tuple[str, str], Resource] = {(r.group, r.plural): r for r in RESOURCES}

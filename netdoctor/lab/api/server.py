@@ -15,8 +15,16 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from netdoctor.lab.api import discovery
-from netdoctor.lab.api.auth import Access, authenticate, authorize
-from netdoctor.lab.api.crud import NOT_FOUND, Target, handle, respond
+from netdoctor.lab.api.auth import (
+    Access,
+    authenticate,
+    authorize,
+    authorize_path,
+    issue_token,
+    self_access_review,
+)
+from netdoctor.lab.api.crud import NOT_FOUND, Target, handle, read_json, respond
+from netdoctor.lab.api.rbac import Authorizer
 from netdoctor.lab.api.runtime import PodRuntime
 from netdoctor.lab.api.store import ApiError, Store
 
@@ -25,6 +33,7 @@ log = logging.getLogger(__name__)
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", PodRuntime)
 TOKENS = web.AppKey("tokens", dict[str, Access])
+AUTHORIZER = web.AppKey("authorizer", Authorizer)
 ACCESS = web.RequestKey("access", Access)
 
 # Real clusters answer these to anyone (system:public-info-viewer).
@@ -52,7 +61,8 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Require a known bearer token except on the public endpoints."""
     if request.path not in OPEN_PATHS:
-        request[ACCESS] = authenticate(request.app[TOKENS], request.headers.get("Authorization"))
+        request[ACCESS] = authenticate(request.app[TOKENS], request.headers.get("Authorization"),
+                                       request.app[STORE])
     return await handler(request)
 
 
@@ -75,6 +85,8 @@ def _discovery(body: dict[str, object] | None) -> web.Response:
 async def core(request: web.Request) -> web.StreamResponse:
     """Everything under ``/api``."""
     segments = [s for s in request.match_info.get("tail", "").split("/") if s]
+    if len(segments) < 2:
+        _discovery_allowed(request)
     if not segments:
         if discovery.wants_aggregated(request.headers.get("Accept", "")):
             return web.json_response(discovery.aggregated(core=True),
@@ -88,6 +100,8 @@ async def core(request: web.Request) -> web.StreamResponse:
 async def named_groups(request: web.Request) -> web.StreamResponse:
     """Everything under ``/apis``."""
     segments = [s for s in request.match_info.get("tail", "").split("/") if s]
+    if len(segments) < 3:
+        _discovery_allowed(request)
     if not segments:
         if discovery.wants_aggregated(request.headers.get("Accept", "")):
             return web.json_response(discovery.aggregated(core=False),
@@ -103,9 +117,30 @@ async def named_groups(request: web.Request) -> web.StreamResponse:
 async def _resource(request: web.Request, group: str, version: str,
                     segments: list[str]) -> web.StreamResponse:
     target = Target.parse(group, version, segments)
-    authorize(request[ACCESS], target.verb(request.method, request.query), target.res,
-              target.subresource, target.namespace, target.name)
+    access, authorizer = request[ACCESS], request.app[AUTHORIZER]
+    verbs = [target.verb(request.method, request.query)]
+    if target.subresource == "exec" and request.method == "GET":
+        # A websocket upgrade is a GET: "get" by its method, and "create" as well (the
+        # check real API servers add so a websocket needs what a SPDY POST needs).
+        verbs.insert(0, "get")
+    # Every authenticated user may ask what it may do (system:basic-user).
+    for verb in verbs if target.res.plural != "selfsubjectaccessreviews" else ():
+        authorize(access, verb, target.res, target.subresource, target.namespace, target.name,
+                  authorizer)
+    if target.res.plural == "selfsubjectaccessreviews":
+        if request.method != "POST":
+            raise NOT_FOUND
+        return respond(self_access_review(access, authorizer, await read_json(request)), 201)
+    if target.res.plural == "serviceaccounts" and target.subresource == "token":
+        if request.method != "POST" or target.namespace is None or target.name is None:
+            raise NOT_FOUND
+        return respond(issue_token(request.app[TOKENS], request.app[STORE], target.namespace,
+                                   target.name, await read_json(request, required=False)), 201)
     return await handle(request.app[STORE], request.app[RUNTIME], target, request)
+
+
+def _discovery_allowed(request: web.Request) -> None:
+    authorize_path(request[ACCESS], "get", request.path, request.app[AUTHORIZER])
 
 
 async def not_served(request: web.Request) -> web.Response:
@@ -113,13 +148,16 @@ async def not_served(request: web.Request) -> web.Response:
     raise NOT_FOUND
 
 
-def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access]) -> web.Application:
+def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access],
+             authorizer: Authorizer | None = None) -> web.Application:
     """Build the API server application.
 
     Args:
         store: The objects to serve.
         runtime: Runs ``pods/exec`` commands and reads ``pods/log``.
-        tokens: Bearer token -> who it is and what it may do.
+        tokens: Bearer token -> who it is and what it may do; ServiceAccount tokens issued
+            through ``serviceaccounts/NAME/token`` are added to it.
+        authorizer: Decides requests of RBAC subjects (default: RBAC over ``store``).
 
     Returns:
         The aiohttp application; serve it with :func:`serve`.
@@ -127,6 +165,7 @@ def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access]) -> we
     app = web.Application(middlewares=[status_errors, authentication],
                           client_max_size=16 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[TOKENS] = store, runtime, tokens
+    app[AUTHORIZER] = authorizer or Authorizer(store)
     app.router.add_get("/version", version)
     app.router.add_get("/version/", version)
     for path in ("/healthz", "/livez", "/readyz"):

@@ -12,7 +12,9 @@ from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
 from netdoctor.lab.containers import LabInfo
 from netdoctor.lab.kubelet.pod import PodWorker
+from netdoctor.lab.kubelet.serviceaccount import TokenIssuer
 from netdoctor.lab.kubelet.status import unschedulable_status
+from netdoctor.lab.registry import Registry
 from netdoctor.lab.scheduling import pick_node
 
 log = logging.getLogger("netdoctor.lab.kubelet")
@@ -33,6 +35,9 @@ class Kubelet:
     ) -> None:
         self.store, self.lab = store, lab
         self.backoff_scale, self.probe_scale = backoff_scale, probe_scale
+        self.registry = Registry()
+        self.token_issuer: TokenIssuer | None = None
+        """Issues ServiceAccount tokens for the pods' token volumes (set by the lab)."""
         self.workers: dict[str, PodWorker] = {}
         self.stopping: dict[str, asyncio.Task[None]] = {}
         self._unschedulable: dict[str, str] = {}

@@ -13,14 +13,18 @@ from netdoctor.lab.api.store import Obj, now
 from netdoctor.lab.containers import ContainerContext, NodeInfo, builtin_for
 from netdoctor.lab.kubelet import process
 from netdoctor.lab.kubelet.probes import run_probe
+from netdoctor.lab.kubelet.serviceaccount import token_volume
 from netdoctor.lab.kubelet.status import ContainerState, container_id, pod_status
 from netdoctor.lab.net import pods as podnet
+from netdoctor.lab.registry import parse_error
 
 if TYPE_CHECKING:
     from netdoctor.lab.kubelet import Kubelet
 
 PODS = resource("", "pods")
 MAX_BACKOFF = 300.0
+PULL_ERROR_SECONDS = 1.0
+"""How long a failed pull shows ErrImagePull before the back-off (ImagePullBackOff)."""
 
 
 async def cancel_until_done(task: asyncio.Task[Any], every: float = 1.0,
@@ -201,6 +205,7 @@ class PodWorker:
         while True:
             spec = self.spec_of(name)
             if attempt == 0:
+                await self._pull(name, spec["image"])
                 self.event(
                     "Pulled",
                     f'Container image "{spec["image"]}" already present on machine',
@@ -251,6 +256,34 @@ class PodWorker:
             await asyncio.sleep(delay * self.k.backoff_scale)
             attempt += 1
             state.restart_count += 1
+
+    async def _pull(self, name: str, image: str) -> None:
+        """Return once ``image`` is on the node; until then show what a kubelet shows."""
+        state, where = self.states[name], f"spec.containers{{{name}}}"
+        bad = parse_error(image)
+        if bad is not None:
+            message = f'Failed to apply default image tag "{image}": {bad}'
+            state.state = {"waiting": {"reason": "InvalidImageName", "message": message}}
+            self.event("InspectFailed", message, "Warning", field_path=where)
+            self.event("Failed", "Error: InvalidImageName", "Warning", field_path=where)
+            self.publish()
+            await asyncio.Event().wait()  # a spec that cannot change: wait for deletion
+        failures = 0
+        while (error := self.k.registry.pull_error(image)) is not None:
+            self.event("Pulling", f'Pulling image "{image}"', field_path=where)
+            state.state = {"waiting": {"reason": "ErrImagePull", "message": error}}
+            self.event("Failed", f'Failed to pull image "{image}": {error}', "Warning",
+                       field_path=where)
+            self.event("Failed", "Error: ErrImagePull", "Warning", field_path=where)
+            self.publish()
+            await asyncio.sleep(PULL_ERROR_SECONDS)
+            state.state = {"waiting": {"reason": "ImagePullBackOff",
+                                       "message": f'Back-off pulling image "{image}"'}}
+            self.event("BackOff", f'Back-off pulling image "{image}"', field_path=where)
+            self.event("Failed", "Error: ImagePullBackOff", "Warning", field_path=where)
+            self.publish()
+            await asyncio.sleep(min(10.0 * 2 ** failures, MAX_BACKOFF) * self.k.backoff_scale)
+            failures += 1
 
     async def _attempt(self, name: str, spec: Obj, attempt: int) -> int:
         task = asyncio.create_task(self._execute(name, spec, attempt))
@@ -315,13 +348,19 @@ class PodWorker:
     def argv(self, spec: Obj, pod: Obj, command: list[str] | None = None) -> list[str]:
         """The host argv that runs ``command`` (default: the container's own) in the container."""
         env = process.container_env(pod, spec, self.node, self.k.lab)
+        image = self.k.registry.config(spec["image"])
+        if image is not None and not any(e["name"] == "PATH" for e in spec.get("env") or []):
+            env["PATH"] = image.path
         mounts = process.mounts_for(pod, spec, self.node, self.dir / "volumes")
+        token = token_volume(pod, self.k.store, self.dir / "volumes" / "kube-api-access",
+                             self.k.lab.ca_file, self.k.token_issuer)
         return process.launch_argv(
             self.netns,
             env,
             command or process.command_of(spec),
-            mounts,
+            [*mounts, *([token] if token else [])],
             self.k.lab.state_dir / "mountpoints",
+            spec.get("workingDir") or (image.workdir if image else None),
         )
 
     def kill(self, name: str) -> None:

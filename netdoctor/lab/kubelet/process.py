@@ -95,9 +95,10 @@ def mounts_for(pod: Obj, container: Obj, node: NodeInfo, volume_dir: Path) -> li
 
 
 def launch_argv(
-    netns: str, env: dict[str, str], argv: list[str], mounts: list[Mount], mountpoints_file: Path
+    netns: str, env: dict[str, str], argv: list[str], mounts: list[Mount], mountpoints_file: Path,
+    workdir: str | None = None,
 ) -> list[str]:
-    """The host command that runs ``argv`` as the container would."""
+    """The host command that runs ``argv`` as the container would (in ``workdir``)."""
     base = ["ip", "netns", "exec", netns]
     if mounts:
         steps = []
@@ -107,7 +108,8 @@ def launch_argv(
             steps.append(f"mount {opts} {shlex.quote(str(m.source))} {shlex.quote(m.target)}")
         script = " && ".join([*steps, 'exec "$@"'])
         base += ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"]
-    return [*base, "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+    chdir = ["-C", workdir] if workdir else []
+    return [*base, "env", "-i", *chdir, *(f"{k}={v}" for k, v in env.items()), *argv]
 
 
 def _ensure_target(target: str, mountpoints_file: Path) -> None:
