@@ -116,6 +116,8 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
              + (" - healthy: no failure signal, no failed check" if _healthy(analysis) else "")]
     if "root_causes" in summary:
         lines += cause_lines(summary["root_causes"])
+    for what, why in (summary.get("root_causes_not_evaluated") or {}).items():
+        lines.append(f"causes read from {what.replace('_', ' ')} not evaluated: {why}")
     lines += matrix_lines(summary.get("matrix") or {})
     for name, reason in analysis.not_applicable.items():
         lines.append(f"{name}: not applicable ({reason})")

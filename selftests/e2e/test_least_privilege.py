@@ -101,7 +101,8 @@ def test_remediate_runs_with_only_its_manifest(tmp_path: Path) -> None:
     try:
         kc = _as_service_account(lab, _manifest("remediate"), tmp_path)
         argv = [*diagnose_argv(kc, tmp_path / "r", f"--external-url={LAB_URL}", "--remediate",
-                               "--non-interactive", "--force", f"--dns-fallback={FALLBACK}",
+                               "--non-interactive", "--yes", "--fix-selectors", "--force",
+                               f"--dns-fallback={FALLBACK}",
                                "--setup-timeout=20")]
         at = argv.index("diagnose")
         run = run_diagnose(kc, tmp_path / "r", argv=argv[:at - 1] + argv[at + 1:], timeout=300)
