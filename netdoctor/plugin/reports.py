@@ -54,6 +54,10 @@ def build_summary(analysis: Analysis) -> dict[str, Any]:
         "applicable": analysis.applicable,
         "signals": dict(analysis.signals),
         "signal_reasons": dict(analysis.not_applicable),
+        "decided": analysis.decided,
+        "undecided": list(analysis.undecided),
+        "not_observed": [{"nodeid": r.nodeid, "outcome": r.outcome, "reason": r.message}
+                         for r in analysis.not_observed],
         "tests": [
             {
                 "nodeid": r.nodeid,

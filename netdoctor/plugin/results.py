@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from netdoctor.model import Attempt, CheckFailed, CheckResult, Evidence, Outcome, make_evidence
+from netdoctor.model import (
+    Attempt,
+    CheckFailed,
+    CheckResult,
+    Evidence,
+    NotObserved,
+    Outcome,
+    make_evidence,
+)
 from netdoctor.plugin import markers
 from netdoctor.plugin.state import get_state
 
@@ -90,6 +98,8 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, CheckFailed):
         return exc.message
+    if isinstance(exc, NotObserved):
+        return f"not observed: {exc.reason}"
     if report.skipped:
         wasxfail = getattr(report, "wasxfail", None)
         if wasxfail is not None:
@@ -118,6 +128,7 @@ def pytest_runtest_makereport(
         "evidence": [e.to_dict() for e in found],
         "message": _message(report, call),
         "flaky": recorder.flaky_reason if recorder and call.when == "call" else "",
+        "inconclusive": isinstance(exc, NotObserved),
     })
     return report
 
@@ -136,9 +147,12 @@ def report_evidence(report: pytest.TestReport) -> list[Evidence]:
 def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-    """Show checks that passed only after retries as ``FLAKY`` (still a pass for pytest)."""
+    """Show checks that passed only after retries as ``FLAKY`` (still a pass for pytest), and
+    checks that could not observe as ``INCONCLUSIVE`` (never a failure)."""
     if report.when == "call" and report.passed and report_data(report).get("flaky"):
         return "flaky", "~", ("FLAKY", {"yellow": True})
+    if report.skipped and report_data(report).get("inconclusive"):
+        return "inconclusive", "?", ("INCONCLUSIVE", {"yellow": True})
     return None
 
 
@@ -152,7 +166,8 @@ class _Pending:
     flaky: str = ""
 
 
-_RANK: dict[Outcome, int] = {"passed": 0, "flaky": 1, "skipped": 2, "error": 3, "failed": 4}
+_RANK: dict[Outcome, int] = {"passed": 0, "flaky": 1, "skipped": 2, "inconclusive": 3,
+                             "error": 4, "failed": 5}
 
 
 def fold(pending: _Pending, report: pytest.TestReport) -> None:
@@ -166,7 +181,7 @@ def fold(pending: _Pending, report: pytest.TestReport) -> None:
     if report.failed:
         phase = "failed" if report.when == "call" else "error"
     elif report.skipped:
-        phase = "skipped"
+        phase = "inconclusive" if data.get("inconclusive") else "skipped"
     elif report.when == "call" and pending.flaky:
         phase = "flaky"
     if _RANK[phase] > _RANK[pending.outcome]:
