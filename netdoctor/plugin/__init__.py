@@ -26,7 +26,12 @@ from types import FrameType
 import pytest
 
 from netdoctor.plugin import hooks, markers, options, results
-from netdoctor.plugin.reports import build_summary, plan_report_paths, write_reports
+from netdoctor.plugin.reports import (
+    build_summary,
+    plan_report_paths,
+    report_dir_problem,
+    write_reports,
+)
 from netdoctor.plugin.scoring import (
     BUILTIN_SIGNALS,
     EXIT_INCONCLUSIVE,
@@ -74,12 +79,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_worker(config) or config.option.collectonly:
         return
     config.pluginmanager.register(results.ResultCollector(config), "netdoctor-collector")
+    problem = report_dir_problem(settings.report_dir)
+    if problem:
+        raise pytest.UsageError(f"netdoctor: report directory {settings.report_dir} (from "
+                                f"{settings.sources['report_dir']}) is unusable: {problem}")
     html_active = config.pluginmanager.hasplugin("html")
     user_html = getattr(config.option, "htmlpath", None) if html_active else None
     state.report_paths = plan_report_paths(
         settings.report_dir, overwrite=settings.overwrite_report, run_id=state.run_id,
         now=datetime.now(), html=Path(user_html) if user_html else None,
     )
+    config.stash[_MISSING_DIRS] = _missing_levels(state.report_paths.directory)
     if html_active:
         if not user_html:
             config.option.htmlpath = str(state.report_paths.html)
@@ -94,6 +104,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _PREVIOUS_SIGTERM = pytest.StashKey[object]()
+_MISSING_DIRS = pytest.StashKey[list[Path]]()
+
+
+def _missing_levels(directory: Path) -> list[Path]:
+    """The levels of ``directory`` that do not exist yet, deepest first."""
+    missing = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    return missing
+
+
+def _remove_if_empty(directories: list[Path]) -> None:
+    # pytest-html makes the report directory at configure time; a run that ends before
+    # writing anything (the cluster could not be used) must not leave it behind, empty.
+    for directory in directories:
+        try:
+            directory.rmdir()  # only ever succeeds on an empty directory
+        except OSError:
+            return
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -182,7 +212,9 @@ def pytest_terminal_summary(
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Unregister the objects registered at configure time."""
+    """Unregister the objects registered at configure time; remove a report directory this
+    run created and left empty."""
+    _remove_if_empty(config.stash.get(_MISSING_DIRS, []))
     previous = config.stash.get(_PREVIOUS_SIGTERM, None)
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ into ``<report-dir>/<timestamp>-<run-id>/`` so earlier runs stay intact. All tex
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,37 @@ def plan_report_paths(
         json=directory / JSON_NAME,
         markdown=directory / MARKDOWN_NAME,
     )
+
+
+def report_dir_problem(directory: Path) -> str | None:
+    """Why reports cannot be written into ``directory``, or ``None``; leaves nothing behind.
+
+    A directory that does not exist yet is tried by creating its first missing level and
+    removing it again (permission bits say nothing for root or a read-only filesystem).
+
+    Example:
+        >>> report_dir_problem(Path("/dev/null/reports"))
+        '/dev/null is not a directory'
+    """
+    missing: Path | None = None
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        missing, probe = probe, probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    try:
+        if missing is None:
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        else:
+            os.mkdir(missing)
+            os.rmdir(missing)
+    except OSError as exc:
+        where = f"create {missing}" if missing is not None else f"write in {probe}"
+        return f"cannot {where}: {exc.strerror or exc}"
+    return None
 
 
 def build_summary(analysis: Analysis) -> dict[str, Any]:
