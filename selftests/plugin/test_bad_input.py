@@ -64,7 +64,8 @@ def _one_line(result: pytest.RunResult, pattern: str) -> None:
     mine = [line for line in text.splitlines() if "netdoctor:" in line]
     assert len(mine) == 1, text
     result.stderr.fnmatch_lines([f"ERROR: netdoctor: {pattern}"])
-    assert "Traceback" not in text and "INTERNALERROR" not in text, text
+    assert "Traceback" not in text, text
+    assert "INTERNALERROR" not in text, text
     assert result.ret == 4, text
 
 
