@@ -111,6 +111,39 @@ class _Backoff(tenacity.wait.wait_base):
         return float(min(0.5 * 2 ** (retry_state.attempt_number - 1), 8.0))
 
 
+async def retried(call: Callable[[], Awaitable[T]], what: str, *, budget: float,
+                  timeout: float, report: Callable[[str, str], None] | None = None) -> T:
+    """Run the idempotent request ``call`` (each try bounded by ``timeout``), retrying
+    :func:`transient` failures with back-off and honouring ``Retry-After``, until it succeeds
+    or ``budget`` seconds have passed; then the last error is raised. ``report(key, line)``
+    hears of each retried request once and of giving up."""
+    started = time.monotonic()
+
+    async def once() -> T:
+        return await bounded(call(), timeout, what)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and report is not None:
+            report(f"retry {what}", f"API problem: {what}: {problem_line(exc)}; retrying for "
+                                    f"up to {budget:g}s")
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(transient),
+        stop=tenacity.stop_before_delay(budget),
+        wait=_Backoff(),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        return await retrying(once)
+    except Exception as exc:
+        if transient(exc) and report is not None:
+            report(f"gave up {what}", f"API problem: {what}: gave up after "
+                                      f"{time.monotonic() - started:.0f}s: {problem_line(exc)}")
+        raise
+
+
 def classify_http(code: int, message: str, action: str) -> str:
     """One line for an HTTP error of ``action`` (``"list nodes"``)."""
     if code == 401:
@@ -170,32 +203,8 @@ class Cluster:
                          budget: float) -> T:
         """:meth:`read` for any request that is safe to repeat (a GET, a LIST, a DELETE by
         name whose repeat answers 404), retried for up to ``budget`` seconds."""
-        started = time.monotonic()
-
-        async def once() -> T:
-            return await bounded(call(), self.timeout, what)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            if exc is not None:
-                self._problem(f"retry {what}",
-                              f"API problem: {what}: {problem_line(exc)}; retrying for up to "
-                              f"{budget:g}s")
-
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(transient),
-            stop=tenacity.stop_before_delay(budget),
-            wait=_Backoff(),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            return await retrying(once)
-        except Exception as exc:
-            if transient(exc):
-                self._problem(f"gave up {what}", f"API problem: {what}: gave up after "
-                              f"{time.monotonic() - started:.0f}s: {problem_line(exc)}")
-            raise
+        return await retried(call, what, budget=budget, timeout=self.timeout,
+                             report=self._problem)
 
     @property
     def server(self) -> str:
@@ -298,10 +307,11 @@ async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
     except kubeconfig.KubeconfigProblem as exc:
         raise AccessProblem(str(exc)) from None
     try:
-        api = await bounded(
-            kr8s.asyncio.api(kubeconfig=str(target.kubeconfig) if target.kubeconfig else None,
-                             context=target.context),
-            timeout, "connect")
+        api = await retried(
+            lambda: kr8s.asyncio.api(
+                kubeconfig=str(target.kubeconfig) if target.kubeconfig else None,
+                context=target.context),
+            "connect", budget=CONNECT_BUDGET, timeout=timeout)
         # The first contact retries only briefly: a wrong server or port should be said at
         # once, not after a minute of back-off.
         cluster = Cluster(api, target, timeout, read_budget=CONNECT_BUDGET)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from netdoctor.lab.api import discovery
+from netdoctor.lab.api.apifaults import STATE as API_FAULTS
+from netdoctor.lab.api.apifaults import ApiFaultState, api_faults
 from netdoctor.lab.api.auth import Access, authenticate, authorize
 from netdoctor.lab.api.crud import NOT_FOUND, Target, handle, respond
 from netdoctor.lab.api.runtime import PodRuntime
@@ -113,20 +115,24 @@ async def not_served(request: web.Request) -> web.Response:
     raise NOT_FOUND
 
 
-def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access]) -> web.Application:
+def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access],
+             faults: ApiFaultState | None = None) -> web.Application:
     """Build the API server application.
 
     Args:
         store: The objects to serve.
         runtime: Runs ``pods/exec`` commands and reads ``pods/log``.
         tokens: Bearer token -> who it is and what it may do.
+        faults: The API faults in force (see :mod:`netdoctor.lab.api.apifaults`); the lab's
+            control socket sets them.
 
     Returns:
         The aiohttp application; serve it with :func:`serve`.
     """
-    app = web.Application(middlewares=[status_errors, authentication],
+    app = web.Application(middlewares=[api_faults, status_errors, authentication],
                           client_max_size=16 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[TOKENS] = store, runtime, tokens
+    app[API_FAULTS] = faults or ApiFaultState()
     app.router.add_get("/version", version)
     app.router.add_get("/version/", version)
     for path in ("/healthz", "/livez", "/readyz"):
