@@ -97,6 +97,8 @@ def problem_line(exc: BaseException) -> str:
     code = status_code(exc)
     if code is not None:
         return f"HTTP {code}" + (" (throttled)" if code == 429 else "")
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc).rpartition(": ")[2]  # the message starts with what was awaited
     return str(exc) or type(exc).__name__
 
 

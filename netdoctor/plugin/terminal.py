@@ -16,6 +16,10 @@ def summary_lines(analysis: Analysis, written: Sequence[Path]) -> list[str]:
     present = [n for n, p in analysis.signals.items() if p]
     lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{analysis.applicable}"
              f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"]
+    if analysis.undecided:
+        lines.append(f"undecided: {', '.join(analysis.undecided)} (decided {analysis.decided}"
+                     f" of {analysis.applicable}; {len(analysis.not_observed)} check(s) not "
+                     "observed, reasons in analysis.md)")
     for name, reason in analysis.not_applicable.items():
         lines.append(f"{name}: not applicable ({reason})")
     for name in present:

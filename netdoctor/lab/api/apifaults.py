@@ -6,13 +6,14 @@ controllers, the pod network) keeps running, as it does when a real API server i
 
 * ``api-slow``: every request is answered :data:`SLOW_SECONDS` late.
 * ``api-throttle``: half the requests get ``429 Too Many Requests`` with ``Retry-After``.
-* ``api-flaky``: half the requests get a 503, a 500 or a dropped connection (a sixth each); a watch that is let through is cut after :data:`WATCH_CUT_SECONDS`.
+* ``api-flaky``: half the requests get a 503, a 500 or a dropped connection (a sixth each);
+  a watch that is let through is cut after :data:`WATCH_CUT_SECONDS`.
+* ``api-down``: no answer at all; requests are held (as by a paused process) and answered
+  only once the fault is cleared or its ``seconds`` have passed.
 
 Which requests are hit is drawn at random (seeded at injection, so a run can be repeated): a
 fixed rotation would line up with a client's own fixed sequence of requests (discovery, then
 the request) and starve it, which no real API server does.
-* ``api-down``: no answer at all; requests are held (as by a paused process) and answered
-  only once the fault is cleared or its ``seconds`` have passed.
 
 Example:
     >>> state = ApiFaultState()
