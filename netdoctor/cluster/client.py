@@ -45,6 +45,10 @@ class DeadlineExceeded(Exception):
     """A bounded call did not finish in time; the message names what was awaited."""
 
 
+class DiscoveryFailed(Exception):
+    """The API could not say where a kind lives (its discovery request failed)."""
+
+
 class AccessProblem(Exception):
     """The cluster cannot be used as configured; ``str(exc)`` is the one line to show."""
 
@@ -74,7 +78,8 @@ def status_code(exc: BaseException) -> int | None:
 
 def transient(exc: BaseException) -> bool:
     """The request may succeed if asked again: no answer, a dropped connection, 429 or 5xx."""
-    if isinstance(exc, DeadlineExceeded | httpx.TransportError | kr8s.APITimeoutError):
+    if isinstance(exc, DeadlineExceeded | DiscoveryFailed | httpx.TransportError
+                  | kr8s.APITimeoutError):
         return True
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
         return True
@@ -227,10 +232,16 @@ class Cluster:
             out: list[dict[str, Any]] = []
             params = {"limit": str(LIST_PAGE)}
             while True:
-                async with self.api.async_get_kind(
-                        kind, namespace=namespace or kr8s.ALL, label_selector=selector or None,
-                        params=dict(params)) as (cls, resp):
-                    page = resp.json()
+                try:
+                    async with self.api.async_get_kind(
+                            kind, namespace=namespace or kr8s.ALL,
+                            label_selector=selector or None,
+                            params=dict(params)) as (cls, resp):
+                        page = resp.json()
+                except UnboundLocalError as exc:
+                    # kr8s only warns when the kind's discovery request fails, then trips
+                    # over the name it never learnt: the API failed, not the list.
+                    raise DiscoveryFailed(f"discovery of {kind} failed") from exc
                 for item in page.get("items") or []:
                     item.setdefault("kind", cls.kind)
                     item.setdefault("apiVersion", cls.version)

@@ -3,8 +3,10 @@ answering for a while (``lab fault inject api-down --seconds N``), exactly as a 
 restarting API server would. Loaded only by the e2e tier and benchmarks
 (``-p selftests.e2e.apipause``), configured by environment variables:
 
-* ``NETDOCTOR_TEST_API_PAUSE=POINT:SECONDS`` where POINT is one of :data:`POINTS`;
-* ``NETDOCTOR_LAB_DIR``: the lab's state directory.
+* ``ND_TEST_API_PAUSE=POINT:SECONDS`` where POINT is one of :data:`POINTS`;
+* ``ND_TEST_LAB_DIR``: the lab's state directory.
+
+(Not ``NETDOCTOR_*``: the e2e runner clears those so that no setting leaks into a run.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 
 from selftests.e2e.labrun import lab_cli
 
-PAUSE_VAR = "NETDOCTOR_TEST_API_PAUSE"
+PAUSE_VAR = "ND_TEST_API_PAUSE"
+LAB_VAR = "ND_TEST_LAB_DIR"
 POINTS: dict[str, tuple[str, str]] = {
     # point: (module, function) after whose return the API goes away
     "connected": ("netdoctor.cluster.session", "connect"),
@@ -34,7 +37,7 @@ measurements are about to run)."""
 def pause_api(seconds: float) -> None:
     """Make the lab's API server answer nothing for ``seconds``."""
     done = lab_cli("fault", "inject", "api-down", "--seconds", f"{seconds:g}", "--state-dir",
-                   os.environ["NETDOCTOR_LAB_DIR"], timeout=30)
+                   os.environ[LAB_VAR], timeout=30)
     if done.returncode != 0:
         raise RuntimeError(f"could not pause the lab's API: {done.stderr.strip()}")
 
