@@ -1,7 +1,8 @@
 """``pytest -m diagnose`` on a healthy lab through API outages and a misbehaving API.
 
-Every case must end honestly (verdict none or inconclusive, no root cause, exit 0 or 6) and
-leave nothing of the run once the API is back; the table shows the wall time and verdict.
+Every case must end honestly (verdict none or inconclusive, no root cause, exit 0 or 6; or,
+when the API goes away before the cluster could even be read, exit 4 and no verdict at all)
+and leave nothing of the run once the API is back; the table shows the wall time and verdict.
 
 Run as root from the repository: ``python -m benchmarks.api_faults [--long 150] [--short 30]``.
 """
@@ -34,8 +35,10 @@ def one(lab: Lab, reports: Path, env: dict[str, str], fault: str | None) -> tupl
         lab.fault("clear", fault or "api-down")
     verdict = str(run.summary.get("verdict"))
     left = probe_objects(lab.kubeconfig)
-    honest = (verdict in EXIT_FOR and run.returncode == EXIT_FOR[verdict]
-              and run.summary.get("root_causes") == [] and not left)
+    refused = run.returncode == 4 and not run.summary and "API server stopped answering" in \
+        run.output
+    honest = not left and (refused or (verdict in EXIT_FOR and run.returncode == EXIT_FOR[verdict]
+                                       and run.summary.get("root_causes") == []))
     said = (f"{run.seconds:6.1f}s  exit {run.returncode}  verdict {verdict:<12} undecided "
             f"{len(run.summary.get('undecided', []))}  left {len(left)}")
     return said, honest
