@@ -11,12 +11,13 @@ against each API fault: ``selftests/lab/test_api_faults.py``.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from selftests.e2e.apipause import LAB_VAR, PAUSE_VAR
-from selftests.e2e.labrun import Lab, Run, probe_objects, run_diagnose
+from selftests.e2e.labrun import Lab, Run, lab_cli, probe_objects, run_diagnose
 
 HONEST = {"none", "inconclusive"}
 EXIT_FOR = {"none": 0, "inconclusive": 6}
@@ -65,3 +66,23 @@ def test_api_outage(healthy_lab: Lab, tmp_path: Path, point: str, seconds: int) 
         assert run.summary["verdict"] == "inconclusive", run.output
         assert run.summary["api_problems"], run.summary
         assert "netdoctor: API problem: " in run.output, run.output
+
+
+def test_api_fault_cli(healthy_lab: Lab) -> None:
+    state = ["--state-dir", str(healthy_lab.state_dir)]
+    listed = lab_cli("fault", "list", *state).stdout
+    assert all(name in listed for name in ("api-slow", "api-throttle", "api-flaky", "api-down"))
+    for bad in (["ip-forward-off", "--seconds", "5"], ["api-down", "--seconds", "0"],
+                ["api-slow", "--node", "worker-1"]):
+        done = lab_cli("fault", "inject", *bad, *state)
+        assert done.returncode != 0, bad
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    started = time.monotonic()
+    done = lab_cli("fault", "inject", "api-down", "--seconds", "6", *state)
+    assert done.returncode == 0, done.stderr
+    assert "fault api-down" in lab_cli("status", *state).stdout  # the control socket answers
+    while "api-down" in lab_cli("status", *state).stdout and time.monotonic() - started < 20:
+        time.sleep(0.5)
+    assert time.monotonic() - started >= 6
+    assert "api-down" not in lab_cli("status", *state).stdout  # over by itself
+    assert probe_objects(healthy_lab.kubeconfig) == []  # and the API answers again
