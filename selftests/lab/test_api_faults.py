@@ -122,3 +122,43 @@ def test_down_for_seconds_ends_by_itself(faulty: ApiLab) -> None:
 def test_unknown_api_fault_is_refused(faulty: ApiLab, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown API fault"):
         faulty.call(lambda: faulty.faults.set("api-gone", None))
+
+
+def test_cleanup_lists_what_it_could_not_remove(faulty: ApiLab) -> None:
+    from netdoctor.cluster import probes as pods
+    from netdoctor.lab.api.resources import resource
+    from selftests.lab.apilab import namespace
+
+    run_id = "c1ea00"
+    ns = namespace(f"netdoctor-{run_id}")
+    ns["metadata"]["labels"] = pods.labels(run_id)
+    spec = pods.probe_pod_spec(node="worker-1", namespace=f"netdoctor-{run_id}",
+                               image="busybox:1.36", run_id=run_id)
+    faulty.call(lambda: faulty.store.create(resource("", "namespaces"), ns))
+    faulty.call(lambda: faulty.store.create(resource("", "pods"), spec))
+    probes = pods.ProbeSet(f"netdoctor-{run_id}", run_id,
+                           created=[("namespace", f"netdoctor-{run_id}"),
+                                    ("pod", "probe-worker-1")])
+
+    async def remove(cluster: Cluster) -> list[str]:
+        return await pods.remove(cluster, probes, wait=1.0, budget=1.0)
+
+    try:
+        _, problems = run(faulty, remove, "api-down", timeout=0.5, read_budget=1.0)
+        assert problems
+        assert [(x.kind, x.namespace, x.name) for x in probes.unremoved] == [
+            ("pod", f"netdoctor-{run_id}", "probe-worker-1"),
+            ("namespace", "", f"netdoctor-{run_id}")]
+        assert probes.unremoved[0].to_json()["command"] == (
+            f"kubectl delete pod -n netdoctor-{run_id} probe-worker-1 --grace-period=0 "
+            "--wait=false")
+        assert probes.unremoved[1].command() == (
+            f"kubectl delete namespace netdoctor-{run_id} --wait=false")
+    finally:
+        faulty.call(faulty.faults.clear)
+        for plural, key in (("pods", f"netdoctor-{run_id}"), ("namespaces", "")):
+            name = "probe-worker-1" if plural == "pods" else f"netdoctor-{run_id}"
+            if faulty.call(lambda p=plural, k=key, n=name: faulty.store.find(
+                    resource("", p), k, n)) is not None:
+                faulty.call(lambda p=plural, k=key, n=name: faulty.store.delete(
+                    resource("", p), k, n))
