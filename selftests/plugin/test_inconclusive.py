@@ -111,3 +111,39 @@ def test_remediation_never_runs_on_it(pytester: pytest.Pytester) -> None:
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["remediation"]["mode"] == "refused"
     assert summary["remediation"]["steps"] == []
+
+
+LEFTOVER_CONFTEST = """
+import types
+import pytest
+from fixtures.cluster import SESSION
+from netdoctor.cluster.probes import Leftover
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    # a session whose cleanup could not reach the API
+    session.config.stash[SESSION] = types.SimpleNamespace(
+        probes=types.SimpleNamespace(unremoved=[
+            Leftover("pod", "netdoctor-abc123", "probe-w1", "abc123"),
+            Leftover("namespace", "", "netdoctor-abc123", "abc123")]),
+        cluster=types.SimpleNamespace(problems=["API problem: delete pod probe-w1: gave up"]),
+        leftovers=[], close=lambda: [])
+"""
+
+
+def test_leftovers_end_the_terminal_output(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(LEFTOVER_CONFTEST)
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest(*PLUGIN, "-p", "fixtures.cluster", "--report-dir=out")
+    result.stdout.fnmatch_lines([
+        "*netdoctor: objects left in the cluster*",
+        "pod netdoctor-abc123/probe-w1 (run abc123): kubectl delete pod -n netdoctor-abc123 "
+        "probe-w1 --grace-period=0 --wait=false",
+        "namespace netdoctor-abc123 (run abc123): kubectl delete namespace netdoctor-abc123 "
+        "--wait=false",
+    ])
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert [x["command"] for x in summary["leftovers"]] == [
+        "kubectl delete pod -n netdoctor-abc123 probe-w1 --grace-period=0 --wait=false",
+        "kubectl delete namespace netdoctor-abc123 --wait=false"]
+    assert summary["api_problems"] == ["API problem: delete pod probe-w1: gave up"]
