@@ -1,6 +1,6 @@
 """``pytest -m diagnose`` on a healthy lab through API outages and a misbehaving API.
 
-Every case must end honestly (verdict none or inconclusive, no root cause, exit 0 or 6; or,
+Every case must end honestly (verdict none or inconclusive, no root cause, exit 0 or 7; or,
 when the API goes away before the cluster could even be read, exit 4 and no verdict at all)
 and leave nothing of the run once the API is back; the table shows the wall time and verdict.
 
@@ -15,10 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from netdoctor.plugin.scoring import EXIT_INCONCLUSIVE
 from selftests.e2e.apipause import LAB_VAR, PAUSE_VAR, POINTS
 from selftests.e2e.labrun import Lab, lab_up, probe_objects, run_diagnose
 
-EXIT_FOR = {"none": 0, "inconclusive": 6}
+EXIT_FOR = {"none": 0, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 def one(lab: Lab, reports: Path, env: dict[str, str], fault: str | None) -> tuple[str, bool]:

@@ -28,9 +28,9 @@ from netdoctor.model import CheckResult
 
 Verdict = Literal["confirmed", "partial", "none", "inconclusive"]
 VERDICTS: tuple[str, ...] = ("confirmed", "partial", "none", "inconclusive")
-EXIT_INCONCLUSIVE = 6
+EXIT_INCONCLUSIVE = 7
 """Exit status of a run whose verdict is ``inconclusive`` (pytest uses 0-5; 4 also means the
-cluster could not be used)."""
+cluster could not be used; 6 is a refused remediation)."""
 NOT_OBSERVED: frozenset[str] = frozenset({"error", "inconclusive"})
 """Outcomes of checks that could not look (listed in ``summary.json``'s ``not_observed``)."""
 OBSERVING: frozenset[str] = frozenset({"passed", "flaky", "failed"})

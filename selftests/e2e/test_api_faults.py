@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from netdoctor.plugin.scoring import EXIT_INCONCLUSIVE
 from selftests.e2e.apipause import LAB_VAR, PAUSE_VAR
 from selftests.e2e.labrun import Lab, Run, lab_cli, probe_objects, run_diagnose
 
 HONEST = {"none", "inconclusive"}
-EXIT_FOR = {"none": 0, "inconclusive": 6}
+EXIT_FOR = {"none": 0, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 def _run_with(lab: Lab, report_dir: Path, env: dict[str, str], timeout: float) -> Run:

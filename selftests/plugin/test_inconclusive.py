@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from netdoctor.plugin.remediate import EXIT_REFUSED
 from netdoctor.plugin.scoring import EXIT_INCONCLUSIVE
 
 PLUGIN = ("-p", "no:netdoctor", "-p", "netdoctor.plugin")
@@ -108,6 +109,7 @@ def test_remediation_never_runs_on_it(pytester: pytest.Pytester) -> None:
                                            "--non-interactive", "--report-dir=out")
     result.stdout.fnmatch_lines(["*netdoctor remediation*", "mode: refused (verdict "
                                                             "inconclusive)*"])
+    assert result.ret == EXIT_REFUSED
     summary = json.loads((pytester.path / "out" / "summary.json").read_text())
     assert summary["remediation"]["mode"] == "refused"
     assert summary["remediation"]["steps"] == []
