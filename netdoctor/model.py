@@ -20,8 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-Outcome = Literal["passed", "failed", "skipped", "error", "flaky"]
-"""How one check ended. ``flaky`` is a pass that needed retries; ``error`` is a broken setup."""
+from _pytest.outcomes import Skipped
+
+Outcome = Literal["passed", "failed", "skipped", "error", "flaky", "inconclusive"]
+"""How one check ended. ``flaky`` is a pass that needed retries; ``error`` is a broken setup;
+``inconclusive`` means the check could not observe what it measures (see :class:`NotObserved`)."""
 
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
@@ -157,6 +160,28 @@ class CheckFailed(AssertionError):
         super().__init__(message)
         self.message = message
         self.evidence: tuple[Evidence, ...] = tuple(evidence)
+
+
+class NotObserved(Skipped):
+    """A check could not observe what it measures: the exec or API call failed, the pod was
+    gone, the transport timed out (not the probe's own timeout).
+
+    Not a failure: the check ends ``inconclusive`` with ``reason``, raises no signal and
+    feeds no root cause. It travels as a pytest skip, so pytest never counts it as failed.
+
+    Example:
+        >>> raise NotObserved("ping w1->w2: exec failed 3 times (no answer from the API)")
+        Traceback (most recent call last):
+        ...
+        netdoctor.model.NotObserved: ping w1->w2: exec failed 3 times (no answer from the API)
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, _use_item_location=True)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,12 +20,25 @@ from typing import Any, TypeVar
 import httpx
 import kr8s
 import kr8s.asyncio
+import tenacity
+
+from netdoctor.cluster import kubeconfig
 
 T = TypeVar("T")
 API_CALL_TIMEOUT = 15.0
 """Seconds one API request may take before the run treats the API as unreachable."""
 LIST_PAGE = 500
 """Objects per list request (the API server pages larger lists with ``continue``)."""
+READ_BUDGET = 60.0
+"""Seconds an idempotent read (GET, LIST) keeps retrying a failing API before giving up."""
+CONNECT_BUDGET = 10.0
+"""Seconds the first request (list nodes) keeps retrying before the cluster counts as
+unusable."""
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses worth asking again: throttled, or the API server (or what is in front of it)
+failed. Anything else (403, 404, 409, 422) is the API's real answer."""
+MAX_RETRY_AFTER = 30.0
+"""The most a ``Retry-After`` header may make a read wait at once."""
 
 
 POLICY_MARKS = ("violates PodSecurity", "admission webhook")
@@ -33,6 +47,10 @@ POLICY_MARKS = ("violates PodSecurity", "admission webhook")
 
 class DeadlineExceeded(Exception):
     """A bounded call did not finish in time; the message names what was awaited."""
+
+
+class DiscoveryFailed(Exception):
+    """The API could not say where a kind lives (its discovery request failed)."""
 
 
 class AccessProblem(Exception):
@@ -60,6 +78,81 @@ def status_code(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     code = getattr(response, "status_code", None)
     return code if isinstance(code, int) else None
+
+
+def transient(exc: BaseException) -> bool:
+    """The request may succeed if asked again: no answer, a dropped connection, 429 or 5xx."""
+    if isinstance(exc, DeadlineExceeded | DiscoveryFailed | httpx.TransportError
+                  | kr8s.APITimeoutError):
+        return True
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return True
+    return status_code(exc) in RETRY_STATUSES
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the API asked us to wait (``Retry-After``), capped; ``None`` when it did not."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    raw = headers.get("Retry-After") if headers is not None else None
+    try:
+        return min(max(float(raw), 0.0), MAX_RETRY_AFTER) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def problem_line(exc: BaseException) -> str:
+    """A short reason for a failed request (no traceback)."""
+    code = status_code(exc)
+    if code is not None:
+        return f"HTTP {code}" + (" (throttled)" if code == 429 else "")
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc).rpartition(": ")[2]  # the message starts with what was awaited
+    return str(exc) or type(exc).__name__
+
+
+class _Backoff(tenacity.wait.wait_base):
+    """Exponential back-off (0.5 s doubling to 8 s), or what ``Retry-After`` says."""
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = retry_after(exc) if exc is not None else None
+        if asked is not None:
+            return asked
+        return float(min(0.5 * 2 ** (retry_state.attempt_number - 1), 8.0))
+
+
+async def retried(call: Callable[[], Awaitable[T]], what: str, *, budget: float,
+                  timeout: float, report: Callable[[str, str], None] | None = None) -> T:
+    """Run the idempotent request ``call`` (each try bounded by ``timeout``), retrying
+    :func:`transient` failures with back-off and honouring ``Retry-After``, until it succeeds
+    or ``budget`` seconds have passed; then the last error is raised. ``report(key, line)``
+    hears of each retried request once and of giving up."""
+    started = time.monotonic()
+
+    async def once() -> T:
+        return await bounded(call(), timeout, what)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and report is not None:
+            report(f"retry {what}", f"API problem: {what}: {problem_line(exc)}; retrying for "
+                                    f"up to {budget:g}s")
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(transient),
+        stop=tenacity.stop_before_delay(budget),
+        wait=_Backoff(),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        return await retrying(once)
+    except Exception as exc:
+        if transient(exc) and report is not None:
+            report(f"gave up {what}", f"API problem: {what}: gave up after "
+                                      f"{time.monotonic() - started:.0f}s: {problem_line(exc)}")
+        raise
 
 
 def classify_http(code: int, message: str, action: str) -> str:
@@ -91,10 +184,41 @@ class Target:
 class Cluster:
     """A kr8s API with bounded, dict-returning helpers (API objects, never tables)."""
 
-    def __init__(self, api: Any, target: Target, timeout: float = API_CALL_TIMEOUT) -> None:
+    def __init__(self, api: Any, target: Target, timeout: float = API_CALL_TIMEOUT,
+                 read_budget: float = READ_BUDGET) -> None:
         self.api = api
         self.target = target
         self.timeout = timeout
+        self.read_budget = read_budget
+        self.problems: list[str] = []
+        """One line per distinct API problem met (what, and why), in order."""
+        self.notify: Callable[[str], None] | None = None
+        """Called once with each new line of :attr:`problems` (the terminal, in a run)."""
+        self._seen: set[str] = set()
+
+    def _problem(self, key: str, line: str) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            self.problems.append(line)
+            if self.notify is not None:
+                self.notify(line)
+
+    async def read(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run the idempotent read ``call`` (each try bounded by :attr:`timeout`), retrying
+        transient failures with back-off, honouring ``Retry-After``, until it succeeds or
+        :attr:`read_budget` seconds have passed; then the last error is raised.
+
+        Only reads go through here (and :meth:`idempotent` requests): a write that timed out
+        may have happened, and is never repeated blindly.
+        """
+        return await self.idempotent(call, what, self.read_budget)
+
+    async def idempotent(self, call: Callable[[], Awaitable[T]], what: str,
+                         budget: float) -> T:
+        """:meth:`read` for any request that is safe to repeat (a GET, a LIST, a DELETE by
+        name whose repeat answers 404), retried for up to ``budget`` seconds."""
+        return await retried(call, what, budget=budget, timeout=self.timeout,
+                             report=self._problem)
 
     @property
     def server(self) -> str:
@@ -115,10 +239,16 @@ class Cluster:
             out: list[dict[str, Any]] = []
             params = {"limit": str(LIST_PAGE)}
             while True:
-                async with self.api.async_get_kind(
-                        kind, namespace=namespace or kr8s.ALL, label_selector=selector or None,
-                        params=dict(params)) as (cls, resp):
-                    page = resp.json()
+                try:
+                    async with self.api.async_get_kind(
+                            kind, namespace=namespace or kr8s.ALL,
+                            label_selector=selector or None,
+                            params=dict(params)) as (cls, resp):
+                        page = resp.json()
+                except UnboundLocalError as exc:
+                    # kr8s only warns when the kind's discovery request fails, then trips
+                    # over the name it never learnt: the API failed, not the list.
+                    raise DiscoveryFailed(f"discovery of {kind} failed") from exc
                 for item in page.get("items") or []:
                     item.setdefault("kind", cls.kind)
                     item.setdefault("apiVersion", cls.version)
@@ -129,14 +259,15 @@ class Cluster:
                 params["continue"] = str(token)
 
         where = f" in {namespace}" if namespace else ""
-        return await bounded(collect(), self.timeout, f"list {kind}{where}")
+        return await self.read(collect, f"list {kind}{where}")
 
     async def request(
         self, method: str, path: str, *, namespace: str | None = None, version: str = "v1",
         base: str = "", params: dict[str, str] | None = None, body: Any = None,
         what: str = "",
     ) -> httpx.Response:
-        """One raw API request (``path`` below the namespace, e.g. ``pods/x/log``)."""
+        """One raw API request (``path`` below the namespace, e.g. ``pods/x/log``); a GET is
+        retried as :meth:`read` does, any other method is sent once."""
 
         async def call() -> httpx.Response:
             kwargs: dict[str, Any] = {}
@@ -148,7 +279,10 @@ class Cluster:
                                          namespace=namespace, url=path, **kwargs) as resp:
                 return resp  # type: ignore[no-any-return]
 
-        return await bounded(call(), self.timeout, what or f"{method} {path}")
+        what = what or f"{method} {path}"
+        if method.upper() == "GET":
+            return await self.read(call, what)
+        return await bounded(call(), self.timeout, what)
 
 
 def _server_of(target: Target) -> str:
@@ -188,15 +322,21 @@ async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
     Raises:
         AccessProblem: Bad kubeconfig, unreachable API, 401, or 403 on listing nodes.
     """
-    if target.kubeconfig is not None and not target.kubeconfig.is_file():
-        raise AccessProblem(f"kubeconfig {target.kubeconfig} does not exist or is not a file")
     try:
-        api = await bounded(
-            kr8s.asyncio.api(kubeconfig=str(target.kubeconfig) if target.kubeconfig else None,
-                             context=target.context),
-            timeout, "connect")
-        cluster = Cluster(api, target, timeout)
+        kubeconfig.check(target.kubeconfig, target.context)
+    except kubeconfig.KubeconfigProblem as exc:
+        raise AccessProblem(str(exc)) from None
+    try:
+        api = await retried(
+            lambda: kr8s.asyncio.api(
+                kubeconfig=str(target.kubeconfig) if target.kubeconfig else None,
+                context=target.context),
+            "connect", budget=CONNECT_BUDGET, timeout=timeout)
+        # The first contact retries only briefly: a wrong server or port should be said at
+        # once, not after a minute of back-off.
+        cluster = Cluster(api, target, timeout, read_budget=CONNECT_BUDGET)
         await cluster.list("nodes")
+        cluster.read_budget = READ_BUDGET
     except Exception as exc:
         raise AccessProblem(explain(exc, target, timeout, "list nodes")) from None
     return cluster

@@ -145,12 +145,20 @@ async def measure(
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_result(lambda r: not r.conclusive),
         stop=tenacity.stop_after_attempt(tries),
-        wait=tenacity.wait_fixed(0.2),
+        wait=lambda state: _pause(attempts, state.attempt_number),
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         reraise=False,
     )
     result: R = await retrying(once)
     return Measured(result, tuple(attempts), kubectl_exec(target.namespace, target.name, argv))
+
+
+def _pause(attempts: Sequence[Attempt], number: int) -> float:
+    """Seconds before the next try: short after output that was not understood, longer and
+    growing after a transport error (an API server restarting needs a moment)."""
+    if attempts and attempts[-1].transport_error:
+        return float(min(2 ** (number - 1), 4))
+    return 0.2
 
 
 # -- batching: many commands for one pod, one exec ----------------------------------------

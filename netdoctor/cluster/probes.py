@@ -149,6 +149,8 @@ class ProbeSet:
     placement: Placement = field(default_factory=Placement)
     pod_security: str = "privileged"
     """The Pod Security level the run's own namespace is labelled with."""
+    unremoved: list[Leftover] = field(default_factory=list)
+    """Objects cleanup could not delete (set by :func:`remove`)."""
 
 
 def pod_ready(obj: Mapping[str, Any]) -> bool:
@@ -304,31 +306,53 @@ def _hopeless(obj: Mapping[str, Any]) -> bool:
     return str(obj.get("status", {}).get("phase")) in ("Failed", "Succeeded")
 
 
-async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0) -> list[str]:
+CLEANUP_BUDGET = 180.0
+"""Seconds each delete keeps retrying an API that does not answer (longer than most API
+server restarts): the run's objects must go once the API is back."""
+
+
+async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
+                 budget: float = CLEANUP_BUDGET) -> list[str]:
     """Delete what this run created, newest first, then anything else carrying its run id
-    (a create interrupted by Ctrl-C may have reached the API unrecorded); return problems."""
+    (a create interrupted by Ctrl-C may have reached the API unrecorded); return problems.
+
+    Objects that could not be deleted are left in ``probes.unremoved`` (with the command
+    that removes them, see :meth:`Leftover.command`).
+    """
     problems: list[str] = []
+    failed: list[Leftover] = []
     recorded = list(reversed(probes.created))
     probes.created.clear()
+
+    async def delete(kind: str, namespace: str, name: str) -> None:
+        if not await _delete(cluster, kind, namespace, name, problems, budget):
+            failed.append(Leftover(kind, namespace if kind == "pod" else "", name,
+                                   probes.run_id))
+
     # Pods side by side (one request each would make cleanup O(nodes) round trips), then
     # what holds them (the namespace), still newest first.
-    await asyncio.gather(*(_delete(cluster, kind, probes.namespace, name, problems)
+    await asyncio.gather(*(delete(kind, probes.namespace, name)
                            for kind, name in recorded if kind == "pod"))
     for kind, name in recorded:
         if kind != "pod":
-            await _delete(cluster, kind, "", name, problems)
+            await delete(kind, "", name)
     selector = f"{RUN_ID}={probes.run_id}"
     try:
         strays = [("pod", o) for o in await cluster.list("pods", selector=selector)]
         strays += [("namespace", o) for o in await cluster.list("namespaces", selector=selector)]
     except Exception as exc:
+        probes.unremoved = failed or [Leftover(kind, probes.namespace if kind == "pod" else "",
+                                               name, probes.run_id) for kind, name in recorded]
         return [*problems, f"listing objects of run {probes.run_id}: {exc}"]
-    await asyncio.gather(*(_delete(cluster, kind, obj["metadata"].get("namespace", ""),
-                                   obj["metadata"]["name"], problems)
-                           for kind, obj in strays if kind == "pod"))
+    known = {(f.kind, f.name) for f in failed}
+    await asyncio.gather(*(delete(kind, obj["metadata"].get("namespace", ""),
+                                  obj["metadata"]["name"])
+                           for kind, obj in strays
+                           if kind == "pod" and (kind, obj["metadata"]["name"]) not in known))
     for kind, obj in strays:
-        if kind != "pod":
-            await _delete(cluster, kind, "", obj["metadata"]["name"], problems)
+        if kind != "pod" and (kind, obj["metadata"]["name"]) not in known:
+            await delete(kind, "", obj["metadata"]["name"])
+    probes.unremoved = failed
     try:
         await bounded(_gone(cluster, probes), wait, f"probe pods of run {probes.run_id} to go")
     except Exception as exc:
@@ -337,15 +361,24 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0) -> list
 
 
 async def _delete(cluster: Cluster, kind: str, namespace: str, name: str,
-                  problems: list[str]) -> None:
+                  problems: list[str], budget: float = CLEANUP_BUDGET) -> bool:
+    """Delete one object (retried while the API does not answer: a repeated delete is
+    harmless); True when it is gone or going."""
     path = f"pods/{name}" if kind == "pod" else f"namespaces/{name}"
+
+    async def call() -> Any:
+        return await cluster.request("DELETE", path, namespace=namespace or None,
+                                     body={"gracePeriodSeconds": 0,
+                                           "propagationPolicy": "Background"},
+                                     what=f"delete {kind} {name}")
+
     try:
-        await cluster.request("DELETE", path, namespace=namespace or None,
-                              body={"gracePeriodSeconds": 0, "propagationPolicy": "Background"},
-                              what=f"delete {kind} {name}")
+        await cluster.idempotent(call, f"delete {kind} {name}", budget)
     except Exception as exc:
         if status_code(exc) != 404:
             problems.append(f"{kind} {namespace + '/' if namespace else ''}{name}: {exc}")
+            return False
+    return True
 
 
 async def _gone(cluster: Cluster, probes: ProbeSet) -> None:
@@ -366,6 +399,22 @@ class Leftover:
         """``pod ns/name (run abc123)``."""
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name} (run {self.run_id})"
+
+    def command(self) -> str:
+        """The ``kubectl`` command that removes it.
+
+        Example:
+            >>> Leftover("pod", "nd-1", "probe-w1", "abc123").command()
+            'kubectl delete pod -n nd-1 probe-w1 --grace-period=0 --wait=false'
+        """
+        where = f" -n {self.namespace}" if self.namespace else ""
+        return (f"kubectl delete {self.kind}{where} {self.name} "
+                + ("--grace-period=0 " if self.kind == "pod" else "") + "--wait=false")
+
+    def to_json(self) -> dict[str, str]:
+        """``summary.json``'s form (``leftovers`` entries)."""
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name,
+                "run_id": self.run_id, "command": self.command()}
 
 
 async def find_leftovers(cluster: Cluster, run_id: str) -> list[Leftover]:

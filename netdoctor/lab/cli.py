@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from netdoctor.lab import faults
+from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.sh import missing_tools
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, default_state_dir, pid_alive, prefix_for
 
@@ -81,6 +82,9 @@ def add_parser(sub: Any) -> None:
     fault.add_argument("action", choices=("list", "inject", "clear"))
     fault.add_argument("name", nargs="?")
     fault.add_argument("--node", default=None)
+    fault.add_argument("--seconds", type=float, default=None,
+                       help="for api-* faults: clear the fault by itself after this many "
+                            "seconds (default: until 'lab fault clear')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,10 +289,16 @@ def fault_cmd(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise LabError(f"'lab fault {args.action}' needs a fault name; see 'lab fault list'")
-    if args.name not in faults.FAULTS:
-        raise LabError(f"unknown fault {args.name!r}; known: {', '.join(faults.FAULTS)}")
+    known = [f["name"] for f in faults.describe()]
+    if args.name not in known:
+        raise LabError(f"unknown fault {args.name!r}; known: {', '.join(known)}")
+    if args.seconds is not None and (args.name not in API_FAULTS or args.seconds <= 0):
+        raise LabError("--seconds takes a number > 0 and applies to api-* faults only")
     method = "POST" if args.action == "inject" else "DELETE"
-    data = _control(args.state_dir, method, f"/faults/{args.name}", {"node": args.node})
+    body: dict[str, object] = {"node": args.node}
+    if args.seconds is not None:
+        body["seconds"] = args.seconds
+    data = _control(args.state_dir, method, f"/faults/{args.name}", body)
     nodes = ", ".join(n or "cluster" for n in data["nodes"])
     print(f"{args.action}ed {args.name} on {nodes}")
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from netdoctor.lab import certs, faults, manifests, nsock
+from netdoctor.lab.api.apifaults import API_FAULTS, ApiFaultState
 from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
 from netdoctor.lab.api.podsecurity import PodSecurity
@@ -142,6 +143,7 @@ class Lab:
         self.kubelet = Kubelet(self.store, self.info)
         self.kubelet.registry.add(images)
         self.ctx = faults.LabContext(self.store, self.info, self._kill_containers)
+        self.api_faults = ApiFaultState()
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
         self.web: external.WebServers | None = None
@@ -237,7 +239,8 @@ class Lab:
         self.kubelet.token_issuer = lambda ns, name: str(issue_token(
             tokens, self.store, ns, name, None)["status"]["token"])
         app = make_app(self.store, LabRuntime(self.kubelet), tokens,
-                       Authorizer(self.store, audit=self.dir / AUDIT_FILE))
+                       Authorizer(self.store, audit=self.dir / AUDIT_FILE),
+                       faults=self.api_faults)
         cp = next(n for n in self.info.nodes.values() if n.index == 0)
         local = nsock.listener_in(None, "127.0.0.1", 0)
         inner = nsock.listener_in(cp.netns, self.info.apiserver_ip, self.info.apiserver_port)
@@ -272,9 +275,37 @@ class Lab:
         self.state.save()
         return targets
 
+    def api_fault(self, name: str, seconds: float | None, clear: bool = False) -> None:
+        """Put the API server's fault ``name`` in force (for ``seconds``), or clear it."""
+        entry = {"name": name, "node": None}
+        self.state.faults = [f for f in self.state.faults if f["name"] not in API_FAULTS]
+        if clear:
+            self.api_faults.clear()
+        else:
+            self.api_faults.set(name, seconds)
+            self.state.faults.append(entry)
+            if seconds:
+                asyncio.get_running_loop().call_later(seconds, self._api_fault_over, name)
+        self.state.save()
+
+    def _api_fault_over(self, name: str) -> None:
+        if self.api_faults.active() != name:
+            self.state.faults = [f for f in self.state.faults if f["name"] != name]
+            self.state.save()
+
     async def _fault(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         body = await request.json() if request.can_read_body else {}
+        if name in API_FAULTS:
+            seconds = body.get("seconds")
+            if body.get("node") is not None:
+                return web.json_response({"error": f"{name} is a fault of the API server, "
+                                                   "not of a node"}, status=400)
+            if seconds is not None and not (isinstance(seconds, int | float) and seconds > 0):
+                return web.json_response({"error": f"--seconds must be > 0, got {seconds!r}"},
+                                         status=400)
+            self.api_fault(name, seconds, clear=request.method == "DELETE")
+            return web.json_response({"fault": name, "nodes": [None], "seconds": seconds})
         if name not in faults.FAULTS:
             return web.json_response({"error": f"unknown fault {name!r}"}, status=404)
         node = body.get("node")
@@ -303,6 +334,7 @@ class Lab:
 
     async def close(self) -> None:
         """Stop everything and remove what the lab made on this machine."""
+        self.api_faults.clear()  # held requests must not hold up the server's shutdown
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.kubelet.shutdown(), 15)
         for task in self.tasks:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netdoctor.lab import manifests
+from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import ApiError, Obj, Store
 from netdoctor.lab.containers import LabInfo
@@ -314,6 +315,8 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def describe() -> list[dict[str, Any]]:
-    """Faults for ``lab fault list``."""
+    """Faults for ``lab fault list`` (the API server's own faults last)."""
     return [{"name": f.name, "summary": f.summary, "node_scoped": f.node_scoped,
-             "default_nodes": f.default if f.node_scoped else None} for f in FAULTS.values()]
+             "default_nodes": f.default if f.node_scoped else None} for f in FAULTS.values()] \
+        + [{"name": name, "summary": summary, "node_scoped": False, "default_nodes": None}
+           for name, summary in API_FAULTS.items()]

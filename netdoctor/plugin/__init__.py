@@ -34,7 +34,14 @@ import pytest
 
 from netdoctor.plugin import activation, argv, hooks, junit, markers, options, results
 from netdoctor.plugin.reports import build_summary, write_reports
-from netdoctor.plugin.scoring import BUILTIN_SIGNALS, SignalDefinition, Thresholds, analyze
+from netdoctor.plugin.scoring import (
+    BUILTIN_SIGNALS,
+    EXIT_INCONCLUSIVE,
+    VERDICTS,
+    SignalDefinition,
+    Thresholds,
+    analyze,
+)
 from netdoctor.plugin.state import (
     STATE,
     RunState,
@@ -207,7 +214,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     override = config.hook.pytest_netdoctor_verdict(
         score=analysis.score, signals=dict(analysis.signals), config=config)
     if override is not None:
-        if override not in ("confirmed", "partial", "none"):
+        if override not in VERDICTS:
             raise pytest.UsageError(f"pytest_netdoctor_verdict returned {override!r}")
         analysis = dataclasses.replace(analysis, verdict=override)
     state.analysis = analysis
@@ -217,6 +224,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     written = write_reports(analysis, summary, state.report_paths)
     html = state.report_paths.html if config.pluginmanager.hasplugin("html") else None
     state.written = tuple(([html] if html else []) + written)
+    if analysis.verdict == "inconclusive" and session.exitstatus in (0, 1):
+        session.exitstatus = EXIT_INCONCLUSIVE  # failed checks or not: the answer is unknown
 
 
 def pytest_terminal_summary(

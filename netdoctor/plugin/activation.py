@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from netdoctor.plugin.markers import is_check
-from netdoctor.plugin.reports import plan_report_paths
+from netdoctor.plugin.reports import plan_report_paths, report_dir_problem
 from netdoctor.plugin.state import get_state
 from netdoctor.suite import TESTS
 
@@ -138,6 +138,11 @@ def activate(session: pytest.Session) -> bool:
         return activation.active
     activation.asked = True
     state = get_state(config)
+    problem = report_dir_problem(state.settings.report_dir)
+    if problem:
+        raise pytest.UsageError(
+            f"netdoctor: report directory {state.settings.report_dir} (from "
+            f"{state.settings.sources['report_dir']}) is unusable: {problem}")
     html_active = config.pluginmanager.hasplugin("html")
     user_html = getattr(config.option, "htmlpath", None) if html_active else None
     state.report_paths = plan_report_paths(

@@ -79,6 +79,8 @@ def render_markdown(analysis: Analysis,
         f"**Verdict: {analysis.verdict}** (score {analysis.score} of {analysis.applicable}; "
         f"confirmed at >= {th.confirmed}, partial at >= {th.partial})",
         "",
+        *([f"Undecided signals: {', '.join(analysis.undecided)} (decided {analysis.decided} "
+           f"of {analysis.applicable})", ""] if analysis.undecided else []),
         *(root_cause_section(root_causes) if root_causes is not None else []),
         "| Signal | Present | Failing checks |",
         "| --- | --- | --- |",
@@ -105,10 +107,15 @@ def render_markdown(analysis: Analysis,
     flaky = [r for r in analysis.results if r.outcome == "flaky"]
     if flaky:
         out += ["## Flaky checks (passed after retries)", "", *_bullets(flaky, "flaky_reason"), ""]
+    unseen = [r for r in analysis.results if r.outcome == "inconclusive"]
+    if unseen:
+        out += ["## Not observed (inconclusive, raise no signal)", "",
+                *_bullets(unseen, "message"), ""]
     if analysis.skipped:
         out += ["## Skipped checks", "", *_bullets(analysis.skipped, "message"), ""]
     counts = {o: sum(1 for r in analysis.results if r.outcome == o)
-              for o in ("passed", "flaky", "failed", "error", "skipped")}
+              for o in ("passed", "flaky", "failed", "error", "skipped", "inconclusive")
+              if o != "inconclusive" or unseen}
     out += ["## Checks", "", ", ".join(f"{n} {o}" for o, n in counts.items()), ""]
     if analysis.cluster:
         out += ["## Cluster", "", *_fence(json.dumps(analysis.cluster, indent=2), "json"), ""]

@@ -71,6 +71,24 @@ def _positive_float(raw: str, _: Path) -> float:
     return value
 
 
+def _seconds_between(low: float, high: float) -> Parser:
+    """A parser of seconds in ``[low, high]``: an upper bound too, so that a typo such as
+    ``1e9`` is refused instead of making every wait of the run endless."""
+    def parse(raw: str, base: Path) -> float:
+        value = _positive_float(raw, base)
+        if not low <= value <= high:
+            raise BadValue(f"expected {low:g} to {high:g} seconds, got {raw!r}")
+        return value
+    return parse
+
+
+PROBE_TIMEOUT_RANGE = (0.5, 60.0)
+"""Seconds one probe command may take: ping's -w and dig's +time are whole seconds >= 1,
+and no pod-network answer is worth waiting longer than a minute for."""
+SETUP_TIMEOUT_RANGE = (1.0, 3600.0)
+"""Seconds to wait for probe pods: at most an hour (the probes' own activeDeadlineSeconds)."""
+
+
 def _positive_int(raw: str, _: Path) -> int:
     try:
         value = int(raw)
@@ -225,10 +243,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # Pod-to-pod replies take milliseconds and CoreDNS gives up on an upstream after 2 s, so
     # 2 s tells "no answer" from "slow" while keeping a broken cluster's run short.
     # It is the ping deadline and the DNS per-try time.
-    OptionSpec("probe_timeout", "seconds one probe command may take", _positive_float, 2.0,
-               metavar="SECONDS"),
-    OptionSpec("setup_timeout", "seconds to wait for probe pods to become ready",
-               _positive_float, 120.0, metavar="SECONDS"),
+    OptionSpec("probe_timeout", "seconds one probe command may take "
+               f"({PROBE_TIMEOUT_RANGE[0]:g} to {PROBE_TIMEOUT_RANGE[1]:g})",
+               _seconds_between(*PROBE_TIMEOUT_RANGE), 2.0, metavar="SECONDS"),
+    OptionSpec("setup_timeout", "seconds to wait for probe pods to become ready "
+               f"({SETUP_TIMEOUT_RANGE[0]:g} to {SETUP_TIMEOUT_RANGE[1]:g})",
+               _seconds_between(*SETUP_TIMEOUT_RANGE), 120.0, metavar="SECONDS"),
     OptionSpec("report_dir", "directory for report.html, summary.json and analysis.md", _path,
                Path("reports"), metavar="DIR"),
     OptionSpec("overwrite_report", "overwrite existing reports instead of writing into a new "

@@ -179,6 +179,9 @@ class Remediation:
             result.outcome = _without_cluster(Decision(
                 "skipped", "the checks did not run to the end: nothing is repaired"), log)
             return result
+        if analysis.verdict == "inconclusive":  # never repair what was not observed, --force or not
+            result.outcome = _without_cluster(Decision("refused", "verdict inconclusive"), log)
+            return result
         policy = Policy(settings.dry_run, settings.force, settings.non_interactive, settings.yes)
         decision = decide(analysis.verdict, policy)
         if decision.mode in ("refused", "skipped"):

@@ -9,6 +9,8 @@ into ``<report-dir>/<timestamp>-<run-id>/`` so earlier runs stay intact. All tex
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,37 @@ def plan_report_paths(
     )
 
 
+def report_dir_problem(directory: Path) -> str | None:
+    """Why reports cannot be written into ``directory``, or ``None``; leaves nothing behind.
+
+    A directory that does not exist yet is tried by creating its first missing level and
+    removing it again (permission bits say nothing for root or a read-only filesystem).
+
+    Example:
+        >>> report_dir_problem(Path("/dev/null/reports"))
+        '/dev/null is not a directory'
+    """
+    missing: Path | None = None
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        missing, probe = probe, probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a directory"
+    try:
+        if missing is None:
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        else:
+            os.mkdir(missing)
+            os.rmdir(missing)
+    except OSError as exc:
+        where = f"create {missing}" if missing is not None else f"write in {probe}"
+        return f"cannot {where}: {exc.strerror or exc}"
+    return None
+
+
 def cluster_nodes(analysis: Analysis) -> list[str]:
     """The cluster's node names as the published profile lists them (may be empty)."""
     nodes = analysis.cluster.get("nodes")
@@ -64,6 +97,10 @@ def build_summary(analysis: Analysis, now: datetime | None = None) -> dict[str, 
         "applicable": analysis.applicable,
         "signals": dict(analysis.signals),
         "signal_reasons": dict(analysis.not_applicable),
+        "decided": analysis.decided,
+        "undecided": list(analysis.undecided),
+        "not_observed": [{"nodeid": r.nodeid, "outcome": r.outcome, "reason": r.message}
+                         for r in analysis.not_observed],
         "tests": [
             {
                 "nodeid": r.nodeid,

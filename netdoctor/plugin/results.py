@@ -20,6 +20,7 @@ from netdoctor.model import (
     CheckFailed,
     CheckResult,
     Evidence,
+    NotObserved,
     Outcome,
     Place,
     make_evidence,
@@ -98,6 +99,8 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, CheckFailed):
         return exc.message
+    if isinstance(exc, NotObserved):
+        return f"not observed: {exc.reason}"
     if report.skipped:
         wasxfail = getattr(report, "wasxfail", None)
         if wasxfail is not None:
@@ -158,6 +161,7 @@ def pytest_runtest_makereport(
         "message": _message(report, call),
         "flaky": recorder.flaky_reason if recorder and call.when == "call" else "",
         "place": place.to_dict() if (place := place_of(item)) else None,
+        "inconclusive": isinstance(exc, NotObserved),
     })
     return report
 
@@ -176,9 +180,12 @@ def report_evidence(report: pytest.TestReport) -> list[Evidence]:
 def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
-    """Show checks that passed only after retries as ``FLAKY`` (still a pass for pytest)."""
+    """Show checks that passed only after retries as ``FLAKY`` (still a pass for pytest), and
+    checks that could not observe as ``INCONCLUSIVE`` (never a failure)."""
     if report.when == "call" and report.passed and report_data(report).get("flaky"):
         return "flaky", "~", ("FLAKY", {"yellow": True})
+    if report.skipped and report_data(report).get("inconclusive"):
+        return "inconclusive", "?", ("INCONCLUSIVE", {"yellow": True})
     return None
 
 
@@ -193,7 +200,8 @@ class _Pending:
     place: Place | None = None
 
 
-_RANK: dict[Outcome, int] = {"passed": 0, "flaky": 1, "skipped": 2, "error": 3, "failed": 4}
+_RANK: dict[Outcome, int] = {"passed": 0, "flaky": 1, "skipped": 2, "inconclusive": 3,
+                             "error": 4, "failed": 5}
 
 
 def fold(pending: _Pending, report: pytest.TestReport) -> None:
@@ -209,7 +217,7 @@ def fold(pending: _Pending, report: pytest.TestReport) -> None:
     if report.failed:
         phase = "failed" if report.when == "call" else "error"
     elif report.skipped:
-        phase = "skipped"
+        phase = "inconclusive" if data.get("inconclusive") else "skipped"
     elif report.when == "call" and pending.flaky:
         phase = "flaky"
     if _RANK[phase] > _RANK[pending.outcome]:

@@ -1,8 +1,12 @@
 """Failure-pattern signals and the pure scoring functions.
 
 A signal is *present* when at least one check marked ``@pytest.mark.signal(name)`` failed.
-Errors and skips raise nothing: they say the check could not look, not that the network is
-broken. The score is the number of present signals; the verdict compares it with two thresholds.
+Errors, skips and inconclusive checks raise nothing: they say the check could not look, not that
+the network is broken. The score is the number of present signals; the verdict compares it with
+two thresholds. A signal that is not present but has a check that could not observe
+(``inconclusive``) is *undecided*, and when no check observed anything at all (errors, skips and
+inconclusive checks only) every absent signal is. When the undecided signals could change the
+verdict it is ``inconclusive`` (exit status :data:`EXIT_INCONCLUSIVE`).
 
 Example:
     >>> from netdoctor.model import CheckResult
@@ -22,7 +26,15 @@ from typing import Any, Literal
 
 from netdoctor.model import CheckResult
 
-Verdict = Literal["confirmed", "partial", "none"]
+Verdict = Literal["confirmed", "partial", "none", "inconclusive"]
+VERDICTS: tuple[str, ...] = ("confirmed", "partial", "none", "inconclusive")
+EXIT_INCONCLUSIVE = 7
+"""Exit status of a run whose verdict is ``inconclusive`` (pytest uses 0-5; 4 also means the
+cluster could not be used; 6 is a refused remediation)."""
+NOT_OBSERVED: frozenset[str] = frozenset({"error", "inconclusive"})
+"""Outcomes of checks that could not look (listed in ``summary.json``'s ``not_observed``)."""
+OBSERVING: frozenset[str] = frozenset({"passed", "flaky", "failed"})
+"""Outcomes of checks that observed something."""
 
 
 class Signal(StrEnum):
@@ -96,6 +108,43 @@ def failures_by_signal(
     return {name: tuple(items) for name, items in found.items()}
 
 
+def undecided_signals(results: Iterable[CheckResult],
+                      present: Mapping[str, bool | None]) -> tuple[str, ...]:
+    """Applicable signals that are not present although some check of theirs could not observe
+    (``inconclusive``); every applicable absent signal when no check observed anything at all.
+
+    An ``error`` is a broken setup and leaves its signal decided, unless nothing was observed.
+
+    Example:
+        >>> undecided_signals([CheckResult("t::a", "inconclusive", ("dns_timeouts",)),
+        ...                    CheckResult("t::b", "passed", ("flannel_missing",))],
+        ...                   {"dns_timeouts": False, "flannel_missing": False})
+        ('dns_timeouts',)
+    """
+    results = list(results)
+    absent = [name for name, flag in present.items() if flag is False]
+    if not any(r.outcome in OBSERVING for r in results):
+        return tuple(absent)
+    blind = {s for r in results if r.outcome == "inconclusive" for s in r.signals}
+    return tuple(name for name in absent if name in blind)
+
+
+def decide_verdict(value: int, undecided: int, thresholds: Thresholds) -> Verdict:
+    """:func:`verdict`, unless the ``undecided`` signals could change it: then
+    ``inconclusive`` (a verdict must not depend on what was never observed).
+
+    Example:
+        >>> decide_verdict(0, 1, Thresholds()), decide_verdict(0, 6, Thresholds())
+        ('none', 'inconclusive')
+        >>> decide_verdict(4, 2, Thresholds())
+        'confirmed'
+    """
+    found = verdict(value, thresholds)
+    if undecided and verdict(value + undecided, thresholds) != found:
+        return "inconclusive"
+    return found
+
+
 def score(present: Mapping[str, bool | None]) -> int:
     """Number of present signals (not-applicable ones, ``None``, never count)."""
     return sum(1 for flag in present.values() if flag)
@@ -126,6 +175,18 @@ class Analysis:
     thresholds: Thresholds = Thresholds()
     not_applicable: Mapping[str, str] = field(default_factory=dict)
     """Why each ``None`` signal cannot apply to this cluster."""
+    undecided: tuple[str, ...] = ()
+    """Applicable signals that could not be decided (see :func:`undecided_signals`)."""
+
+    @property
+    def decided(self) -> int:
+        """Applicable signals that were decided (present, or absent with every check looking)."""
+        return self.applicable - len(self.undecided)
+
+    @property
+    def not_observed(self) -> tuple[CheckResult, ...]:
+        """Checks that could not look (inconclusive or error), with their reasons."""
+        return tuple(r for r in self.results if r.outcome in NOT_OBSERVED)
 
     @property
     def applicable(self) -> int:
@@ -155,10 +216,11 @@ def analyze(
     skip = {k: v for k, v in (not_applicable or {}).items() if k in names}
     present = present_signals(results, names, skip)
     value = score(present)
+    undecided = undecided_signals(results, present)
     return Analysis(
         run_id=run_id,
         score=value,
-        verdict=verdict(value, thresholds),
+        verdict=decide_verdict(value, len(undecided), thresholds),
         signals=present,
         by_signal=failures_by_signal(results, names),
         results=tuple(results),
@@ -166,4 +228,5 @@ def analyze(
         cluster=dict(cluster or {}),
         thresholds=thresholds,
         not_applicable=skip,
+        undecided=undecided,
     )

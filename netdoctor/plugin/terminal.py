@@ -114,6 +114,10 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
     lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{analysis.applicable}"
              f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"
              + (" - healthy: no failure signal, no failed check" if _healthy(analysis) else "")]
+    if analysis.undecided:
+        lines.append(f"undecided: {', '.join(analysis.undecided)} (decided {analysis.decided}"
+                     f" of {analysis.applicable}; {len(analysis.not_observed)} check(s) not "
+                     "observed, reasons in analysis.md)")
     if "root_causes" in summary:
         lines += cause_lines(summary["root_causes"])
     for what, why in (summary.get("root_causes_not_evaluated") or {}).items():

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.probes import ProbeFailure
 from netdoctor.cluster.profile import ClusterProfile
-from netdoctor.model import CheckFailed, Evidence, make_evidence
+from netdoctor.model import CheckFailed, Evidence, NotObserved, make_evidence
 from netdoctor.probes.components import ComponentState, PodState, ServiceEndpoints
 from netdoctor.probes.network import DnsQuery, PairId, ip_in_cidr
+from netdoctor.probes.outcome import classify, require_observed, unobserved_reason
 from netdoctor.probes.parsers import PingResult
 
 
@@ -128,7 +129,12 @@ def probe_missing(node: str, failure: ProbeFailure | None, reason: str = "") -> 
 
 def ping_failure(pair: PairId, m: Measured[PingResult], profile: ClusterProfile,
                  source_ip: str, target_ip: str) -> list[Evidence]:
-    """Evidence when ``pair`` got no reply, with the pod IPs against node podCIDRs."""
+    """Evidence when ``pair`` got no reply, with the pod IPs against node podCIDRs.
+
+    Raises:
+        NotObserved: The ping's result never reached us (exec or API failure).
+    """
+    require_observed(m, f"ping {pair}")
     if m.result.ok:
         return []
     cidr = {n.name: n.pod_cidr for n in profile.nodes}
@@ -143,16 +149,24 @@ def ping_failure(pair: PairId, m: Measured[PingResult], profile: ClusterProfile,
 
 
 def dns_failures(queries: Sequence[DnsQuery], node: str) -> list[Evidence]:
-    """Lookups from ``node`` that timed out or failed."""
+    """Lookups from ``node`` that timed out or failed.
+
+    Raises:
+        NotObserved: No lookup failed but some never reported (exec or API failure).
+    """
     found: list[Evidence] = []
+    unseen = [q for q in queries if q.node == node and classify(q.measured) == "not_observed"]
     for q in queries:
-        if q.node != node or q.measured.result.ok:
+        if q.node != node or q.measured.result.ok or q in unseen:
             continue
         r = q.measured.result
         found.append(make_evidence(
             f"{q.name} at {q.server} from {node}: {r.status}",
             [f"status {r.status}{' rcode ' + r.rcode if r.rcode else ''}"],
             command=q.measured.command, attempts=q.measured.attempts))
+    if unseen and not found:
+        raise NotObserved(f"lookups from {node}: " + "; ".join(
+            f"{q.name} at {q.server}: {unobserved_reason(q.measured)}" for q in unseen))
     return found
 
 

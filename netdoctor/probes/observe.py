@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from netdoctor.cluster.client import Cluster
+from netdoctor.cluster.client import AccessProblem, Cluster
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
@@ -90,10 +90,17 @@ async def observe(
                         plan.probe_timeout, batch) if profile.dns_service_ip else _nothing())
         obs.pings, obs.dns = pings, dns
 
+    async def probe_network() -> None:
+        try:
+            await network()
+        except AccessProblem:
+            raise  # RBAC refused the probes: the run cannot go on, the caller says why
+        except Exception as exc:  # the API failed mid-way: what was not measured is unknown
+            obs.errors["probes"] = f"{type(exc).__name__}: {exc}"
+
     jobs = [_guard(obs, "components", components()), _guard(obs, "services", services())]
     if plan.want_probes:
-        # Not guarded: a failure to create probes (RBAC) must reach the caller.
-        jobs.append(network())
+        jobs.append(probe_network())
     await asyncio.gather(*jobs)
     obs.seconds = loop.time() - started
     return obs

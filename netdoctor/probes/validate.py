@@ -157,7 +157,9 @@ async def read_nodes(cluster: Cluster, nodes: Sequence[str], plan: ValidatePlan,
     ready = v.node_probes.ready
     runs = await asyncio.gather(*(runner.facts(ready[n]) for n in ready))
     v.facts_runs = dict(zip(ready, runs, strict=True))
-    v.facts = {n: m.result.facts for n, m in v.facts_runs.items()}
+    # Facts of a node whose script never reported are unknown, not empty: a missing
+    # flannel.1 that was never read must not become a finding.
+    v.facts = {n: m.result.facts for n, m in v.facts_runs.items() if m.result.conclusive}
 
 
 async def prepare_causes(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,

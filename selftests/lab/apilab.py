@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import trustme
 import yaml
 
+from netdoctor.lab.api.apifaults import ApiFaultState
 from netdoctor.lab.api.auth import Access
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.server import make_app, serve
@@ -177,7 +178,8 @@ class ApiLab:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         tokens = {ADMIN_TOKEN: Access.admin(), VIEWER_TOKEN: VIEWER}
-        app = make_app(self.store, FakeRuntime(), tokens)
+        self.faults = ApiFaultState()
+        app = make_app(self.store, FakeRuntime(), tokens, faults=self.faults)
         self.runner = asyncio.run_coroutine_threadsafe(
             serve(app, [sock], context), self.loop).result(timeout=10)
         self.directory = directory

@@ -56,7 +56,7 @@ def test_checkout_joined_paths_reach_the_cluster_check(tmp_path: Path,
     done = _run([sys.executable, "-m", "pytest", "-m", "diagnose", f"--kubeconfig={kubeconfig}",
                  f"--report-dir={reports}"], REPO)
     assert done.returncode == EXIT_ACCESS, done.stdout + done.stderr
-    assert f"netdoctor: cannot use kubeconfig {kubeconfig}" in done.stdout + done.stderr
+    assert f"ERROR: netdoctor: kubeconfig {kubeconfig} has no current-context" in done.stderr
     assert "rootdir: " + str(REPO) in done.stdout
     assert "verdict:" not in done.stdout
     assert not reports.exists()
@@ -69,7 +69,7 @@ def test_command_accepts_spaced_values_anywhere(tmp_path: Path, kubeconfig: Path
     done = _run([str(NETDOCTOR), "diagnose", "--kubeconfig", str(kubeconfig), "--report-dir",
                  str(reports)], work)
     assert done.returncode == EXIT_ACCESS, done.stdout + done.stderr
-    assert f"netdoctor: cannot use kubeconfig {kubeconfig}" in done.stdout + done.stderr
+    assert f"ERROR: netdoctor: kubeconfig {kubeconfig} has no current-context" in done.stderr
     assert f"rootdir: {work}" in done.stdout
     assert "warning" not in done.stdout.lower()
     assert not reports.exists()

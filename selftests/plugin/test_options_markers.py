@@ -25,7 +25,7 @@ def test_help_lists_group_and_ini_twins(pytester: pytest.Pytester) -> None:
         "*--kubeconfig=PATH*",
         "*--lab=*SCENARIO*",
         "*--probe-timeout=SECONDS",
-        "*seconds one probe command may take",
+        "*seconds one probe command may take (0.5 to 60)",
         "*--ignore-service=NS/NAME*",
         "*netdoctor_probe_timeout (string):*",
         "*seconds one probe command may take*",

@@ -83,7 +83,9 @@ def test_pytest_outcomes_unchanged(run: pytest.RunResult) -> None:
 def test_summary_json(run: pytest.RunResult, pytester: pytest.Pytester) -> None:
     summary = load_summary(pytester.path / "reports")
     assert list(summary) == ["score", "verdict", "applicable", "signals", "signal_reasons",
-                             "tests", "cluster", "run_id", "generated", "matrix", "per_node"]
+                             "decided", "undecided", "not_observed", "tests", "cluster",
+                             "run_id", "generated", "matrix", "per_node", "leftovers",
+                             "api_problems"]
     assert summary["score"] == 3
     assert summary["verdict"] == "partial"
     assert summary["signals"] == {

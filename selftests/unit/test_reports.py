@@ -54,7 +54,8 @@ def _analysis() -> Analysis:
 def test_summary_shape() -> None:
     summary = build_summary(_analysis())
     assert list(summary) == ["score", "verdict", "applicable", "signals", "signal_reasons",
-                             "tests", "cluster", "run_id", "generated", "matrix", "per_node"]
+                             "decided", "undecided", "not_observed", "tests", "cluster",
+                             "run_id", "generated", "matrix", "per_node"]
     assert summary["score"] == 1
     assert summary["verdict"] == "none"
     assert summary["signals"]["dns_timeouts"] is True

@@ -4,6 +4,7 @@ upstream."""
 import pytest
 
 from netdoctor.cluster.probes import ProbeSet
+from netdoctor.model import NotObserved
 from netdoctor.probes.components import ComponentState
 from netdoctor.probes.findings import dns_failures, expect_none, log_timeouts, probe_missing
 from netdoctor.probes.observe import Observations
@@ -14,14 +15,18 @@ pytestmark = [pytest.mark.diagnose, pytest.mark.dns, pytest.mark.signal("dns_tim
 def test_cluster_dns_answers(observations: Observations, probes: ProbeSet, node: str) -> None:
     """From a pod on ``node``, the cluster name and the external name resolve via kube-dns."""
     if node not in probes.ready:
-        expect_none([probe_missing(node, probes.failed.get(node),
-                                   probes.skipped_nodes.get(node, ""))],
-                    f"cannot look up names from {node}")
+        failure = probes.failed.get(node)
+        missing = probe_missing(node, failure, probes.skipped_nodes.get(node, ""))
+        if failure is None or not failure.network_setup_failed:
+            raise NotObserved(missing.title)  # no probe for a reason other than the network
+        expect_none([missing], f"cannot look up names from {node}")
+    if "probes" in observations.errors and not any(q.node == node for q in observations.dns):
+        raise NotObserved(f"lookups from {node} not measured: {observations.errors['probes']}")
     expect_none(dns_failures(observations.dns, node), f"DNS lookups from {node} fail")
 
 
 def test_coredns_reaches_upstream(coredns: ComponentState) -> None:
     """CoreDNS logs no ``i/o timeout`` towards its upstream or the API."""
     if coredns.error:
-        pytest.skip(coredns.error)
+        raise NotObserved(coredns.error)
     expect_none(log_timeouts(coredns), "CoreDNS times out")

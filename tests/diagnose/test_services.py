@@ -2,6 +2,7 @@
 
 import pytest
 
+from netdoctor.model import NotObserved
 from netdoctor.probes.findings import expect_none, services_without_endpoints
 from netdoctor.probes.observe import Observations
 
@@ -12,6 +13,6 @@ pytestmark = [pytest.mark.diagnose, pytest.mark.services,
 def test_services_have_endpoints(observations: Observations) -> None:
     """Selector-less Services and --ignore-service entries are not expected to have any."""
     if "services" in observations.errors:
-        pytest.skip(f"Services unreadable: {observations.errors['services']}")
+        raise NotObserved(f"Services unreadable: {observations.errors['services']}")
     expect_none(services_without_endpoints(observations.services),
                 "Services have no ready endpoints")

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from netdoctor.lab.api import discovery
+from netdoctor.lab.api.apifaults import STATE as API_FAULTS
+from netdoctor.lab.api.apifaults import ApiFaultState, api_faults
 from netdoctor.lab.api.auth import (
     Access,
     authenticate,
@@ -149,7 +151,8 @@ async def not_served(request: web.Request) -> web.Response:
 
 
 def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access],
-             authorizer: Authorizer | None = None) -> web.Application:
+             authorizer: Authorizer | None = None,
+             faults: ApiFaultState | None = None) -> web.Application:
     """Build the API server application.
 
     Args:
@@ -158,14 +161,17 @@ def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access],
         tokens: Bearer token -> who it is and what it may do; ServiceAccount tokens issued
             through ``serviceaccounts/NAME/token`` are added to it.
         authorizer: Decides requests of RBAC subjects (default: RBAC over ``store``).
+        faults: The API faults in force (see :mod:`netdoctor.lab.api.apifaults`); the lab's
+            control socket sets them.
 
     Returns:
         The aiohttp application; serve it with :func:`serve`.
     """
-    app = web.Application(middlewares=[status_errors, authentication],
+    app = web.Application(middlewares=[api_faults, status_errors, authentication],
                           client_max_size=16 * 1024 * 1024)
     app[STORE], app[RUNTIME], app[TOKENS] = store, runtime, tokens
     app[AUTHORIZER] = authorizer or Authorizer(store)
+    app[API_FAULTS] = faults or ApiFaultState()
     app.router.add_get("/version", version)
     app.router.add_get("/version/", version)
     for path in ("/healthz", "/livez", "/readyz"):
