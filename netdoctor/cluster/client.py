@@ -264,10 +264,11 @@ class Cluster:
     async def request(
         self, method: str, path: str, *, namespace: str | None = None, version: str = "v1",
         base: str = "", params: dict[str, str] | None = None, body: Any = None,
-        what: str = "",
+        what: str = "", safe: bool = False,
     ) -> httpx.Response:
-        """One raw API request (``path`` below the namespace, e.g. ``pods/x/log``); a GET is
-        retried as :meth:`read` does, any other method is sent once."""
+        """One raw API request (``path`` below the namespace, e.g. ``pods/x/log``); a GET, or
+        a request marked ``safe`` (it changes nothing: an access review), is retried as
+        :meth:`read` does; any other is sent once."""
 
         async def call() -> httpx.Response:
             kwargs: dict[str, Any] = {}
@@ -280,7 +281,7 @@ class Cluster:
                 return resp  # type: ignore[no-any-return]
 
         what = what or f"{method} {path}"
-        if method.upper() == "GET":
+        if safe or method.upper() == "GET":
             return await self.read(call, what)
         return await bounded(call(), self.timeout, what)
 
