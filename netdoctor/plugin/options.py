@@ -220,6 +220,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "<timestamp>-<run-id> subfolder", _bool, False, kind="flag"),
     OptionSpec("kube_proxy_restart_threshold", "kube-proxy restarts at or above which the "
                "kube_proxy_restarts signal is raised", _positive_int, 3, metavar="N"),
+    # Restart counts are lifetime counts: a node reboot a week ago must not raise a signal
+    # today. A restart counts only when its container last terminated this recently.
+    OptionSpec("restart_window", "minutes: restarts count only when the container last "
+               "terminated within this window (a current CrashLoopBackOff always counts)",
+               _positive_float, 15.0, metavar="MINUTES"),
     OptionSpec("ignore_service", "namespace/name of a Service whose missing endpoints are "
                "expected (repeatable)", _service, (), kind="list", metavar="NS/NAME"),
     OptionSpec("score_confirmed", "number of present signals for the 'confirmed' verdict",
@@ -270,6 +275,7 @@ class Settings:
     report_dir: Path
     overwrite_report: bool
     kube_proxy_restart_threshold: int
+    restart_window: float
     ignore_service: tuple[str, ...]
     score_confirmed: int
     score_partial: int

@@ -10,11 +10,13 @@ import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from netdoctor.cluster.client import Cluster
 from netdoctor.cluster.probes import event_lines, pod_problem, pod_ready
 from netdoctor.cluster.profile import ClusterProfile, NodeInfo, Workload
+from netdoctor.cluster.roles import template_labels
 
 IO_TIMEOUT = re.compile(r"i/o timeout")
 READINESS = re.compile(r"Readiness probe failed|Liveness probe failed")
@@ -33,11 +35,25 @@ class PodState:
     restarts: int
     waiting_reason: str
     problem: str
+    last_exit: float | None = None
+    """When a container last terminated (epoch seconds, ``lastState.terminated.finishedAt``)."""
 
     @property
     def crashlooping(self) -> bool:
         """The kubelet is backing off restarts of a container."""
         return self.waiting_reason == "CrashLoopBackOff"
+
+    def restarting(self, now: float, window: float) -> bool:
+        """A container terminated within the last ``window`` seconds: the restart count says
+        something about now, not about a reboot long ago."""
+        return self.last_exit is not None and now - self.last_exit <= window
+
+
+def _timestamp(value: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def pod_state(obj: Mapping[str, Any]) -> PodState:
@@ -47,11 +63,14 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
     waiting = next(((cs.get("state") or {}).get("waiting", {}).get("reason", "")
                     for cs in statuses if (cs.get("state") or {}).get("waiting")), "")
     ready = pod_ready(obj)
+    exits = [t for cs in statuses if (t := _timestamp(
+        ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))) is not None]
     return PodState(
         namespace=obj["metadata"]["namespace"], name=obj["metadata"]["name"],
         node=obj.get("spec", {}).get("nodeName") or "", phase=status.get("phase", ""),
         ready=ready, restarts=sum(int(cs.get("restartCount") or 0) for cs in statuses),
         waiting_reason=waiting, problem="" if ready else pod_problem(obj),
+        last_exit=max(exits) if exits else None,
     )
 
 
@@ -124,6 +143,8 @@ async def read_component(
         except Exception as exc:
             error = f"cannot read logs of {workload.ref}: {exc}"
     st = status or {}
+    if workload.kind == "StaticPod":  # no controller: one mirror pod per node is the count
+        st = {"desiredNumberScheduled": len(pods), "numberReady": sum(p.ready for p in pods)}
     return ComponentState(workload, pods, by_pod, lines,
                           desired=int(st.get("desiredNumberScheduled") or st.get("replicas") or 0),
                           ready_count=int(st.get("numberReady") or st.get("readyReplicas") or 0),
@@ -132,7 +153,7 @@ async def read_component(
 
 async def read_workload_status(cluster: Cluster, workload: Workload | None) -> dict[str, Any]:
     """The current ``status`` of a DaemonSet or Deployment (empty when gone)."""
-    if workload is None:
+    if workload is None or workload.kind == "StaticPod":
         return {}
     kind = "daemonsets" if workload.kind == "DaemonSet" else "deployments"
     for obj in await cluster.list(kind, namespace=workload.namespace):
@@ -143,25 +164,55 @@ async def read_workload_status(cluster: Cluster, workload: Workload | None) -> d
 
 @dataclass(frozen=True)
 class ServiceEndpoints:
-    """A Service with a selector and how many ready endpoints it has."""
+    """A Service with a selector, its ready endpoints and what its selector should back it.
+
+    ``wanted`` is how many pods the workloads behind the selector want (``None`` when no
+    workload's pod template matches); ``pods`` how many pods the selector matches.
+    """
 
     namespace: str
     name: str
     selector: str
     ready: int
     not_ready: int
+    wanted: int | None = None
+    pods: int = 0
+    workloads: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
         """``namespace/name``."""
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def matches_nothing(self) -> bool:
+        """The selector matches no workload and no pod at all."""
+        return self.wanted is None and self.pods == 0
+
+    @property
+    def hurts(self) -> bool:
+        """No ready endpoint where pods are wanted (a workload asks for replicas, or bare
+        pods match) or where the selector matches nothing; a workload scaled to zero on
+        purpose is not a fault."""
+        return self.ready == 0 and (self.wanted is None or self.wanted > 0)
+
+
+def wanted_pods(kind: str, obj: Mapping[str, Any]) -> int:
+    """Pods a workload wants: replicas (default 1), or a DaemonSet's desired count."""
+    if kind == "DaemonSet":
+        return int((obj.get("status") or {}).get("desiredNumberScheduled") or 0)
+    replicas = (obj.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)
+
 
 def service_endpoints(
     services: Iterable[Mapping[str, Any]], slices: Iterable[Mapping[str, Any]],
     *, ignore: Sequence[str] = (), skip_namespaces: Sequence[str] = (),
+    workloads: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    pods: Sequence[Mapping[str, Any]] = (),
 ) -> list[ServiceEndpoints]:
-    """Ready/not-ready endpoint counts of every Service that has a selector.
+    """Ready/not-ready endpoint counts of every Service that has a selector, with the pods
+    its workloads want (``workloads`` as (kind, object)) and the pods it matches.
 
     Selector-less Services (endpoints managed by hand), ExternalName Services, the ``ignore``
     list (``namespace/name``) and ``skip_namespaces`` are left out.
@@ -184,18 +235,43 @@ def service_endpoints(
                 or meta["namespace"] in skip_namespaces:
             continue
         ready, not_ready = counts.get((meta["namespace"], meta["name"]), [0, 0])
-        found.append(ServiceEndpoints(meta["namespace"], meta["name"],
-                                      ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
-                                      ready, not_ready))
+        backing = [(k, o) for k, o in workloads if o["metadata"].get("namespace") ==
+                   meta["namespace"] and selector.items() <= template_labels(o).items()]
+        matched = sum(1 for p in pods if p["metadata"].get("namespace") == meta["namespace"]
+                      and selector.items() <= ((p["metadata"].get("labels") or {}).items()))
+        found.append(ServiceEndpoints(
+            meta["namespace"], meta["name"],
+            ",".join(f"{k}={v}" for k, v in sorted(selector.items())), ready, not_ready,
+            wanted=sum(wanted_pods(k, o) for k, o in backing) if backing else None,
+            pods=matched, workloads=tuple(f"{k} {o['metadata']['name']}" for k, o in backing)))
     return sorted(found, key=lambda s: s.ref)
+
+
+async def _optional(cluster: Cluster, kind: str) -> list[dict[str, Any]]:
+    try:
+        return await cluster.list(kind)
+    except Exception:  # a cluster (or RBAC) without this kind: no such workloads to count
+        return []
+
+
+async def read_workloads(cluster: Cluster) -> list[tuple[str, dict[str, Any]]]:
+    """Deployments, StatefulSets and DaemonSets as (kind, object)."""
+    deps, sets, daemons = await asyncio.gather(
+        cluster.list("deployments"), _optional(cluster, "statefulsets"),
+        cluster.list("daemonsets"))
+    return ([("Deployment", d) for d in deps] + [("StatefulSet", s) for s in sets]
+            + [("DaemonSet", d) for d in daemons])
 
 
 async def read_services(cluster: Cluster, ignore: Sequence[str], skip: Sequence[str]
                         ) -> list[ServiceEndpoints]:
-    """Services with a selector and their endpoint counts (from EndpointSlices)."""
-    services, slices = await asyncio.gather(cluster.list("services"),
-                                            cluster.list("endpointslices"))
-    return service_endpoints(services, slices, ignore=ignore, skip_namespaces=skip)
+    """Services with a selector, their endpoint counts (from EndpointSlices) and what their
+    workloads want."""
+    services, slices, workloads, pods = await asyncio.gather(
+        cluster.list("services"), cluster.list("endpointslices"), read_workloads(cluster),
+        cluster.list("pods"))
+    return service_endpoints(services, slices, ignore=ignore, skip_namespaces=skip,
+                             workloads=workloads, pods=pods)
 
 
 @dataclass(frozen=True)
@@ -219,11 +295,13 @@ def flannel_coverage(state: ComponentState, nodes: Sequence[NodeInfo]) -> Flanne
 
 async def read_all_components(cluster: Cluster, profile: ClusterProfile
                               ) -> dict[str, ComponentState]:
-    """CoreDNS (with ``i/o timeout`` log lines), kube-proxy and Flannel, concurrently."""
+    """CoreDNS (with ``i/o timeout`` log lines), kube-proxy and the CNI's agent (``flannel``
+    where Flannel is the CNI, and ``cni-agent`` whatever the CNI), concurrently."""
     statuses = await asyncio.gather(*(read_workload_status(cluster, w) for w in
-                                      (profile.coredns, profile.kube_proxy, profile.flannel)))
-    coredns, proxy, flannel = await asyncio.gather(
+                                      (profile.coredns, profile.kube_proxy, profile.cni_agent)))
+    coredns, proxy, agent = await asyncio.gather(
         read_component(cluster, profile.coredns, logs=IO_TIMEOUT, status=statuses[0]),
         read_component(cluster, profile.kube_proxy, status=statuses[1]),
-        read_component(cluster, profile.flannel, status=statuses[2]))
-    return {"coredns": coredns, "kube-proxy": proxy, "flannel": flannel}
+        read_component(cluster, profile.cni_agent, status=statuses[2]))
+    flannel = agent if profile.flannel is not None else ComponentState(None, (), {}, {})
+    return {"coredns": coredns, "kube-proxy": proxy, "flannel": flannel, "cni-agent": agent}

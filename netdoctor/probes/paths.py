@@ -34,8 +34,10 @@ from netdoctor.probes.parsers import (
     CurlResult,
     LookupResult,
     PingResult,
+    ResolvConf,
     parse_curl,
     parse_curl_series,
+    parse_resolv_conf,
 )
 from netdoctor.rootcause import facts as nodefacts
 from netdoctor.rootcause.facts import NodeFacts
@@ -234,6 +236,11 @@ class Runner:
             return FactsResult(f.complete, f)
         return self._run(target, ("sh", "-c", nodefacts.script()), parse,
                          deadline=self.timeout + 15)
+
+    def resolv_conf(self, target: ExecTarget) -> Awaitable[Measured[ResolvConf]]:
+        """The pod's /etc/resolv.conf as the kubelet wrote it."""
+        return self._run(target, ("cat", "/etc/resolv.conf"),
+                         lambda attempt: parse_resolv_conf(attempt.stdout))
 
     def eth0_mtu(self, target: ExecTarget) -> Awaitable[Measured[MtuResult]]:
         """The pod's eth0 MTU."""

@@ -2,13 +2,17 @@
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.probes.findings import expect_none, ping_failure, probe_missing
-from netdoctor.probes.network import PairId
-from netdoctor.probes.observe import Observations
+from netdoctor.checks import (
+    Observations,
+    PairId,
+    ProbeSet,
+    expect_none,
+    ping_failure,
+    probe_missing,
+)
 
 pytestmark = [pytest.mark.diagnose, pytest.mark.connectivity,
-              pytest.mark.signal("pod_connectivity_failed")]
+              pytest.mark.signal("pod_connectivity_failed"), pytest.mark.requires(nodes=2)]
 
 
 def test_pod_to_pod(observations: Observations, probes: ProbeSet, node_pair: PairId) -> None:
