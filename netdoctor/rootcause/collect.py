@@ -111,4 +111,5 @@ def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping
         else unmatched_selectors(v.services, v.pods),
         cni=profile.cni, cni_agent=profile.cni_agent is not None,
         cni_embedded=bool(profile.cni_embedded), ipam_from_podcidr=profile.ipam_from_podcidr,
+        dns_service=profile.dns_service or "kube-system/kube-dns",
     )

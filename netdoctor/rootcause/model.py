@@ -58,6 +58,8 @@ class Observations:
     cni_embedded: bool = False
     """The CNI runs inside the node agent (no agent pod is expected)."""
     ipam_from_podcidr: bool = True
+    dns_service: str = "kube-system/kube-dns"
+    """``namespace/name`` of the cluster DNS Service."""
     """The CNI hands out pod addresses from node podCIDRs (else a pod outside says nothing)."""
 
     def node(self, name: str) -> NodeView | None:

@@ -27,7 +27,6 @@ DNS = "dns_timeouts"
 ENDPOINTS = "service_endpoints_missing"
 KUBE_PROXY = "kube_proxy_restarts"
 FLANNEL = "flannel_missing"
-KUBE_DNS = "kube-system/kube-dns"
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def _dns_chain(obs: Observations, node: str) -> set[str]:
     if node not in obs.component_nodes("coredns"):
         return set()
     chain = {COREDNS, DNS}
-    if KUBE_DNS in obs.services_without_endpoints:
+    if obs.dns_service in obs.services_without_endpoints:
         chain.add(ENDPOINTS)
     return chain
 

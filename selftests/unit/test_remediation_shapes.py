@@ -10,6 +10,7 @@ from typing import Any
 
 from remediation._common import HookOptions
 from remediation.cni import FlannelDaemonSet, StrayCniConfig
+from remediation.kube_proxy import KubeProxyRestart
 from remediation.node_cni_state import PodsOutsidePodCidr
 from selftests import shapes as s
 from selftests.fakecontext import FakeContext, pod, sample
@@ -116,3 +117,19 @@ def test_pods_outside_podcidr_deleted_where_flannel_allocates_from_it() -> None:
     ctx.objects["pods"] = [pod("shop", "web-1", "worker-1", {"app": "web"}, "10.244.0.5")]
     [plan] = PodsOutsidePodCidr(opts()).plan(ctx)
     assert [a.command for a in plan.actions] == ["kubectl delete pod -n shop web-1"]
+
+
+def test_kube_proxy_static_pods_are_not_a_missing_daemonset() -> None:
+    ctx = ctx_with([s.RKE2_CANAL])
+    ctx.objects["pods"] = [s.mirror_pod("kube-proxy", n, s.RKE2_PROXY_LABELS,
+                                        "rancher/hardened-kubernetes:v1.30.4-rke2r1")
+                           for n in NODES]
+    [plan] = KubeProxyRestart(opts("canal")).plan(ctx)
+    assert plan.actions == ()
+    assert "static pods (on worker-1, worker-2)" in plan.manual
+    assert "kubeadm" not in plan.manual
+
+
+def test_kube_proxy_replaced_by_cilium_plans_nothing() -> None:
+    ctx = ctx_with([s.CILIUM], [s.CILIUM_CONFIG])
+    assert KubeProxyRestart(opts("cilium")).plan(ctx) == []
