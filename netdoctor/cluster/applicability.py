@@ -67,6 +67,8 @@ def refine(profile: ClusterProfile, facts: Mapping[str, NodeFacts], error: str =
         cni = _cni_from_facts(complete) or "unknown"
         if cni != "unknown":
             changes.update(cni=cni, cni_reason=f"the nodes' CNI config and interfaces say {cni}")
+        if cni not in ("unknown", "flannel"):
+            changes["cni_embedded"] = False  # only Flannel is known to run inside a node agent
     if cni == "flannel" and profile.cni_agent is None and profile.cni_embedded is None:
         without = sorted(f.node for f in complete if VXLAN_DEVICE not in f.addresses)
         running = sorted(f.node for f in complete if VXLAN_DEVICE in f.addresses)

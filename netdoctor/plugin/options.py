@@ -223,7 +223,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # Restart counts are lifetime counts: a node reboot a week ago must not raise a signal
     # today. A restart counts only when its container last terminated this recently.
     OptionSpec("restart_window", "minutes: restarts count only when the container last "
-               "terminated within this window (a current CrashLoopBackOff always counts)",
+               "terminated within this window (a current CrashLoopBackOff always counts); "
+               "component Events and log lines only from this window",
                _positive_float, 15.0, metavar="MINUTES"),
     OptionSpec("ignore_service", "namespace/name of a Service whose missing endpoints are "
                "expected (repeatable)", _service, (), kind="list", metavar="NS/NAME"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,24 +95,37 @@ class ComponentState:
         return tuple(p for p in self.pods if p.node == node)
 
 
-def _events_by_pod(events: Iterable[Mapping[str, Any]], names: set[str]
-                   ) -> dict[str, tuple[str, ...]]:
+def _recent(event: Mapping[str, Any], since: float | None) -> bool:
+    if since is None:
+        return True
+    at = _timestamp(event.get("lastTimestamp") or event.get("eventTime")
+                    or event.get("firstTimestamp"))
+    return at is None or at >= since
+
+
+def events_by_pod(events: Iterable[Mapping[str, Any]], names: set[str],
+                  since: float | None = None) -> dict[str, tuple[str, ...]]:
+    """Event lines per pod in ``names``; with ``since`` (epoch seconds), only Events seen
+    since then (an Event without a time is kept)."""
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for e in events:
         name = (e.get("involvedObject") or {}).get("name", "")
-        if name in names:
+        if name in names and _recent(e, since):
             grouped.setdefault(name, []).append(e)
     return {name: event_lines(items) for name, items in grouped.items()}
 
 
-async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str]
-                       ) -> tuple[str, ...]:
+async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str],
+                       recent: float | None = None) -> tuple[str, ...]:
     found: list[str] = []
+    params = {"tailLines": str(LOG_TAIL)}
+    if recent is not None:
+        params["sinceSeconds"] = str(max(int(recent), 1))
     for previous in ("false", "true"):
         try:
             resp = await cluster.request(
                 "GET", f"pods/{pod.name}/log", namespace=pod.namespace,
-                params={"tailLines": str(LOG_TAIL), "previous": previous},
+                params={**params, "previous": previous},
                 what=f"logs of {pod.namespace}/{pod.name}")
         except Exception as exc:
             # No previous container is a 400 on real clusters; forbidden is reported by caller.
@@ -124,21 +138,24 @@ async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str]
 
 async def read_component(
     cluster: Cluster, workload: Workload | None, *, logs: re.Pattern[str] | None = None,
-    status: Mapping[str, Any] | None = None,
+    status: Mapping[str, Any] | None = None, recent: float | None = None,
 ) -> ComponentState:
-    """Pods, Events and matching log lines of a component."""
+    """Pods, Events and matching log lines of a component; with ``recent`` (seconds), only
+    Events and log lines of that last stretch of time (history says nothing about now)."""
     if workload is None:
         return ComponentState(None, (), {}, {})
     pods_raw, events = await asyncio.gather(
         cluster.list("pods", namespace=workload.namespace, selector=workload.selector),
         cluster.list("events", namespace=workload.namespace))
     pods = tuple(sorted((pod_state(p) for p in pods_raw), key=lambda p: (p.node, p.name)))
-    by_pod = _events_by_pod(events, {p.name for p in pods})
+    by_pod = events_by_pod(events, {p.name for p in pods},
+                            None if recent is None else time.time() - recent)
     lines: dict[str, tuple[str, ...]] = {}
     error = ""
     if logs is not None:
         try:
-            found = await asyncio.gather(*(_log_matches(cluster, p, logs) for p in pods))
+            found = await asyncio.gather(*(_log_matches(cluster, p, logs, recent)
+                                           for p in pods))
             lines = {p.name: f for p, f in zip(pods, found, strict=True) if f}
         except Exception as exc:
             error = f"cannot read logs of {workload.ref}: {exc}"
@@ -293,15 +310,16 @@ def flannel_coverage(state: ComponentState, nodes: Sequence[NodeInfo]) -> Flanne
                            tuple(n for n in ready_nodes if n not in covered))
 
 
-async def read_all_components(cluster: Cluster, profile: ClusterProfile
-                              ) -> dict[str, ComponentState]:
+async def read_all_components(cluster: Cluster, profile: ClusterProfile,
+                              recent: float | None = None) -> dict[str, ComponentState]:
     """CoreDNS (with ``i/o timeout`` log lines), kube-proxy and the CNI's agent (``flannel``
     where Flannel is the CNI, and ``cni-agent`` whatever the CNI), concurrently."""
     statuses = await asyncio.gather(*(read_workload_status(cluster, w) for w in
                                       (profile.coredns, profile.kube_proxy, profile.cni_agent)))
     coredns, proxy, agent = await asyncio.gather(
-        read_component(cluster, profile.coredns, logs=IO_TIMEOUT, status=statuses[0]),
-        read_component(cluster, profile.kube_proxy, status=statuses[1]),
-        read_component(cluster, profile.cni_agent, status=statuses[2]))
+        read_component(cluster, profile.coredns, logs=IO_TIMEOUT, status=statuses[0],
+                       recent=recent),
+        read_component(cluster, profile.kube_proxy, status=statuses[1], recent=recent),
+        read_component(cluster, profile.cni_agent, status=statuses[2], recent=recent))
     flannel = agent if profile.flannel is not None else ComponentState(None, (), {}, {})
     return {"coredns": coredns, "kube-proxy": proxy, "flannel": flannel, "cni-agent": agent}

@@ -44,6 +44,8 @@ class Plan:
     probe_namespace: str
     ignore_services: Sequence[str] = ()
     want_probes: bool = True
+    recent: float | None = None
+    """Seconds of component Events and log lines that count (None: all of them)."""
 
 
 @dataclass
@@ -84,7 +86,7 @@ async def observe(
     started = loop.time()
 
     async def components() -> None:
-        obs.components = await read_all_components(cluster, profile)
+        obs.components = await read_all_components(cluster, profile, plan.recent)
 
     async def services() -> None:
         obs.services = await _read_services(cluster, plan.ignore_services,

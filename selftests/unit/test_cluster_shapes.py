@@ -198,6 +198,8 @@ def test_cni_read_from_the_nodes_config_when_no_agent_names_it() -> None:
     done = refine(p, {"worker-1": facts_of("healthy-worker-1", cni_files=calico_conf)})
     assert done.cni == "calico"
     assert done.cni_agent is None
+    assert done.cni_embedded is False  # the calico-node DaemonSet is gone, not embedded
+    assert "flannel_missing" not in not_applicable(done)
 
 
 def test_family_of_plugin_types() -> None:

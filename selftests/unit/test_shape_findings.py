@@ -12,6 +12,7 @@ import pytest
 from netdoctor.cluster.profile import Workload
 from netdoctor.probes.components import (
     ComponentState,
+    events_by_pod,
     pod_state,
     service_endpoints,
 )
@@ -198,3 +199,13 @@ def test_cluster_domain_from_resolv_conf() -> None:
                           "nameserver 172.30.0.10\noptions ndots:5\n")
     assert (r.nameserver, r.cluster_domain) == ("172.30.0.10", "cluster.corp")
     assert not parse_resolv_conf("# empty\n").conclusive
+
+
+def test_component_events_only_from_the_window() -> None:
+    events = [{"involvedObject": {"name": "coredns-x"}, "type": "Warning", "reason": "Unhealthy",
+               "message": "Readiness probe failed: old", "lastTimestamp": "2025-12-31T00:00:00Z"},
+              {"involvedObject": {"name": "coredns-x"}, "type": "Warning", "reason": "Unhealthy",
+               "message": "Readiness probe failed: now", "lastTimestamp": "2026-01-01T11:58:00Z"}]
+    recent = events_by_pod(events, {"coredns-x"}, NOON - 15 * 60)
+    assert [line.split(": ", 2)[-1] for line in recent["coredns-x"]] == ["now"]
+    assert len(events_by_pod(events, {"coredns-x"})["coredns-x"]) == 2
