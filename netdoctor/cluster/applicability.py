@@ -54,6 +54,8 @@ def refine(profile: ClusterProfile, facts: Mapping[str, NodeFacts], error: str =
         if ruled:
             changes["kube_proxy_runs"] = "embedded"
             changes["kube_proxy_nodes"] = tuple(ruled)
+            changes["kube_proxy_blocked"] = tuple(sorted(f.node for f in complete
+                                                         if f.nft_incompatible))
             changes["kube_proxy_reason"] = ("kube-proxy runs inside the node agent: no "
                                             f"kube-proxy pod, KUBE-SERVICES rules on "
                                             f"{', '.join(ruled)}")

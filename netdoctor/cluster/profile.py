@@ -90,6 +90,9 @@ class ClusterProfile:
     kube_proxy_reason: str = ""
     kube_proxy_nodes: tuple[str, ...] = ()
     """Where kube-proxy is embedded: the nodes whose KUBE-SERVICES rules show it runs."""
+    kube_proxy_blocked: tuple[str, ...] = ()
+    """Where kube-proxy is embedded: nodes whose iptables cannot manage a table, so the
+    embedded kube-proxy cannot sync its rules (its failures show nowhere else)."""
     dns_service: str = ""
     """``namespace/name`` of the cluster DNS Service."""
     cluster_domain: str = ""

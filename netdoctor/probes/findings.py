@@ -204,6 +204,12 @@ def kube_proxy_on_node(profile: ClusterProfile, state: ComponentState, node: str
     KUBE-SERVICES rules on the node; missing, the reason."""
     runs = profile.kube_proxy_runs
     if runs == "embedded":
+        if node in profile.kube_proxy_blocked:
+            return [make_evidence(f"{node}: iptables cannot manage the node's tables",
+                                  [profile.kube_proxy_reason, "the kube-proxy inside the node "
+                                   "agent cannot sync its rules there; they go stale"],
+                                  command=f"iptables-nft-save  # on {node}: 'incompatible' "
+                                          "tables")]
         if node in profile.kube_proxy_nodes:
             return []
         return [make_evidence(f"no KUBE-SERVICES rules on {node}",

@@ -12,6 +12,8 @@ import pytest
 from netdoctor.cluster.applicability import Requirement, not_applicable, refine, unmet
 from netdoctor.cluster.profile import ClusterProfile, build_profile
 from netdoctor.cluster.roles import cni_family_of, family_of_types, image_name
+from netdoctor.probes.components import ComponentState
+from netdoctor.probes.findings import kube_proxy_on_node
 from netdoctor.rootcause import facts as nodefacts
 from selftests import shapes as s
 from selftests.fakecontext import sample
@@ -94,6 +96,13 @@ def test_k3s_embedded_flannel_and_kube_proxy_need_node_facts() -> None:
     broken = refine(p, stopped)
     assert broken.cni_embedded is False
     assert "not on k3s-2" in broken.cni_reason
+    # iptables unmanageable on one node: the embedded kube-proxy cannot sync there.
+    blocked = refine(p, dict(healthy, **{"k3s-1": facts_of("netfilter-broken-worker-2",
+                                                             "k3s-1")}))
+    assert blocked.kube_proxy_blocked == ("k3s-1",)
+    found = kube_proxy_on_node(blocked, ComponentState(None, (), {}, {}), "k3s-1")
+    assert [e.title for e in found] == ["k3s-1: iptables cannot manage the node's tables"]
+    assert kube_proxy_on_node(blocked, ComponentState(None, (), {}, {}), "k3s-0") == []
 
 
 def test_rke2_canal_static_kube_proxy_and_rke2_coredns() -> None:
