@@ -156,6 +156,12 @@ def _scenario(raw: str, _: Path) -> str:
     return raw
 
 
+def _profile(raw: str, _: Path) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", raw):
+        raise BadValue(f"expected a lab profile name (a-z, 0-9, '-'), got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One option: its flag, ini twin, environment variable, parser and default."""
@@ -191,6 +197,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("lab", "run against the emulated lab cluster, optionally naming a broken-network "
                f"scenario (default scenario: {DEFAULT_LAB_SCENARIO})", _scenario, None,
                kind="optional", metavar="SCENARIO"),
+    OptionSpec("lab_profile", "with --lab: the cluster shape the lab plays (kubeadm-flannel, "
+               "k3s, calico, cilium-kpr, multus, rke2-canal, openshift-dns; see "
+               "'netdoctor lab profile list'; default kubeadm-flannel)", _profile, None,
+               metavar="NAME"),
     OptionSpec("probe_namespace", "namespace for probe pods (default: a fresh "
                "netdoctor-<run-id> namespace, deleted afterwards)", _dns_label, None,
                metavar="NS"),
@@ -264,6 +274,7 @@ class Settings:
     kubeconfig: Path | None
     context: str | None
     lab: str | None
+    lab_profile: str | None
     probe_namespace: str | None
     probe_image: str
     node_probe_image: str

@@ -49,10 +49,11 @@ class LabDidNotStart(RuntimeError):
     """``lab up`` failed; the message is the lab's own."""
 
 
-def lab_up(state_dir: Path, scenario: str, workers: int = 2) -> Lab:
-    """Start a lab or fail with the lab's own message."""
+def lab_up(state_dir: Path, scenario: str, workers: int = 2,
+           profile: str | None = None) -> Lab:
+    """Start a lab (of ``profile``, default the lab's own) or fail with the lab's message."""
     done = lab_cli("up", "--state-dir", str(state_dir), "--scenario", scenario,
-                   "--workers", str(workers))
+                   "--workers", str(workers), *(["--profile", profile] if profile else []))
     if done.returncode != 0:
         lab_cli("down", "--state-dir", str(state_dir))
         raise LabDidNotStart(f"lab up --scenario {scenario} failed: {done.stderr.strip()[-800:]}")

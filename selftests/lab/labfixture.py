@@ -300,8 +300,10 @@ def parallel(calls: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T
         return {k: f.result() for k, f in futures.items()}
 
 
-def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str) -> LabCluster:
-    """``lab up`` in ``state_dir``; ``lab down`` is registered as a finalizer first."""
+def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str,
+                profile: str | None = None) -> LabCluster:
+    """``lab up`` in ``state_dir`` (of ``profile`` when given); ``lab down`` is registered as
+    a finalizer first."""
     lab = LabCluster(state_dir)
 
     def teardown() -> None:
@@ -309,7 +311,7 @@ def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str) ->
         if done.returncode != 0:
             print(f"lab down {state_dir} failed: {done.stderr}", file=sys.stderr)
     request.addfinalizer(teardown)
-    lab.up(*extra)
+    lab.up(*extra, *(["--profile", profile] if profile else []))
     return lab
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from netdoctor.lab import profiles
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.containers import ContainerContext, NodeInfo, builtin
 from netdoctor.lab.net import flannel as dataplane
@@ -62,7 +63,8 @@ def peer_of(node: Obj) -> dataplane.Peer | None:
     return dataplane.Peer(cidr, str(mac), ann[PUBLIC_IP])
 
 
-@builtin(r"flannel/flannel:")
+# Upstream's image (and k3s's embedded Flannel); RKE2's Canal runs hardened-flannel.
+@builtin(r"flannel/flannel:|hardened-flannel:")
 class FlannelAgent:
     """flanneld as a built-in container (image ``docker.io/flannel/flannel:*``)."""
 
@@ -111,7 +113,8 @@ class FlannelAgent:
         ctx.store.mutate(NODES, "", node.name, annotate)
         klog(ctx.log, "main.go:359", "Setting up masking rules")
         await dataplane.ensure_masquerade(node, ctx.lab.cluster_cidr)
-        dataplane.write_node_files(node, ctx.lab.cluster_cidr)
+        dataplane.write_node_files(node, ctx.lab.cluster_cidr,
+                                   profiles.get(ctx.lab.profile).flannel_cni)
         klog(ctx.log, "main.go:438", "Wrote subnet file to /run/flannel/subnet.env")
         klog(ctx.log, "main.go:442", "Running backend.")
 

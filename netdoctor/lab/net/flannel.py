@@ -205,11 +205,18 @@ def subnet_env(pod_cidr: str, network: str = NETWORK, mtu: int = MTU) -> str:
             f"{net.prefixlen}\nFLANNEL_MTU={mtu}\nFLANNEL_IPMASQ=true\n")
 
 
-def write_node_files(node: NodeInfo, network: str = NETWORK) -> None:
-    """Write run/flannel/subnet.env and the CNI conflist under the node's root."""
+def write_node_files(node: NodeInfo, network: str = NETWORK,
+                     cni: tuple[str, dict[str, Any]] | None = (CONFLIST, FLANNEL_CONFLIST)
+                     ) -> None:
+    """Write run/flannel/subnet.env and the CNI conflist under the node's root.
+
+    ``cni`` is (path under the root, conflist); ``None`` where another container of
+    the CNI installs the config (Canal's install-cni).
+    """
     env = node.root / SUBNET_ENV
     env.parent.mkdir(parents=True, exist_ok=True)
     env.write_text(subnet_env(node.pod_cidr, network))
-    conf = node.root / CONFLIST
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(json.dumps(FLANNEL_CONFLIST, indent=2) + "\n")
+    if cni is not None:
+        conf = node.root / cni[0]
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(json.dumps(cni[1], indent=2) + "\n")
