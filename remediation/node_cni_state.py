@@ -64,7 +64,7 @@ class PodsOutsidePodCidr:
             if active is None or not facts.owns(active, self.opts.cni):
                 plans.append(Plan(self.name, node, (), manual=(
                     f"the runtime on {node} still uses {active.name if active else 'no config'}"
-                    "; fix /etc/cni/net.d there, then delete the pods "
+                    f"; fix {facts.cni_dir} there, then delete the pods "
                     + ", ".join(map(ref, wrong)))))
                 continue
             actions = tuple(Action(f"delete pod {ref(p)} ({p['status']['podIP']} not in {cidr})",

@@ -20,7 +20,7 @@ from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.cluster.roles import family_of_types
 from netdoctor.rootcause.facts import VXLAN_DEVICE, NodeFacts
 
-COMPONENTS = ("kube-proxy", "kube-proxy-pods", "cni-agent", "dns", "flannel-data-plane")
+COMPONENTS = ("kube-proxy", "kube-proxy-pods", "cni", "cni-agent", "dns", "flannel-data-plane")
 """Names ``@pytest.mark.requires`` accepts as components."""
 
 
@@ -140,12 +140,14 @@ def _component_missing(profile: ClusterProfile, name: str) -> str:
     if name == "kube-proxy-pods" and profile.kube_proxy_runs not in ("daemonset", "static"):
         return f"kube-proxy runs without pods here ({profile.kube_proxy_runs}: " \
                f"{profile.kube_proxy_reason})"
-    if name == "cni-agent" and profile.cni == "unknown":
+    if name in ("cni", "cni-agent") and profile.cni == "unknown":
         return "the CNI is not identified (no known agent, no known CNI config on the nodes)"
     if name == "cni-agent" and profile.cni_embedded:
         return f"the CNI has no agent pods ({profile.cni_reason})"
     if name == "flannel-data-plane" and profile.cni not in ("flannel", "canal"):
         return f"the cluster's CNI is {profile.cni}, which has no Flannel data plane"
+    if name == "dns" and profile.coredns is None and not profile.dns_service_ip:
+        return "no cluster DNS Service or workload was found"
     return ""
 
 

@@ -28,9 +28,9 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("requires(*components, cni=None, nodes=0, node_probes=False)",
      "what the check needs from the cluster, judged once against the cluster profile at setup "
      "(the check is skipped with the reason when unmet): components among kube-proxy, "
-     "kube-proxy-pods, cni-agent, dns, flannel-data-plane; cni: a CNI family or a tuple of them "
-     "(flannel, canal, calico, cilium, kindnet, aws-vpc-cni, ...); nodes: at least this many "
-     "Ready nodes; node_probes: node facts read by node probes"),
+     "kube-proxy-pods, cni, cni-agent, dns, flannel-data-plane; cni: a CNI family or a tuple "
+     "of them (flannel, canal, calico, cilium, kindnet, aws-vpc-cni, ...); nodes: at least "
+     "this many Ready nodes; node_probes: node facts read by node probes"),
 )
 
 

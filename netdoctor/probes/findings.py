@@ -104,11 +104,10 @@ def cni_agent_absent(profile: ClusterProfile, state: ComponentState) -> list[Evi
                      f"{', '.join(annotated) or 'none'}")
     lines.append("looked for: agent DaemonSets by image, labels and container names in every "
                  "namespace")
-    return [make_evidence(f"{agent} DaemonSet absent in every namespace"
-                          + (" and not embedded in the node agent"
-                             if profile.cni == "flannel" and profile.cni_embedded is False
-                             else ""),
-                          lines, command="kubectl get daemonsets -A -o wide")]
+    title = f"{agent} DaemonSet absent in every namespace"
+    if profile.cni == "flannel" and profile.cni_embedded is False:
+        title = f"no Flannel agent on every node: {profile.cni_reason}"
+    return [make_evidence(title, lines, command="kubectl get daemonsets -A -o wide")]
 
 
 def cni_agent_gaps(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:

@@ -22,7 +22,7 @@ def test_iptables_backends(facts: NodeFacts, probes: ProbeSet) -> None:
                 f"{facts.node}: iptables backends conflict")
 
 
-@pytest.mark.requires("cni-agent")
+@pytest.mark.requires("cni")
 def test_cni_config_wins(facts: NodeFacts, profile: ClusterProfile, probes: ProbeSet) -> None:
     """The CNI config the runtime uses (lexically first) is the cluster CNI's own, or a
     meta-plugin (Multus) delegating to it."""
