@@ -33,8 +33,12 @@ def _cni_from_facts(facts: Sequence[NodeFacts]) -> str:
         family = family_of_types(f.effective_types())
         if family:
             return family
-        if "cilium_host" in f.addresses:
+        # The agents' own devices: cilium_host/cilium_vxlan, Calico's cali* veth routes,
+        # Flannel's flannel.1.
+        if {"cilium_host", "cilium_vxlan"} & set(f.addresses):
             return "cilium"
+        if any(r.dev.startswith("cali") for r in f.routes):
+            return "calico"
         if VXLAN_DEVICE in f.addresses:
             return "flannel"
     return ""

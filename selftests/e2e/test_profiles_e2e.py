@@ -5,6 +5,7 @@ ranks first, and a dry-run remediation plans nothing the shape forbids."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -71,8 +72,30 @@ def nulls(summary: dict[str, Any]) -> set[str]:
     return {k for k, v in summary["signals"].items() if v is None}
 
 
+# A user's workload scaled to zero on purpose, with its Service: not a fault.
+SCALED_TO_ZERO = {"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "parked"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "batch", "namespace": "parked"},
+     "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "batch"}},
+              "template": {"metadata": {"labels": {"app": "batch"}}, "spec": {"containers": [
+                  {"name": "batch", "image": "registry.k8s.io/e2e-test-images/agnhost:2.53",
+                   "args": ["netexec", "--http-port=8080"]}]}}}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "batch", "namespace": "parked"},
+     "spec": {"selector": {"app": "batch"}, "ports": [{"port": 80, "targetPort": 8080}]}}]}
+
+
+def create(lab: Lab, objects: dict[str, Any]) -> None:
+    """Create ``objects`` in the lab as a user would (kubectl)."""
+    done = subprocess.run(["kubectl", f"--kubeconfig={lab.kubeconfig}", "create",
+                           "--validate=false", "-f", "-"], input=json.dumps(objects),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_healthy_shape_is_clean(labs: tuple[str, Lab, Lab], tmp_path: Path) -> None:
     profile, healthy, _ = labs
+    create(healthy, SCALED_TO_ZERO)
     report = tmp_path / "r"
     run = run_diagnose(healthy.kubeconfig, report,
                        argv=suite_argv(healthy.kubeconfig, report, f"--external-url={LAB_URL}"))

@@ -234,3 +234,11 @@ def test_requirements_parsed_from_the_marker() -> None:
         Requirement.from_marker(("etcd",), {})
     with pytest.raises(ValueError, match="unknown keyword"):
         Requirement.from_marker((), {"cnis": "x"})
+
+
+def test_cni_read_from_the_nodes_interfaces_when_the_config_says_nothing() -> None:
+    routes = ['[{"dst": "10.244.64.3", "dev": "cali4d5f0e3a1b2", "scope": "link"}]']
+    p = profile(daemonsets=[s.KUBE_PROXY_DS])
+    done = refine(p, {"worker-1": facts_of("healthy-worker-1", cni_files=[], route=routes,
+                                           addr=["[]"])})
+    assert done.cni == "calico"
