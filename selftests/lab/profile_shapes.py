@@ -55,4 +55,9 @@ SHAPES: dict[str, Shape] = {s.profile: s for s in (
           ("Deployment", "kube-system", "coredns"), "10.244.0.0/16", "10.96.0.0/12",
           "10.96.0.1", "10.244.", pods_from_node_cidr=False, devices=("vxlan.calico",),
           veth_prefix="cali", routed_via_nodes=True),
+    Shape("cilium-kpr", "etc/cni/net.d/05-cilium.conflist", "cilium-cni",
+          frozenset({("kube-system", "cilium")}), "none",
+          ("kube-system", "kube-dns", "10.96.0.10"), ("Deployment", "kube-system", "coredns"),
+          "10.0.0.0/8", "10.96.0.0/12", "10.96.0.1", "10.244.", pods_from_node_cidr=False,
+          devices=("cilium_host", "cilium_net", "cilium_vxlan"), veth_prefix="lxc"),
 )}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BUILTIN_MODULES = ("flannel", "kube_proxy", "coredns", "echo", "calico")
+BUILTIN_MODULES = ("flannel", "kube_proxy", "coredns", "echo", "calico", "cilium", "idle")
 
 
 def load_builtins() -> None:
