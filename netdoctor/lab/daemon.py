@@ -89,13 +89,20 @@ def _crashed(pod: Obj) -> bool:
     return False
 
 
+def _restarts(pod: Obj) -> int:
+    return max((int(c.get("restartCount") or 0) for c in
+                pod.get("status", {}).get("containerStatuses") or []), default=0)
+
+
 def settled_check(name: str, prof: profiles.Profile) -> Callable[[Store], bool] | None:
     """What must be visible in the API before fault ``name`` counts as having struck."""
     agent = prof.per_node[0] if prof.cni_daemonset and prof.per_node else None
     if name == "flannel-missing" and agent is not None:
         return lambda s: not _pods(s, agent)
     if name == "coredns-crashloop":
-        return lambda s: any(_crashed(p) for p in _pods(s, prof.dns))
+        # It exits on its own (no API), or its liveness probe keeps killing it (the node
+        # cannot reach a pod that got an address from the wrong range).
+        return lambda s: any(_crashed(p) or _restarts(p) >= 2 for p in _pods(s, prof.dns))
     kube_proxy = prof.kube_proxy
     if name == "kube-proxy-crashloop" and kube_proxy is not None:
         return lambda s: any(_crashed(p) for p in _pods(s, kube_proxy))

@@ -209,6 +209,14 @@ class KubeProxy:
             ctx.log(klog("E", "run.go:74", "command failed", err=str(exc)))
             return 1
         self._log_start(ctx, cfg, backend)
+        return await self.proxy(ctx, cfg, backend)
+
+    async def proxy(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> int:
+        """Program the node's Service rules and follow Services and EndpointSlices.
+
+        Returns:
+            1 when an ``iptables-restore`` fails (the rules written before stay).
+        """
         q = ctx.store.subscribe()
         runner: web.AppRunner | None = None
         try:
@@ -281,13 +289,28 @@ class KubeProxy:
         saved = await self._iptables(ctx, [f"iptables-{backend}-save", "-t", "nat"])
         existing = [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
         nat, flt = render(ctx.store.items(SERVICES), ctx.store.items(SLICES),
-                          ctx.node.internal_ip, cfg.cluster_cidr, existing_nat_chains=existing)
-        await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"], flt + nat)
-        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}", JUMPS)])
+                          ctx.node.internal_ip, cfg.cluster_cidr,
+                          existing_nat_chains=[self.unname(c) for c in existing])
+        await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"],
+                             self.rename(flt + nat))
+        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}",
+                                                            self.jumps())])
         if self.last_sync is None:
             ctx.log(klog("I", "shared_informer.go:318", "Caches are synced for service config"))
         self.last_sync = datetime.now(UTC)
         self.syncs += 1
+
+    def rename(self, rules: str) -> str:
+        """The rules as written to the node (a replacement writes them under its own names)."""
+        return rules
+
+    def unname(self, chain: str) -> str:
+        """The inverse of :meth:`rename` for one chain name."""
+        return chain
+
+    def jumps(self) -> tuple[Jump, ...]:
+        """The jumps from the built-in chains into this proxy's chains."""
+        return JUMPS
 
     async def _healthz(self, request: web.Request) -> web.Response:
         now = datetime.now(UTC)
