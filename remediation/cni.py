@@ -13,6 +13,7 @@ from netdoctor.repair.live import rollout_done
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from remediation._common import (
     HookOptions,
+    node_cni,
     owned,
     pod_network_pods,
     read_facts,
@@ -39,21 +40,22 @@ class StrayCniConfig:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
+            cni = node_cni(facts, self.opts.cni)
             files = facts.active_files
-            if not files or facts.owns(files[0], self.opts.cni):
+            if not files or facts.owns(files[0], cni):
                 continue  # the CNI's own config, or a meta-plugin delegating to it, wins
             own = next((i for i, f in enumerate(files)
-                        if not f.meta and facts.owns(f, self.opts.cni)), None)
+                        if not f.meta and facts.owns(f, cni)), None)
             if own is None:  # the CNI's file is not there: nothing to keep, nothing to move
                 continue
             # A meta-plugin (Multus) is never moved: every pod's network goes through it.
-            metas = [f for f in files[:own] if f.meta and not facts.owns(f, self.opts.cni)]
+            metas = [f for f in files[:own] if f.meta and not facts.owns(f, cni)]
             strays = [f for f in files[:own] if not f.meta]
             if metas:
                 plans.append(Plan(self.name, node, (), manual=(
                     f"{', '.join(f.name for f in metas)} on {node} is a meta-plugin that does "
                     f"not delegate to {files[own].name}: point its delegate (clusterNetwork) at "
-                    f"the {self.opts.cni} config, then remove "
+                    f"the {cni} config, then remove "
                     f"{', '.join(f.path for f in strays) or 'nothing else'}")))
                 continue
             dest = f"{self.opts.backup_dir}/cni-net.d-{node}"
@@ -73,7 +75,7 @@ class StrayCniConfig:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
         active = facts.active_cni
-        if active is None or not facts.owns(active, self.opts.cni):
+        if active is None or not facts.owns(active, node_cni(facts, self.opts.cni)):
             return f"the runtime still uses {active.name if active else 'no config'}"
         return None
 
@@ -150,10 +152,12 @@ class FlannelDaemonSet:
         agents = find_cni_agents(daemonsets)
         if agents.agents or find_flannel(daemonsets) is not None:
             return []
-        if self.opts.cni != "flannel":
+        # Only where the run and the nodes' configs both say Flannel.
+        cni = self.opts.cni if self.opts.cni != "flannel" else self._nodes_cni(ctx)
+        if cni != "flannel":
             return [Plan(self.name, None, (), manual=(
-                f"the cluster's CNI is {self.opts.cni}, not Flannel: no Flannel manifest is "
-                f"applied; reinstall the {self.opts.cni} agent with its own installer"))]
+                f"the cluster's CNI is {cni}, not Flannel: no Flannel manifest is "
+                f"applied; reinstall the {cni} agent with its own installer"))]
         left = flannel_config_left(ctx.list("configmaps"))
         if not left:
             return [Plan(self.name, None, (), manual=(
@@ -166,6 +170,17 @@ class FlannelDaemonSet:
             f"create the missing objects of the pinned manifest {path.name} (Flannel's "
             f"ConfigMap {left} is still there) and await the DaemonSet",
             f"kubectl create -f {path}  # only objects that do not exist"),))]
+
+    def _nodes_cni(self, ctx: RepairContext) -> str:
+        """The CNI the nodes' configs name (the run's, where they agree or cannot tell)."""
+        found = set()
+        for node in sorted(ctx.nodes()):
+            try:
+                found.add(node_cni(read_facts(ctx, node), self.opts.cni))
+            except RuntimeError:  # a node whose facts cannot be read says nothing
+                continue
+        others = sorted(found - {self.opts.cni})
+        return others[0] if others else self.opts.cni
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         return ctx.apply_manifest(str(self.opts.flannel_manifest), self.deadline)

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from netdoctor.cluster.roles import PODCIDR_IPAM, family_of_types
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from netdoctor.rootcause.facts import NodeFacts
-from remediation._common import HookOptions, in_cidr, owned, pod_network_pods, read_facts, ref
+from remediation._common import (
+    HookOptions,
+    in_cidr,
+    node_cni,
+    owned,
+    pod_network_pods,
+    read_facts,
+    ref,
+)
 
 SIGNALS = frozenset({"pod_connectivity_failed", "dns_timeouts", "coredns_crashloop",
                      "service_endpoints_missing", "pod-ip-outside-podcidr",
@@ -54,14 +62,15 @@ class PodsOutsidePodCidr:
                 continue
             facts = read_facts(ctx, node)
             active = facts.active_cni
-            ipam = ipam_of(facts, self.opts.cni)
+            cni = node_cni(facts, self.opts.cni)
+            ipam = ipam_of(facts, cni)
             if ipam:
                 plans.append(Plan(self.name, node, (), manual=(
                     f"pods on {node} ({', '.join(map(ref, wrong))}) have addresses outside its "
                     f"podCIDR {cidr}, but {ipam}: that is how this CNI works, so no pod is "
                     "deleted")))
                 continue
-            if active is None or not facts.owns(active, self.opts.cni):
+            if active is None or not facts.owns(active, cni):
                 plans.append(Plan(self.name, node, (), manual=(
                     f"the runtime on {node} still uses {active.name if active else 'no config'}"
                     f"; fix {facts.cni_dir} there, then delete the pods "

@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ class PodState:
     problem: str
     last_exit: float | None = None
     """When a container last terminated (epoch seconds, ``lastState.terminated.finishedAt``)."""
+    ready_since: float | None = None
+    """When the pod last became Ready (epoch seconds; None when not Ready or unknown)."""
 
     @property
     def crashlooping(self) -> bool:
@@ -72,6 +74,9 @@ def pod_state(obj: Mapping[str, Any]) -> PodState:
         ready=ready, restarts=sum(int(cs.get("restartCount") or 0) for cs in statuses),
         waiting_reason=waiting, problem="" if ready else pod_problem(obj),
         last_exit=max(exits) if exits else None,
+        ready_since=next((_timestamp(c.get("lastTransitionTime"))
+                          for c in status.get("conditions") or []
+                          if c.get("type") == "Ready" and c.get("status") == "True"), None),
     )
 
 
@@ -89,6 +94,9 @@ class ComponentState:
     ready_count: int = 0
     error: str = ""
     """Why the state could not be read completely (e.g. pods/log forbidden)."""
+    since_ready: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Event lines per pod since it last became Ready (all of them for a pod not Ready):
+    a probe that failed while the pod started, and passes since, is no finding."""
 
     def pods_on(self, node: str) -> tuple[PodState, ...]:
         """The component's pods on ``node``."""
@@ -148,8 +156,13 @@ async def read_component(
         cluster.list("pods", namespace=workload.namespace, selector=workload.selector),
         cluster.list("events", namespace=workload.namespace))
     pods = tuple(sorted((pod_state(p) for p in pods_raw), key=lambda p: (p.node, p.name)))
-    by_pod = events_by_pod(events, {p.name for p in pods},
-                            None if recent is None else time.time() - recent)
+    cutoff = None if recent is None else time.time() - recent
+    by_pod = events_by_pod(events, {p.name for p in pods}, cutoff)
+    # Event and condition times have one-second resolution: an Event stamped in the second
+    # the pod became Ready happened before it did.
+    since_ready = {p.name: events_by_pod(events, {p.name}, max(
+        (t for t in (cutoff, p.ready_since + 1 if p.ready and p.ready_since else None)
+         if t is not None), default=None)).get(p.name, ()) for p in pods}
     lines: dict[str, tuple[str, ...]] = {}
     error = ""
     if logs is not None:
@@ -165,7 +178,7 @@ async def read_component(
     return ComponentState(workload, pods, by_pod, lines,
                           desired=int(st.get("desiredNumberScheduled") or st.get("replicas") or 0),
                           ready_count=int(st.get("numberReady") or st.get("readyReplicas") or 0),
-                          error=error)
+                          error=error, since_ready=since_ready)
 
 
 async def read_workload_status(cluster: Cluster, workload: Workload | None) -> dict[str, Any]:

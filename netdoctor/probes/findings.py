@@ -57,11 +57,12 @@ def unhealthy_pods(state: ComponentState, *, restart_threshold: int | None = Non
 
 
 def probe_failures_in_events(state: ComponentState) -> list[Evidence]:
-    """Readiness/liveness probe failures in the Events of the component's pods."""
+    """Readiness/liveness probe failures in the Events of the component's pods, since each
+    last became Ready (failures while it started, passing since, are no finding)."""
     found: list[Evidence] = []
     for pod in state.pods:
-        hits = [e for e in state.events.get(pod.name, ())
-                if "probe failed" in e.lower()]
+        seen = state.since_ready.get(pod.name, state.events.get(pod.name, ()))
+        hits = [e for e in seen if "probe failed" in e.lower()]
         if hits:
             found.append(make_evidence(f"{pod.namespace}/{pod.name}: probe failures in Events",
                                        hits, command=f"kubectl get events -n {pod.namespace} "

@@ -133,3 +133,23 @@ def test_kube_proxy_static_pods_are_not_a_missing_daemonset() -> None:
 def test_kube_proxy_replaced_by_cilium_plans_nothing() -> None:
     ctx = ctx_with([s.CILIUM], [s.CILIUM_CONFIG])
     assert KubeProxyRestart(opts("cilium")).plan(ctx) == []
+
+
+CILIUM_CONF = {"cniVersion": "0.3.1", "name": "cilium", "plugins": [{"type": "cilium-cni"}]}
+
+
+def test_a_guessed_cni_gives_way_to_the_nodes_config() -> None:
+    """The run could not name the CNI (its agent is gone) and guessed Flannel: the nodes'
+    configs are Cilium's, so no Flannel manifest, and the stray before Cilium's is moved."""
+    facts = {n: cni_files({"00-bridge.conflist": STRAY, "05-cilium.conflist": CILIUM_CONF}, n)
+             for n in NODES}
+    ctx = ctx_with([s.KUBE_PROXY_DS], facts=facts)
+    [manual] = FlannelDaemonSet(opts()).plan(ctx)
+    assert "the cluster's CNI is cilium, not Flannel" in manual.manual
+    plans = StrayCniConfig(opts()).plan(ctx)
+    assert [p.actions[0].command.split()[-2] for p in plans] == [
+        "/host/etc/cni/net.d/00-bridge.conflist"] * 2
+    ctx.objects["pods"] = [pod("kube-system", "coredns-x", "worker-2", {"k8s-app": "kube-dns"},
+                               "10.0.0.5")]
+    [kept] = PodsOutsidePodCidr(opts()).plan(ctx)
+    assert "cilium does not allocate pod addresses from node podCIDRs" in kept.manual

@@ -16,7 +16,11 @@ from netdoctor.probes.components import (
     pod_state,
     service_endpoints,
 )
-from netdoctor.probes.findings import services_without_endpoints, unhealthy_pods
+from netdoctor.probes.findings import (
+    probe_failures_in_events,
+    services_without_endpoints,
+    unhealthy_pods,
+)
 from netdoctor.probes.nodechecks import cni_winner
 from netdoctor.probes.parsers import parse_resolv_conf
 from netdoctor.rootcause import facts as nodefacts
@@ -209,3 +213,23 @@ def test_component_events_only_from_the_window() -> None:
     recent = events_by_pod(events, {"coredns-x"}, NOON - 15 * 60)
     assert [line.split(": ", 2)[-1] for line in recent["coredns-x"]] == ["now"]
     assert len(events_by_pod(events, {"coredns-x"})["coredns-x"]) == 2
+
+
+def test_probe_failures_while_starting_are_no_finding_once_ready() -> None:
+    raw = _crashed(600)
+    raw["status"]["conditions"] = [{"type": "Ready", "status": "True",
+                                    "lastTransitionTime": "2026-01-01T11:50:00Z"}]
+    pod = pod_state(raw)
+    events = [{"involvedObject": {"name": "coredns-x"}, "type": "Warning", "reason": "Unhealthy",
+               "message": "Readiness probe failed: starting",
+               "lastTimestamp": "2026-01-01T11:50:00Z"}]
+    started = ComponentState(None, (pod,), events_by_pod(events, {"coredns-x"}), {},
+                             since_ready={"coredns-x": events_by_pod(
+                                 events, {"coredns-x"}, (pod.ready_since or 0) + 1).get(
+                                 "coredns-x", ())})
+    assert probe_failures_in_events(started) == []
+    later = [{**events[0], "lastTimestamp": "2026-01-01T11:55:00Z"}]
+    flapping = ComponentState(None, (pod,), {}, {}, since_ready=events_by_pod(
+        later, {"coredns-x"}, (pod.ready_since or 0) + 1))
+    assert [e.title for e in probe_failures_in_events(flapping)] == [
+        "kube-system/coredns-x: probe failures in Events"]
