@@ -43,6 +43,10 @@ def _all(procs: Sequence[subprocess.Popen[str]]) -> list[tuple[int, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
+        except BaseException:  # Ctrl-C: end the lab command first, its lab is removed next
+            proc.terminate()
+            proc.wait(timeout=30)
+            raise
         done.append((proc.returncode, err))
     return done
 
@@ -76,6 +80,11 @@ def labs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield name, Lab(dirs["healthy"]), Lab(dirs["problem-statement"])
     finally:
         _DOWNS.extend(_lab("down", "--state-dir", str(d)) for d in dirs.values())
+
+
+def nulls(summary: dict[str, Any]) -> set[str]:
+    """Signals reported as not applicable."""
+    return {k for k, v in summary["signals"].items() if v is None}
 
 
 # A user's workload scaled to zero on purpose, with its Service: not a fault.
