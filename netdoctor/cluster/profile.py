@@ -1,9 +1,10 @@
 """The cluster profile: what the cluster is made of, read once per session from API objects.
 
-Components are found by what they are, not by one guessed name: Flannel by its image, its
-``app=flannel`` label or its name in any namespace; kube-proxy by ``k8s-app=kube-proxy`` or its
-name; CoreDNS by ``k8s-app=kube-dns``. Whether the cluster *runs* Flannel is also known when its
-DaemonSet is gone: Flannel annotates every node it manages (``flannel.alpha.coreos.com/*``).
+Components are found by role (:mod:`netdoctor.cluster.roles`), not by one guessed name: the
+CNI by its agents in any namespace, else Flannel's node annotations
+(``flannel.alpha.coreos.com/*``); kube-proxy as DaemonSet pods, static (mirror) pods, replaced
+by the CNI, or undecided until node facts tell embedded from missing
+(:func:`netdoctor.cluster.applicability.refine`); the DNS workload behind the DNS Service.
 
 Example:
     >>> node = node_info({"metadata": {"name": "w1"}, "spec": {"podCIDR": "10.244.1.0/24"},
