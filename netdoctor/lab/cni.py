@@ -152,7 +152,8 @@ def _calico(node: NodeCni, conf_file: str, name: str, plugin: dict[str, Any]) ->
                        "such file or directory: check that the calico/node container is "
                        "running and has mounted /var/lib/calico/")
     ipam = plugin.get("ipam") or {}
-    if ipam.get("type") == "host-local":
+    host_local = ipam.get("type") == "host-local"
+    if host_local:
         ranges = ipam.get("ranges") or [[{}]]
         text = ranges[0][0].get("subnet", "")
         text = node.pod_cidr if text == "usePodCidr" else text
@@ -163,6 +164,8 @@ def _calico(node: NodeCni, conf_file: str, name: str, plugin: dict[str, Any]) ->
     subnet = ipaddress.IPv4Network(text, strict=False)
     reserved = tuple(ipaddress.IPv4Address(a) for a in node.extra.get("reserved", "").split()
                      if a)
+    if host_local:  # host-local keeps the range's default gateway (.1) out of its pool
+        reserved += (subnet.network_address + 1,)
     mtu = int(plugin.get("mtu") or 0)
     if not mtu:  # 0: the MTU calico-node detected and wrote for the plugin
         mtu_file = node.root / "var/lib/calico/mtu"

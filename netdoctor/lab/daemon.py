@@ -240,6 +240,11 @@ class Lab:
                     labels.get(dns.key) == dns.value:
                 obj["spec"]["template"]["spec"].setdefault("nodeSelector", {})[
                     "kubernetes.io/hostname"] = coredns_node
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                # A mirror pod belongs to its Node, whose uid exists only once it is stored.
+                if ref.get("kind") == "Node" and not ref.get("uid"):
+                    ref["uid"] = self.store.get(resource("", "nodes"), "", ref["name"])[
+                        "metadata"]["uid"]
             self.store.create(resource(group, plural), obj)
 
     async def _serve(self, lab_certs: certs.LabCerts) -> None:

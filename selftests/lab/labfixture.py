@@ -232,7 +232,13 @@ def echo_objects(name: str = "echo", node_port: int | None = ECHO_NODE_PORT) -> 
                            "affinity": {"podAntiAffinity": {
                                "requiredDuringSchedulingIgnoredDuringExecution": [{
                                    "labelSelector": {"matchLabels": labels},
-                                   "topologyKey": "kubernetes.io/hostname"}]}},
+                                   "topologyKey": "kubernetes.io/hostname"}]},
+                               # On the workers also where the server takes pods (k3s, RKE2).
+                               "nodeAffinity": {
+                                   "requiredDuringSchedulingIgnoredDuringExecution": {
+                                       "nodeSelectorTerms": [{"matchExpressions": [{
+                                           "key": "kubernetes.io/hostname", "operator": "In",
+                                           "values": ["worker-1", "worker-2"]}]}]}}},
                            "containers": [{"name": "echo", "image": AGNHOST,
                                            "args": ["netexec", "--http-port=8080"],
                                            "ports": [{"containerPort": 8080}]}]}}}}

@@ -29,7 +29,7 @@ class Shape:
     cluster_cidr: str  # every pod IP is in here
     service_cidr: str
     api_ip: str
-    node_cidr_prefix: str  # spec.podCIDR of node N starts with this + N (kube-controller-manager)
+    node_cidr_prefix: str  # spec.podCIDR of node N: this + N (or 2N for /23s) + ".0/.."
     pods_from_node_cidr: bool = True  # pod IPs inside their node's spec.podCIDR
     meta_conf: str | None = None  # a meta-plugin config that sorts first (Multus)
     search: str = "svc.cluster.local svc.cluster.local cluster.local"
@@ -60,6 +60,16 @@ SHAPES: dict[str, Shape] = {s.profile: s for s in (
           ("kube-system", "kube-dns", "10.96.0.10"), ("Deployment", "kube-system", "coredns"),
           "10.244.0.0/16", "10.96.0.0/12", "10.96.0.1", "10.244.",
           meta_conf="etc/cni/net.d/00-multus.conf"),
+    Shape("rke2-canal", "etc/cni/net.d/10-canal.conflist", "calico",
+          frozenset({("kube-system", "rke2-canal")}), "static",
+          ("kube-system", "rke2-coredns-rke2-coredns", "10.43.0.10"),
+          ("Deployment", "kube-system", "rke2-coredns-rke2-coredns"), "10.42.0.0/16",
+          "10.43.0.0/16", "10.43.0.1", "10.42.", devices=("flannel.1",), veth_prefix="cali"),
+    Shape("openshift-dns", "etc/cni/net.d/10-flannel.conflist", "flannel",
+          KUBEADM_DS | {("openshift-dns", "dns-default")}, "daemonset",
+          ("openshift-dns", "dns-default", "172.30.0.10"),
+          ("DaemonSet", "openshift-dns", "dns-default"), "10.128.0.0/14", "172.30.0.0/16",
+          "172.30.0.1", "10.128."),
     Shape("cilium-kpr", "etc/cni/net.d/05-cilium.conflist", "cilium-cni",
           frozenset({("kube-system", "cilium")}), "none",
           ("kube-system", "kube-dns", "10.96.0.10"), ("Deployment", "kube-system", "coredns"),

@@ -127,7 +127,9 @@ def test_addressing(plab: ProfileLab) -> None:
     shape, cluster = plab.shape, ipaddress.ip_network(plab.shape.cluster_cidr)
     nodes = {n["metadata"]["name"]: n for n in plab.lab.get("nodes")["items"]}
     for i, name in enumerate(NODES):
-        assert nodes[name]["spec"]["podCIDR"].startswith(f"{shape.node_cidr_prefix}{i}."), name
+        cidr = ipaddress.ip_network(nodes[name]["spec"]["podCIDR"])
+        step = 2 ** (24 - cidr.prefixlen)  # kube-controller-manager hands out ranges in order
+        assert str(cidr.network_address) == f"{shape.node_cidr_prefix}{i * step}.0", name
     for pod in plab.lab.get("pods", "-A")["items"]:
         if pod["spec"].get("hostNetwork"):
             continue

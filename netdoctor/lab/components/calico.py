@@ -39,7 +39,9 @@ def write_agent_files(ctx: ContainerContext) -> None:
     if cni is not None:
         path = root / cni[0]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cni[1], indent=2) + "\n")
+        # install-cni fills in the node's name where the template has its placeholder.
+        text = json.dumps(cni[1], indent=2).replace("__KUBERNETES_NODE_NAME__", ctx.node.name)
+        path.write_text(text + "\n")
 
 
 def block_of(node: Obj) -> tuple[str, str] | None:

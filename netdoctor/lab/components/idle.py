@@ -11,7 +11,8 @@ import asyncio
 from netdoctor.lab.containers import ContainerContext, builtin
 
 
-@builtin(r"cilium/operator-generic:|tigera/operator:|calico/kube-controllers:|calico/typha:")
+@builtin(r"cilium/operator-generic:|tigera/operator:|calico/kube-controllers:|calico/typha:|"
+         r"hardened-cluster-autoscaler:|kube-rbac-proxy:|cluster-dns-operator:")
 class Idle:
     """A container that logs its start and runs until stopped."""
 

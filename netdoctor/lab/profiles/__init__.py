@@ -115,4 +115,4 @@ def names() -> list[str]:
 
 
 def _load() -> None:
-    from netdoctor.lab.profiles import calico, cilium, kubeadm, rancher  # noqa: F401
+    from netdoctor.lab.profiles import calico, cilium, kubeadm, rancher, rke2  # noqa: F401

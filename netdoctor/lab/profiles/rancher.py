@@ -13,6 +13,7 @@ from netdoctor.lab.profiles import NodeTask, Pods, Profile, Seed, register
 
 Obj = dict[str, Any]
 K3S_VERSION = "v1.29.6+k3s2"
+RKE2_VERSION = "v1.29.6+rke2r1"
 K3S_DIR = "var/lib/rancher/k3s"
 K3S_CNI_DIR = f"{K3S_DIR}/agent/etc/cni/net.d"
 # k3s is a multicall binary; its CNI plugins are symlinks in the data dir's bin.
@@ -58,40 +59,45 @@ def rancher_pod_cidr(index: int) -> str:
     return f"10.42.{index}.0/24"
 
 
-def _k3s_args(info: NodeInfo) -> list[str]:
+def _node_args(info: NodeInfo, port: int) -> list[str]:
     return ["server"] if info.index == 0 else \
-        ["agent", "--server", "https://192.168.4.10:6443", "--token", "********"]
+        ["agent", "--server", f"https://192.168.4.10:{port}", "--token", "********"]
 
 
-def k3s_node(info: NodeInfo) -> Obj:
-    """A Node as the k3s agent registers it (labels, annotations, no taint on the server)."""
+def k3s_node(info: NodeInfo, program: str = "k3s") -> Obj:
+    """A Node as the k3s (or RKE2) agent registers it: labels, ``<program>.io/*``
+    annotations, no taint on the server."""
     node = manifests.node(info)
     meta, spec = node["metadata"], node["spec"]
     labels = {k: v for k, v in meta["labels"].items() if not k.startswith("node-role.")}
     labels.pop("node.kubernetes.io/exclude-from-external-load-balancers", None)
-    labels.update({"beta.kubernetes.io/instance-type": "k3s",
-                   "node.kubernetes.io/instance-type": "k3s"})
+    labels.update({"beta.kubernetes.io/instance-type": program,
+                   "node.kubernetes.io/instance-type": program})
     if info.index == 0:
         labels.update({"node-role.kubernetes.io/control-plane": "true",
                        "node-role.kubernetes.io/master": "true"})
+        if program == "rke2":  # RKE2 servers run embedded etcd
+            labels["node-role.kubernetes.io/etcd"] = "true"
     meta["labels"] = labels
-    args, env = json.dumps(_k3s_args(info), separators=(",", ":")), "{}"
+    port = 6443 if program == "k3s" else 9345
+    args, env = json.dumps(_node_args(info, port), separators=(",", ":")), "{}"
     digest = base64.b32encode(hashlib.sha256((args + env).encode()).digest()).decode()
     meta["annotations"] = {
         "alpha.kubernetes.io/provided-node-ip": info.internal_ip,
-        "k3s.io/hostname": info.name,
-        "k3s.io/internal-ip": info.internal_ip,
-        "k3s.io/node-args": args,
-        "k3s.io/node-config-hash": digest,
-        "k3s.io/node-env": env,
+        f"{program}.io/hostname": info.name,
+        f"{program}.io/internal-ip": info.internal_ip,
+        f"{program}.io/node-args": args,
+        f"{program}.io/node-config-hash": digest,
+        f"{program}.io/node-env": env,
         "node.alpha.kubernetes.io/ttl": "0",
         "volumes.kubernetes.io/controller-managed-attach-detach": "true",
     }
     spec.pop("taints", None)
-    spec["providerID"] = f"k3s://{info.name}"
-    node_info = node["status"]["nodeInfo"]
-    node_info.update({"kubeletVersion": K3S_VERSION, "kubeProxyVersion": K3S_VERSION,
-                      "containerRuntimeVersion": "containerd://1.7.17-k3s1"})
+    spec["providerID"] = f"{program}://{info.name}"
+    version = K3S_VERSION if program == "k3s" else RKE2_VERSION
+    node["status"]["nodeInfo"].update({
+        "kubeletVersion": version, "kubeProxyVersion": version,
+        "containerRuntimeVersion": f"containerd://1.7.17-{program}1"})
     return node
 
 
@@ -129,16 +135,21 @@ def k3s_coredns(lab: LabInfo) -> list[Seed]:
     return out
 
 
-def k3s_seed(lab: LabInfo) -> list[Seed]:
-    """Everything a fresh k3s cluster shows: no Flannel or kube-proxy objects at all."""
+def _base(lab: LabInfo, program: str) -> list[Seed]:
+    """Namespaces, Nodes, default ServiceAccounts, CoreDNS's ServiceAccount."""
     namespaces = ("default", "kube-system", "kube-public", "kube-node-lease")
     objs: list[Seed] = [("", "namespaces", {"metadata": {"name": ns}}) for ns in namespaces]
-    objs += [("", "nodes", k3s_node(n)) for n in lab.nodes.values()]
+    objs += [("", "nodes", k3s_node(n, program)) for n in lab.nodes.values()]
     objs += [("", "serviceaccounts", {"metadata": {"name": "default", "namespace": ns}})
              for ns in namespaces]
     objs.append(("", "serviceaccounts", {"metadata": {"name": "coredns",
                                                       "namespace": "kube-system"}}))
-    return objs + manifests.api_service(lab) + k3s_coredns(lab)
+    return objs + manifests.api_service(lab)
+
+
+def k3s_seed(lab: LabInfo) -> list[Seed]:
+    """Everything a fresh k3s cluster shows: no Flannel or kube-proxy objects at all."""
+    return _base(lab, "k3s") + k3s_coredns(lab)
 
 
 def kube_proxy_args(cluster_cidr: str, data_dir: str = K3S_DIR) -> tuple[str, ...]:
