@@ -122,10 +122,12 @@ def search_dns_argv(name: str, seconds: float) -> tuple[str, ...]:
     return ("dig", "+search", name, "A", f"+time={wait}", "+tries=1")
 
 
-def server_dns_argv(name: str, server: str, seconds: float) -> tuple[str, ...]:
-    """An A lookup of ``name`` asked of ``server`` directly."""
+def server_dns_argv(name: str, server: str, seconds: float, port: int = 53
+                    ) -> tuple[str, ...]:
+    """An A lookup of ``name`` asked of ``server`` directly (on ``port``)."""
     wait = str(max(1, int(seconds)))
-    return ("dig", f"@{server}", name, "A", f"+time={wait}", "+tries=1")
+    return ("dig", f"@{server}", *(("-p", str(port)) if port != 53 else ()), name, "A",
+            f"+time={wait}", "+tries=1")
 
 
 def _curl(attempt: Attempt) -> CurlResult:
@@ -218,11 +220,12 @@ class Runner:
                                     for r in m.result.runs[i * n:(i + 1) * n])))
         return out
 
-    def dns(self, target: ExecTarget, name: str, server: str | None
+    def dns(self, target: ExecTarget, name: str, server: str | None, port: int = 53
             ) -> Awaitable[Measured[LookupResult]]:
-        """A lookup at ``server``, or through the pod's resolv.conf when ``None``."""
+        """A lookup at ``server`` (on ``port``), or through the pod's resolv.conf when
+        ``None``."""
         argv = (search_dns_argv(name, self.timeout) if server is None
-                else server_dns_argv(name, server, self.timeout))
+                else server_dns_argv(name, server, self.timeout, port))
         return self._run(target, argv, parse_dns_attempt)
 
     async def series(self, make: Callable[[], Awaitable[Measured[R]]], n: int) -> Series[R]:

@@ -57,9 +57,11 @@ class DnsCase:
     kind: str
     name: str
     server: str
+    port: int = 53
 
     def __str__(self) -> str:
-        return f"{self.name} @{self.server or 'resolv.conf'}"
+        at = f"{self.server}:{self.port}" if self.port != 53 else self.server
+        return f"{self.name} @{at or 'resolv.conf'}"
 
 
 @dataclass
@@ -232,9 +234,10 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         server = profile.dns_service_ip or (resolv.nameserver if resolv else "")
         cases = [c for node in probes for c in dns_cases(node, server, domain, v.echo,
                                                          coredns_ips(v, profile),
-                                                         plan.external_name)]
-        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None)
-                                      for c in cases))
+                                                         plan.external_name,
+                                                         replica_port(v, profile))]
+        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None,
+                                              c.port) for c in cases))
         v.dns = dict(zip(cases, done, strict=True))
 
     async def egress() -> None:
@@ -298,8 +301,25 @@ def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
             and sel.items() <= (p["metadata"].get("labels") or {}).items()}
 
 
+def replica_port(v: Validation, profile: ClusterProfile) -> int:
+    """The port a DNS replica answers on: the DNS Service's port 53 ``targetPort``, a named
+    one looked up in the replicas' containers (OpenShift's CoreDNS listens on 5353)."""
+    ns, _, name = profile.dns_service.partition("/")
+    svc = next((s for s in v.services if (s["metadata"].get("namespace"),
+                                          s["metadata"]["name"]) == (ns, name)), None)
+    ports = [p for p in ((svc or {}).get("spec") or {}).get("ports") or []
+             if p.get("port") == 53 and p.get("protocol", "UDP") == "UDP"]
+    target = ports[0].get("targetPort", 53) if ports else 53
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    names = set(coredns_ips(v, profile))
+    return next((int(cp["containerPort"]) for pod in v.pods if pod["metadata"]["name"] in names
+                 for c in pod.get("spec", {}).get("containers") or []
+                 for cp in c.get("ports") or [] if cp.get("name") == target), 53)
+
+
 def dns_cases(node: str, dns_ip: str, domain: str, echo: echo_mod.Echo,
-              replicas: Mapping[str, str], external: str) -> list[DnsCase]:
+              replicas: Mapping[str, str], external: str, port: int = 53) -> list[DnsCase]:
     """The lookups made from one node's probe; names in the cluster domain only when the
     probe's resolv.conf named one (``svc.<domain>`` in its search path)."""
     cases = []
@@ -311,7 +331,7 @@ def dns_cases(node: str, dns_ip: str, domain: str, echo: echo_mod.Echo,
         if external:
             cases.append(DnsCase(node, "external", external, dns_ip))
     if name:
-        cases += [DnsCase(node, f"replica {rep}", name, ip)
+        cases += [DnsCase(node, f"replica {rep}", name, ip, port)
                   for rep, ip in sorted(replicas.items()) if ip]
     cases.append(DnsCase(node, "search-path", SHORT_NAME, ""))
     return cases

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from netdoctor.cluster.profile import Workload
+from netdoctor.cluster.profile import Workload, build_profile
 from netdoctor.probes.components import (
     ComponentState,
     events_by_pod,
@@ -23,6 +23,8 @@ from netdoctor.probes.findings import (
 )
 from netdoctor.probes.nodechecks import cni_winner
 from netdoctor.probes.parsers import parse_resolv_conf
+from netdoctor.probes.paths import server_dns_argv
+from netdoctor.probes.validate import Validation, replica_port
 from netdoctor.rootcause import facts as nodefacts
 from netdoctor.rootcause.model import NodeView, Observations, PodView
 from netdoctor.rootcause.rules import rank
@@ -233,3 +235,22 @@ def test_probe_failures_while_starting_are_no_finding_once_ready() -> None:
         later, {"coredns-x"}, (pod.ready_since or 0) + 1))
     assert [e.title for e in probe_failures_in_events(flapping)] == [
         "kube-system/coredns-x: probe failures in Events"]
+
+
+def test_dns_replicas_asked_on_the_service_target_port() -> None:
+    """openshift/cluster-dns-operator assets/dns/service.yaml: port 53 -> targetPort "dns";
+    daemonset.yaml: the CoreDNS container's port named dns is 5353."""
+    svc = {**s.OPENSHIFT_DNS_SVC, "spec": {**s.OPENSHIFT_DNS_SVC["spec"], "ports": [
+        {"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"}]}}
+    p = build_profile("https://api", [s.node("n1", "10.128.0.0/23")], [s.OPENSHIFT_DNS], [],
+                      [svc], [])
+    replica = {"metadata": {"namespace": "openshift-dns", "name": "dns-default-a",
+                            "labels": {"dns.operator.openshift.io/daemonset-dns": "default"}},
+               "spec": {"containers": [{"name": "dns", "ports": [
+                   {"name": "dns", "containerPort": 5353, "protocol": "UDP"}]}]},
+               "status": {"podIP": "10.128.0.3"}}
+    v = Validation(plan=None, echo=None, node_probes=None,  # type: ignore[arg-type]
+                   pods=[replica], services=[svc])
+    assert replica_port(v, p) == 5353
+    assert server_dns_argv("kubernetes.default.svc.cluster.local", "10.128.0.3", 2, 5353)[:4] \
+        == ("dig", "@10.128.0.3", "-p", "5353")
