@@ -104,7 +104,7 @@ def get(name: str) -> Profile:
     """
     _load()
     if name not in PROFILES:
-        raise KeyError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(names())}")
     return PROFILES[name]
 
 
