@@ -1,6 +1,7 @@
 """Wall time of ``netdoctor lab up`` and ``lab down`` for 3 and 20 nodes.
 
-Usage: python benchmarks/lab_up_down.py [--reps N]
+Usage: python benchmarks/lab_up_down.py [--reps N] [--profile NAME|all ...]
+With ``--profile``, 3-node labs of each named profile (``all``: every profile) instead.
 Starts and removes its own labs under /tmp/ndle-bench-*; needs root.
 """
 
@@ -29,13 +30,15 @@ def _lab(*args: str) -> float:
     return took
 
 
-def measure(workers: int, reps: int) -> tuple[list[float], list[float]]:
+def measure(workers: int, reps: int, profile: str | None = None
+            ) -> tuple[list[float], list[float]]:
     ups: list[float] = []
     downs: list[float] = []
+    extra = ["--profile", profile] if profile else []
     for i in range(reps):
         state = f"/tmp/ndle-bench-{os.getpid()}-{workers}-{i}"
         try:
-            ups.append(_lab("up", "--state-dir", state, "--workers", str(workers)))
+            ups.append(_lab("up", "--state-dir", state, "--workers", str(workers), *extra))
         finally:
             downs.append(_lab("down", "--state-dir", state))
     return ups, downs
@@ -44,13 +47,20 @@ def measure(workers: int, reps: int) -> tuple[list[float], list[float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--profile", action="append", default=[])
     args = parser.parse_args()
     failed = False
-    for workers in (2, 19):
+    runs: list[tuple[int, str | None]] = [(2, None), (19, None)]
+    if args.profile:
+        from netdoctor.lab import profiles
+
+        names = profiles.names() if "all" in args.profile else args.profile
+        runs = [(2, name) for name in names]
+    for workers, profile in runs:
         nodes = workers + 1
-        ups, downs = measure(workers, args.reps)
+        ups, downs = measure(workers, args.reps, profile)
         up_med, down_med = statistics.median(ups), statistics.median(downs)
-        line = (f"{nodes:>2} nodes: up median {up_med:5.2f}s "
+        line = (f"{profile + ' ' if profile else ''}{nodes:>2} nodes: up median {up_med:5.2f}s "
                 f"({', '.join(f'{u:.2f}' for u in ups)}), down median {down_med:5.2f}s "
                 f"({', '.join(f'{d:.2f}' for d in downs)})")
         if nodes in TARGETS:

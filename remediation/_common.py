@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdoctor.cluster.roles import family_of_types
 from netdoctor.repair.model import Action, Plan, RepairContext
 from netdoctor.rootcause import facts as nodefacts
 
@@ -47,6 +48,16 @@ def read_facts(ctx: RepairContext, node: str) -> nodefacts.NodeFacts:
     if not found.complete:
         raise RuntimeError(f"node facts of {node} incomplete (exit {code}): {err.strip()[-200:]}")
     return found
+
+
+def node_cni(facts: nodefacts.NodeFacts, cni: str) -> str:
+    """The cluster's CNI as this node's configs show it: ``cni`` (from the run) when its own
+    config is there, else the known CNI whose config the node holds. A name the run could
+    only guess is no ground to act on."""
+    files = [f for f in facts.active_files if not f.meta]
+    if any(facts.owns(f, cni) for f in files):
+        return cni
+    return next((found for f in files if (found := family_of_types(f.plugins))), cni)
 
 
 def run_checked(ctx: RepairContext, node: str, script: str, deadline: float) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from netdoctor.cluster.probes import pod_ready
 from netdoctor.cluster.profile import find_flannel
+from netdoctor.cluster.roles import find_cni_agents, flannel_config_left
 from netdoctor.repair.live import rollout_done
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 
@@ -15,6 +16,7 @@ from ._common import (
     HookOptions,
     evict_action,
     evicted,
+    node_cni,
     owned,
     pod_network_pods,
     read_facts,
@@ -22,8 +24,6 @@ from ._common import (
     run_checked,
     run_plan,
 )
-
-NET_D = "/host/etc/cni/net.d"
 
 
 @dataclass
@@ -41,19 +41,35 @@ class StrayCniConfig:
     def plan(self, ctx: RepairContext) -> list[Plan]:
         plans = []
         for node in sorted(ctx.nodes()):
-            files = read_facts(ctx, node).cni_files
-            own = next((i for i, f in enumerate(files) if self.opts.cni in f.plugins), None)
-            if not own:  # None: the CNI's file is not there, nothing to keep; 0: it wins
+            facts = read_facts(ctx, node)
+            cni = node_cni(facts, self.opts.cni)
+            files = facts.active_files
+            if not files or facts.owns(files[0], cni):
+                continue  # the CNI's own config, or a meta-plugin delegating to it, wins
+            own = next((i for i, f in enumerate(files)
+                        if not f.meta and facts.owns(f, cni)), None)
+            if own is None:  # the CNI's file is not there: nothing to keep, nothing to move
+                continue
+            # A meta-plugin (Multus) is never moved: every pod's network goes through it.
+            metas = [f for f in files[:own] if f.meta and not facts.owns(f, cni)]
+            strays = [f for f in files[:own] if not f.meta]
+            if metas:
+                plans.append(Plan(self.name, node, (), manual=(
+                    f"{', '.join(f.name for f in metas)} on {node} is a meta-plugin that does "
+                    f"not delegate to {files[own].name}: point its delegate (clusterNetwork) at "
+                    f"the {cni} config, then remove "
+                    f"{', '.join(f.path for f in strays) or 'nothing else'}")))
                 continue
             dest = f"{self.opts.backup_dir}/cni-net.d-{node}"
             actions = tuple(Action(
-                f"move /etc/cni/net.d/{f.name} (sorts before {files[own].name}) to {dest[5:]}/",
-                f"mkdir -p {shlex.quote(dest)} && mv {shlex.quote(NET_D + '/' + f.name)} "
-                f"{shlex.quote(dest + '/')}", touches=f"file /etc/cni/net.d/{f.name}",
-                undo=f"mv {shlex.quote(dest + '/' + f.name)} {shlex.quote(NET_D + '/')}")
-                for f in files[:own])
+                f"move {f.path} (sorts before {files[own].name}) to {dest[5:]}/",
+                f"mkdir -p {shlex.quote(dest)} && mv {shlex.quote('/host' + f.path)} "
+                f"{shlex.quote(dest + '/')}", touches=f"file {f.path}",
+                undo=f"mv {shlex.quote(dest + '/' + f.name)} "
+                     f"{shlex.quote('/host' + f.path.rsplit('/', 1)[0] + '/')}")
+                for f in strays)
             plans.append(Plan(self.name, node, actions,
-                              backups=tuple(f"{dest[5:]}/{f.name}" for f in files[:own])))
+                              backups=tuple(f"{dest[5:]}/{f.name}" for f in strays)))
         return plans
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
@@ -62,8 +78,9 @@ class StrayCniConfig:
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
-        active = read_facts(ctx, plan.node).active_cni
-        if active is None or self.opts.cni not in active.plugins:
+        facts = read_facts(ctx, plan.node)
+        active = facts.active_cni
+        if active is None or not facts.owns(active, node_cni(facts, self.opts.cni)):
             return f"the runtime still uses {active.name if active else 'no config'}"
         return None
 
@@ -123,24 +140,54 @@ class BridgeAddress:
 
 @dataclass
 class FlannelDaemonSet:
-    """The Flannel DaemonSet is gone while the nodes run Flannel: apply the pinned manifest."""
+    """The Flannel DaemonSet is gone while the nodes run Flannel from it: apply the pinned
+    manifest. Only where Flannel was installed as a DaemonSet (its own ConfigMap,
+    ``net-conf.json``, outlives it): never where Flannel is embedded in the node agent (k3s)
+    or the CNI is another one; those are manual steps."""
 
     opts: HookOptions
     name: str = "flannel-daemonset"
     stage: str = "cni"
-    causes: frozenset[str] = frozenset({"flannel-missing"})
+    causes: frozenset[str] = frozenset({"flannel-missing", "cni-agent-missing"})
     level: Level = "api"
     disruptive: bool = False
     deadline: float = 120.0
 
     def plan(self, ctx: RepairContext) -> list[Plan]:
-        if self.opts.cni != "flannel" or find_flannel(ctx.list("daemonsets")) is not None:
+        daemonsets = ctx.list("daemonsets")
+        agents = find_cni_agents(daemonsets)
+        if agents.agents or find_flannel(daemonsets) is not None:
             return []
+        # Only where the run and the nodes' configs both say Flannel.
+        cni = self.opts.cni if self.opts.cni != "flannel" else self._nodes_cni(ctx)
+        if cni != "flannel":
+            return [Plan(self.name, None, (), manual=(
+                f"the cluster's CNI is {cni}, not Flannel: no Flannel manifest is "
+                f"applied; reinstall the {cni} agent with its own installer"))]
+        left = flannel_config_left(ctx.list("configmaps"))
+        if not left:
+            return [Plan(self.name, None, (), manual=(
+                "no Flannel DaemonSet and no Flannel ConfigMap (net-conf.json): Flannel was not "
+                "installed from its manifest here, it runs inside the node agent (k3s); applying "
+                "upstream Flannel would run a second one. Restart the node agent on the nodes "
+                "without flannel.1 (systemctl restart k3s / k3s-agent)"))]
         path = self.opts.flannel_manifest
         return [Plan(self.name, None, (Action(
-            f"create the missing objects of the pinned manifest {path.name} and await the "
-            "DaemonSet", f"kubectl create -f {path}  # only objects that do not exist",
+            f"create the missing objects of the pinned manifest {path.name} (Flannel's "
+            f"ConfigMap {left} is still there) and await the DaemonSet",
+            f"kubectl create -f {path}  # only objects that do not exist",
             touches=f"the objects of {path.name}"),))]
+
+    def _nodes_cni(self, ctx: RepairContext) -> str:
+        """The CNI the nodes' configs name (the run's, where they agree or cannot tell)."""
+        found = set()
+        for node in sorted(ctx.nodes()):
+            try:
+                found.add(node_cni(read_facts(ctx, node), self.opts.cni))
+            except RuntimeError:  # a node whose facts cannot be read says nothing
+                continue
+        others = sorted(found - {self.opts.cni})
+        return others[0] if others else self.opts.cni
 
     def apply(self, ctx: RepairContext, plan: Plan) -> str:
         return ctx.apply_manifest(str(self.opts.flannel_manifest), self.deadline)

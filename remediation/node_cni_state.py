@@ -5,18 +5,38 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from netdoctor.cluster.roles import PODCIDR_IPAM, family_of_types
 from netdoctor.repair.model import Level, Plan, RepairContext
+from netdoctor.rootcause.facts import NodeFacts
 
 from ._common import (
     HookOptions,
     evict_action,
     evicted,
     in_cidr,
+    node_cni,
     owned,
     pod_network_pods,
     read_facts,
     ref,
 )
+
+
+def ipam_of(facts: NodeFacts, cni: str) -> str:
+    """Why the CNI's IPAM does not hand out addresses from node podCIDRs ("" when it does):
+    Calico's own IPAM blocks, Cilium's pools, the cloud's VPC addresses."""
+    types = facts.effective_types()
+    family = family_of_types(types) or cni
+    active = facts.active_cni
+    ipam = ""
+    if active is not None:
+        own = facts.delegate_of(active) if active.meta else active
+        ipam = own.ipam if own is not None else ""
+    if ipam and ipam != "host-local":
+        return f"its IPAM ({ipam}) does not allocate from node podCIDRs"
+    if family not in PODCIDR_IPAM:
+        return f"{family} does not allocate pod addresses from node podCIDRs"
+    return ""
 
 
 @dataclass
@@ -39,11 +59,20 @@ class PodsOutsidePodCidr:
                      if cidr and not in_cidr(p["status"]["podIP"], cidr)]
             if not wrong:
                 continue
-            active = read_facts(ctx, node).active_cni
-            if active is None or self.opts.cni not in active.plugins:
+            facts = read_facts(ctx, node)
+            active = facts.active_cni
+            cni = node_cni(facts, self.opts.cni)
+            ipam = ipam_of(facts, cni)
+            if ipam:
+                plans.append(Plan(self.name, node, (), manual=(
+                    f"pods on {node} ({', '.join(map(ref, wrong))}) have addresses outside its "
+                    f"podCIDR {cidr}, but {ipam}: that is how this CNI works, so no pod is "
+                    "deleted")))
+                continue
+            if active is None or not facts.owns(active, cni):
                 plans.append(Plan(self.name, node, (), manual=(
                     f"the runtime on {node} still uses {active.name if active else 'no config'}"
-                    "; fix /etc/cni/net.d there, then evict the pods "
+                    f"; fix {facts.cni_dir} there, then evict the pods "
                     + ", ".join(map(ref, wrong)))))
                 continue
             actions = tuple(evict_action(p, f"{p['status']['podIP']} not in {cidr}")

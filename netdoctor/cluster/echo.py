@@ -125,10 +125,9 @@ class Echo:
     """Loop time at which the Service's EndpointSlices listed every Ready echo pod (or the
     wait for that gave up); 0 before :func:`wait_endpoints`."""
 
-    @property
-    def dns_name(self) -> str:
-        """The Service's cluster DNS name."""
-        return f"{SERVICE}.{self.namespace}.svc.cluster.local"
+    def dns_name(self, domain: str) -> str:
+        """The Service's DNS name in the cluster domain ``domain`` (from resolv.conf)."""
+        return f"{SERVICE}.{self.namespace}.svc.{domain}"
 
 
 async def _create(cluster: Cluster, echo: Echo, path: str, version: str,

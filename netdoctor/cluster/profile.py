@@ -1,9 +1,10 @@
 """The cluster profile: what the cluster is made of, read once per session from API objects.
 
-Components are found by what they are, not by one guessed name: Flannel by its image, its
-``app=flannel`` label or its name in any namespace; kube-proxy by ``k8s-app=kube-proxy`` or its
-name; CoreDNS by ``k8s-app=kube-dns``. Whether the cluster *runs* Flannel is also known when its
-DaemonSet is gone: Flannel annotates every node it manages (``flannel.alpha.coreos.com/*``).
+Components are found by role (:mod:`netdoctor.cluster.roles`), not by one guessed name: the
+CNI by its agents in any namespace, else Flannel's node annotations
+(``flannel.alpha.coreos.com/*``); kube-proxy as DaemonSet pods, static (mirror) pods, replaced
+by the CNI, or undecided until node facts tell embedded from missing
+(:func:`netdoctor.cluster.applicability.refine`); the DNS workload behind the DNS Service.
 
 Example:
     >>> node = node_info({"metadata": {"name": "w1"}, "spec": {"podCIDR": "10.244.1.0/24"},
@@ -16,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
+from netdoctor.cluster import roles
 from netdoctor.cluster.client import Cluster
+from netdoctor.cluster.roles import PODCIDR_IPAM
 
 FLANNEL_ANNOTATION = "flannel.alpha.coreos.com/"
-OTHER_CNIS: tuple[str, ...] = ("calico", "cilium", "weave", "antrea", "kube-router", "canal")
 COREDNS_SELECTOR = "k8s-app=kube-dns"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
 
@@ -61,6 +63,12 @@ class Workload:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
+KUBE_PROXY_RUNS = ("daemonset", "static", "embedded", "replaced", "missing", "undecided")
+"""How kube-proxy runs: DaemonSet pods, static (mirror) pods, inside the node agent (rules,
+no pods), replaced by the CNI, missing, or undecided until node facts tell embedded from
+missing."""
+
+
 @dataclass(frozen=True)
 class ClusterProfile:
     """What the cluster is made of (no secrets: safe for ``summary.json``)."""
@@ -74,6 +82,26 @@ class ClusterProfile:
     kube_proxy: Workload | None
     kube_proxy_mode: str
     coredns: Workload | None
+    cni_agent: Workload | None = None
+    """The CNI's node agent (Flannel's, calico-node, canal, cilium, kindnet, aws-node...)."""
+    cni_meta: tuple[Workload, ...] = ()
+    """Meta-plugins in front of the CNI (Multus)."""
+    cni_embedded: bool | None = None
+    """The CNI runs inside the node agent (k3s's Flannel); ``None`` until node facts tell."""
+    cni_reason: str = ""
+    kube_proxy_runs: str = "undecided"
+    kube_proxy_reason: str = ""
+    kube_proxy_nodes: tuple[str, ...] = ()
+    """Where kube-proxy is embedded: the nodes whose KUBE-SERVICES rules show it runs."""
+    kube_proxy_blocked: tuple[str, ...] = ()
+    """Where kube-proxy is embedded: nodes whose iptables cannot manage a table, so the
+    embedded kube-proxy cannot sync its rules (its failures show nowhere else)."""
+    dns_service: str = ""
+    """``namespace/name`` of the cluster DNS Service."""
+    cluster_domain: str = ""
+    """From a probe pod's resolv.conf search path (``svc.<domain>``); "" until read."""
+    node_facts: str = ""
+    """"read" once node probes reported, else why not ("" before they ran)."""
 
     @property
     def ready_nodes(self) -> tuple[NodeInfo, ...]:
@@ -85,11 +113,17 @@ class ClusterProfile:
         """Flannel is the CNI: its DaemonSet exists or it annotated the nodes."""
         return self.cni == "flannel"
 
+    @property
+    def ipam_from_podcidr(self) -> bool:
+        """The CNI hands out pod addresses from each node's ``spec.podCIDR``."""
+        return self.cni in PODCIDR_IPAM
+
     def to_summary(self) -> dict[str, Any]:
         """JSON-serialisable form for ``set_cluster_profile``."""
         data = asdict(self)
         data["nodes"] = [{k: v for k, v in asdict(n).items() if k != "labels"}
                          for n in self.nodes]
+        data["ipam_from_podcidr"] = self.ipam_from_podcidr
         return data
 
 
@@ -135,27 +169,19 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 def find_flannel(daemonsets: Iterable[Mapping[str, Any]]) -> Workload | None:
-    """The Flannel DaemonSet in any namespace, by image, ``app=flannel`` label or name."""
+    """The Flannel DaemonSet in any namespace, by image, ``app=flannel`` label or name
+    (not Canal's, which runs Flannel next to Calico)."""
     for ds in daemonsets:
-        tmpl = ds["spec"]["template"]
-        images = [c.get("image", "") for c in tmpl["spec"].get("containers") or []]
-        if (any("flannel" in i.rsplit("/", 1)[-1] for i in images)
-                or _labels(ds).get("app") == "flannel"
-                or (tmpl.get("metadata", {}).get("labels") or {}).get("app") == "flannel"
-                or ds["metadata"]["name"] in ("kube-flannel-ds", "kube-flannel")):
+        if roles.cni_family_of(ds) == "flannel" \
+                or ds["metadata"]["name"] in ("kube-flannel-ds", "kube-flannel"):
             return workload("DaemonSet", ds)
     return None
 
 
 def find_other_cni(daemonsets: Iterable[Mapping[str, Any]]) -> str:
-    """Name of a non-Flannel CNI recognised by its DaemonSet's name or images, or ``""``."""
-    for ds in daemonsets:
-        images = " ".join(c.get("image", "") for c in
-                          ds["spec"]["template"]["spec"].get("containers") or [])
-        for cni in OTHER_CNIS:
-            if cni in ds["metadata"]["name"] or cni in images:
-                return cni
-    return ""
+    """Name of a non-Flannel CNI recognised by its agent DaemonSet, or ``""``."""
+    family = roles.find_cni_agents(daemonsets).family
+    return "" if family == "flannel" else family
 
 
 def find_by_label_or_name(
@@ -200,6 +226,50 @@ def service_cidr_guess(services: Iterable[Mapping[str, Any]]) -> str:
     return ""
 
 
+def _kube_proxy(daemonsets: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]],
+                configmaps: Sequence[Mapping[str, Any]]) -> tuple[Workload | None, str, str]:
+    """(workload, how it runs, why) from DaemonSets, mirror pods and ConfigMaps."""
+    ds = next((d for d in daemonsets if roles.is_kube_proxy_ds(d)), None)
+    if ds is not None:
+        found = workload("DaemonSet", ds)
+        return found, "daemonset", found.ref
+    mirrors = [p for p in roles.kube_proxy_pods(pods) if roles.is_mirror_pod(p)]
+    if mirrors:
+        first = mirrors[0]
+        key, value = next(kv for kv in roles.KUBE_PROXY_LABELS
+                          if kv in roles.labels(first).items())
+        ns = first["metadata"].get("namespace", "")
+        return (Workload("StaticPod", ns, "kube-proxy", f"{key}={value}",
+                         tuple(str(c.get("image", "")) for c in roles.containers(first))),
+                "static", f"static pods on the nodes (mirror pods {key}={value} in {ns})")
+    replaced = roles.replacement(daemonsets, configmaps)
+    if replaced:
+        return None, "replaced", replaced
+    left = roles.kube_proxy_config_left(configmaps)
+    if left:
+        return None, "missing", f"no kube-proxy DaemonSet or pod, yet its ConfigMap {left} exists"
+    return None, "undecided", "no kube-proxy pod and no replacement found"
+
+
+def _cni(nodes: Sequence[NodeInfo], daemonsets: Sequence[Mapping[str, Any]],
+         configmaps: Sequence[Mapping[str, Any]]
+         ) -> tuple[str, Workload | None, tuple[Workload, ...], bool | None, str]:
+    """(family, agent, meta-plugins, embedded, why) from agents and node annotations."""
+    found = roles.find_cni_agents(daemonsets)
+    meta = tuple(workload("DaemonSet", d) for d in found.meta)
+    if found.agents:
+        agent = workload("DaemonSet", found.agents[0])
+        return found.family, agent, meta, False, f"agent {agent.ref}"
+    if any(n.flannel_annotated for n in nodes):
+        left = roles.flannel_config_left(configmaps)
+        if left:
+            return ("flannel", None, meta, False, "nodes carry Flannel's annotations and its "
+                    f"DaemonSet's ConfigMap {left} exists, but no Flannel DaemonSet")
+        return ("flannel", None, meta, None, "nodes carry Flannel's annotations and no Flannel "
+                "DaemonSet exists: embedded in the node agent if the nodes run flannel.1")
+    return "unknown", None, meta, None, "no known CNI agent DaemonSet"
+
+
 def build_profile(
     server: str,
     nodes: Iterable[Mapping[str, Any]],
@@ -207,36 +277,41 @@ def build_profile(
     deployments: Iterable[Mapping[str, Any]],
     services: Iterable[Mapping[str, Any]],
     configmaps: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]] = (),
 ) -> ClusterProfile:
-    """Assemble the profile from listed objects (pure: unit-testable)."""
+    """Assemble the profile from listed objects (pure: unit-testable).
+
+    ``configmaps`` are read in every namespace (kube-proxy's mode, Cilium's
+    kube-proxy replacement, Flannel's own configuration); ``pods`` need only be the
+    kube-proxy-labelled ones (static pods show only as mirror pods).
+    """
     node_infos = tuple(sorted((node_info(n) for n in nodes), key=lambda n: n.name))
-    ds_list, svc_list = list(daemonsets), list(services)
-    flannel = find_flannel(ds_list)
-    other = find_other_cni(ds_list)
-    if flannel is not None or any(n.flannel_annotated for n in node_infos):
-        cni = "flannel"
-    else:
-        cni = other or "unknown"
-    kube_proxy = find_by_label_or_name("DaemonSet", ds_list, KUBE_PROXY_SELECTOR, "kube-proxy")
-    coredns = find_by_label_or_name("Deployment", deployments, COREDNS_SELECTOR, "coredns")
-    dns = next((s for s in svc_list if s["metadata"]["name"] == "kube-dns"
-                or _labels(s).get("k8s-app") == "kube-dns"), None)
+    ds_list, svc_list, cms = list(daemonsets), list(services), list(configmaps)
+    cni, agent, meta, embedded, why = _cni(node_infos, ds_list, cms)
+    proxy, runs, proxy_why = _kube_proxy(ds_list, list(pods), cms)
+    candidates = [("Deployment", d) for d in deployments] + [("DaemonSet", d) for d in ds_list]
+    dns_w = roles.dns_workload(svc_list, candidates)
+    dns = roles.dns_service(svc_list)
     return ClusterProfile(
         server=server, nodes=node_infos,
-        dns_service_ip=(dns or {}).get("spec", {}).get("clusterIP", "") if dns else "",
-        service_cidr_guess=service_cidr_guess(svc_list), cni=cni, flannel=flannel,
-        kube_proxy=kube_proxy,
-        kube_proxy_mode=kube_proxy_mode(configmaps, kube_proxy.namespace) if kube_proxy
-        else "absent",
-        coredns=coredns,
+        dns_service_ip=str((dns.get("spec") or {}).get("clusterIP") or "") if dns else "",
+        service_cidr_guess=service_cidr_guess(svc_list), cni=cni,
+        flannel=agent if cni == "flannel" else None,
+        kube_proxy=proxy,
+        kube_proxy_mode=kube_proxy_mode(cms, proxy.namespace) if proxy else runs,
+        coredns=workload(*dns_w) if dns_w else None,
+        cni_agent=agent, cni_meta=meta, cni_embedded=embedded, cni_reason=why,
+        kube_proxy_runs=runs, kube_proxy_reason=proxy_why,
+        dns_service=f"{dns['metadata'].get('namespace', '')}/{dns['metadata']['name']}"
+        if dns else "",
     )
 
 
 async def read_profile(cluster: Cluster) -> ClusterProfile:
     """List what the profile needs, concurrently, and build it."""
-    nodes, daemonsets, deployments, services = await asyncio.gather(
+    nodes, daemonsets, deployments, services, configmaps, *proxies = await asyncio.gather(
         cluster.list("nodes"), cluster.list("daemonsets"), cluster.list("deployments"),
-        cluster.list("services"))
-    proxy = find_by_label_or_name("DaemonSet", daemonsets, KUBE_PROXY_SELECTOR, "kube-proxy")
-    configmaps = await cluster.list("configmaps", namespace=proxy.namespace) if proxy else []
-    return build_profile(cluster.server, nodes, daemonsets, deployments, services, configmaps)
+        cluster.list("services"), cluster.list("configmaps"),
+        *(cluster.list("pods", selector=f"{k}={v}") for k, v in roles.KUBE_PROXY_LABELS))
+    return build_profile(cluster.server, nodes, daemonsets, deployments, services, configmaps,
+                         [p for found in proxies for p in found])

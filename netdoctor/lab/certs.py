@@ -33,12 +33,16 @@ class LabCerts:
     web_cert: Path
 
 
-def make(state_dir: Path) -> LabCerts:
-    """Create a CA, the API server's certificate and the lab web server's certificate."""
+def make(state_dir: Path, extra_api_names: tuple[str, ...] = ()) -> LabCerts:
+    """Create a CA, the API server's certificate and the lab web server's certificate.
+
+    ``extra_api_names`` adds names to the API certificate (the ``kubernetes`` Service IP
+    of a profile with another service CIDR).
+    """
     ca = trustme.CA(organization_name="netdoctor lab")
     ca_file = state_dir / "ca.crt"
     ca.cert_pem.write_to_path(str(ca_file))
-    api = ca.issue_cert(*API_NAMES)
+    api = ca.issue_cert(*dict.fromkeys((*API_NAMES, *extra_api_names)))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     api.configure_cert(ctx)
     web = ca.issue_cert(*WEB_NAMES)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netdoctor.lab import faults
+from netdoctor.lab import faults, profiles
 from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.sh import missing_tools
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, default_state_dir, pid_alive, prefix_for
@@ -69,6 +69,9 @@ def add_parser(sub: Any) -> None:
                     help="Pod Security Admission level enforced in namespaces without a "
                     "pod-security.kubernetes.io/enforce label (default: privileged, as "
                     "Kubernetes' own default)")
+    up.add_argument("--profile", default=profiles.DEFAULT,
+                    help="the cluster shape to play (see 'lab profile list'; default "
+                    f"{profiles.DEFAULT})")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
@@ -78,6 +81,8 @@ def add_parser(sub: Any) -> None:
     kc = cmd("kubeconfig", "write a kubeconfig for a ServiceAccount (a TokenRequest token)")
     kc.add_argument("--service-account", required=True, metavar="NS/NAME")
     kc.add_argument("--out", type=Path, required=True, metavar="PATH")
+    prof = cmds.add_parser("profile", help="the cluster shapes the lab can play")
+    prof.add_argument("action", choices=("list",))
     fault = cmd("fault", "list, inject or clear faults")
     fault.add_argument("action", choices=("list", "inject", "clear"))
     fault.add_argument("name", nargs="?")
@@ -89,7 +94,9 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a ``lab`` subcommand; errors become one line on stderr."""
-    args.state_dir = (args.state_dir or default_state_dir()).resolve()
+    args.state_dir = (getattr(args, "state_dir", None) or default_state_dir()).resolve()
+    if args.lab_command == "profile":
+        return profile_cmd(args)
     handler = {"up": up, "down": down, "status": status, "exec": exec_in_node, "fault": fault_cmd,
                "kubeconfig": kubeconfig_cmd}[args.lab_command]
     try:
@@ -121,6 +128,12 @@ def up(args: argparse.Namespace) -> int:
     """``lab up``."""
     if args.scenario not in faults.SCENARIOS:
         raise LabError(f"unknown scenario {args.scenario!r}; known: {', '.join(faults.SCENARIOS)}")
+    try:
+        faults.scenario(args.scenario, profiles.get(args.profile))
+    except KeyError as exc:
+        raise LabError(str(exc.args[0])) from None
+    except faults.FaultNotApplicable as exc:
+        raise LabError(str(exc)) from None
     if not 1 <= args.workers <= 50:
         raise LabError("--workers must be between 1 and 50")
     preflight()
@@ -149,6 +162,8 @@ def up(args: argparse.Namespace) -> int:
                 "--pod-security",
                 args.pod_security,
                 *(f"--image={image}" for image in args.image),
+                "--profile",
+                args.profile,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -248,7 +263,7 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print(f"lab {data['prefix']}: {data['phase']}")
+    print(f"lab {data['prefix']}: {data['phase']} (profile {data.get('profile')})")
     for name, node in data["nodes"].items():
         print(f"  node {name:<14} {node['ip']:<15} podCIDR {node['podCIDR']}")
     for p in data["pods"]:
@@ -268,7 +283,7 @@ def exec_in_node(args: argparse.Namespace) -> int:
         raise LabError(f"no lab is running in {args.state_dir}")
     from netdoctor.lab.daemon import lab_info
 
-    info = lab_info(Path(state.state_dir), state.workers)
+    info = lab_info(Path(state.state_dir), state.workers, state.profile)
     if args.node not in info.nodes:
         raise LabError(f"unknown node {args.node!r}; nodes: {', '.join(info.nodes)}")
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
@@ -280,12 +295,23 @@ def exec_in_node(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
+def profile_cmd(args: argparse.Namespace) -> int:
+    """``lab profile list``: each profile's name and what it plays."""
+    for name in profiles.names():
+        default = " (default)" if name == profiles.DEFAULT else ""
+        print(f"{name:<16} {profiles.get(name).summary}{default}")
+    return 0
+
+
 def fault_cmd(args: argparse.Namespace) -> int:
     """``lab fault list|inject|clear``."""
     if args.action == "list":
+        every = set(profiles.names())
         for f in faults.describe():
             scope = f"node ({f['default_nodes']})" if f["node_scoped"] else "cluster"
-            print(f"{f['name']:<24} {scope:<18} {f['summary']}")
+            where = "all profiles" if set(f["profiles"]) == every else \
+                "profiles: " + ", ".join(f["profiles"])
+            print(f"{f['name']:<24} {scope:<18} {f['summary']} [{where}]")
         return 0
     if not args.name:
         raise LabError(f"'lab fault {args.action}' needs a fault name; see 'lab fault list'")

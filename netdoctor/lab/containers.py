@@ -31,6 +31,14 @@ class NodeInfo:
     pod_cidr: str
     root: Path
     index: int
+    # Where the CNI's IPAM hands out this node's pod addresses, when that is not
+    # spec.podCIDR (Calico IPAM blocks, Cilium's cluster pool).
+    ipam_range: str = ""
+
+    @property
+    def pod_range(self) -> str:
+        """The range this node's pods really get addresses from."""
+        return self.ipam_range or self.pod_cidr
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,15 @@ class LabInfo:
     service_cidr: str = "10.96.0.0/12"
     api_service_ip: str = "10.96.0.1"
     dns_service_ip: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
     upstream_dns: str = "192.168.4.1"
     apiserver_ip: str = "192.168.4.10"
     apiserver_port: int = 6443
     ca_file: Path = Path()
     state_dir: Path = Path()
+    profile: str = "kubeadm-flannel"
+    cni_conf_dir: str = "etc/cni/net.d"  # relative to a node's root
+    cni_bin_dir: str = "opt/cni/bin"
 
 
 @dataclass

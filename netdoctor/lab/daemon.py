@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from netdoctor.lab import certs, faults, manifests, nsock
+from netdoctor.lab import certs, faults, nsock, profiles
 from netdoctor.lab.api.apifaults import API_FAULTS, ApiFaultState
 from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
@@ -36,7 +36,7 @@ from netdoctor.lab.controllers import ControllerManager, pod_ready
 from netdoctor.lab.kubelet import Kubelet
 from netdoctor.lab.kubelet.runtime import LabRuntime
 from netdoctor.lab.net import external, topology
-from netdoctor.lab.net.flannel import CONFLIST, SUBNET_ENV
+from netdoctor.lab.nodeagent import NodeAgents
 from netdoctor.lab.sh import arun
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 
@@ -52,35 +52,37 @@ def node_names(workers: int) -> list[str]:
     return ["control-plane", *(f"worker-{i}" for i in range(1, workers + 1))]
 
 
-def lab_info(state_dir: Path, workers: int) -> LabInfo:
-    """The lab's fixed layout for ``workers`` workers."""
+def lab_info(state_dir: Path, workers: int, profile: str = profiles.DEFAULT) -> LabInfo:
+    """The lab's fixed layout for ``workers`` workers of ``profile``."""
+    prof = profiles.get(profile)
     prefix = prefix_for(state_dir)
     nodes = {}
     for i, name in enumerate(node_names(workers)):
         short = "cp" if i == 0 else f"w{i}"
         nodes[name] = NodeInfo(name=name, netns=f"{prefix}-{short}",
                                internal_ip=topology.node_ip(i),
-                               pod_cidr=topology.node_pod_cidr(i),
-                               root=state_dir / "nodes" / name, index=i)
+                               pod_cidr=prof.node_pod_cidr(i),
+                               root=state_dir / "nodes" / name, index=i,
+                               ipam_range=prof.ipam_range(i) if prof.ipam_range else "")
     return LabInfo(prefix=prefix, nodes=nodes, router_netns=topology.router_netns(prefix),
                    underlay_bridge=topology.UNDERLAY_BRIDGE, ca_file=state_dir / "ca.crt",
-                   state_dir=state_dir)
+                   state_dir=state_dir, profile=prof.name, cluster_cidr=prof.cluster_cidr,
+                   service_cidr=prof.service_cidr, api_service_ip=prof.api_service_ip,
+                   dns_service_ip=prof.dns_service_ip, cni_conf_dir=prof.cni_conf_dir,
+                   cni_bin_dir=prof.cni_bin_dir)
 
 
-def _pods(store: Store, ns: str, key: str, value: str) -> list[Obj]:
-    return [p for p in store.items(PODS, ns)
-            if (p["metadata"].get("labels") or {}).get(key) == value]
+def _pods(store: Store, sel: profiles.Pods) -> list[Obj]:
+    return [p for p in store.items(PODS, sel.namespace) if sel.matches(p)]
 
 
 def system_ready(store: Store, lab: LabInfo, with_dns: bool) -> bool:
-    """Flannel and kube-proxy Ready on every node (and CoreDNS Ready when asked)."""
-    n = len(lab.nodes)
-    for ns, key, value in (("kube-flannel", "app", "flannel"), ("kube-system", "k8s-app",
-                                                               "kube-proxy")):
-        if sum(pod_ready(p) for p in _pods(store, ns, key, value)) < n:
+    """The per-node agents Ready on every node (and CoreDNS Ready when asked)."""
+    prof, n = profiles.get(lab.profile), len(lab.nodes)
+    for sel in prof.per_node:
+        if sum(pod_ready(p) for p in _pods(store, sel)) < n:
             return False
-    return not with_dns or any(pod_ready(p) for p in _pods(store, "kube-system", "k8s-app",
-                                                            "kube-dns"))
+    return not with_dns or any(pod_ready(p) for p in _pods(store, prof.dns))
 
 
 def _crashed(pod: Obj) -> bool:
@@ -92,14 +94,24 @@ def _crashed(pod: Obj) -> bool:
     return False
 
 
-# What must be visible in the API before a fault counts as having struck.
-SETTLED: dict[str, Callable[[Store], bool]] = {
-    "flannel-missing": lambda s: not _pods(s, "kube-flannel", "app", "flannel"),
-    "coredns-crashloop": lambda s: any(_crashed(p) for p in
-                                       _pods(s, "kube-system", "k8s-app", "kube-dns")),
-    "kube-proxy-crashloop": lambda s: sum(_crashed(p) for p in
-                                          _pods(s, "kube-system", "k8s-app", "kube-proxy")) > 0,
-}
+def _restarts(pod: Obj) -> int:
+    return max((int(c.get("restartCount") or 0) for c in
+                pod.get("status", {}).get("containerStatuses") or []), default=0)
+
+
+def settled_check(name: str, prof: profiles.Profile) -> Callable[[Store], bool] | None:
+    """What must be visible in the API before fault ``name`` counts as having struck."""
+    agent = prof.per_node[0] if prof.cni_daemonset and prof.per_node else None
+    if name == "flannel-missing" and agent is not None:
+        return lambda s: not _pods(s, agent)
+    if name == "coredns-crashloop":
+        # It exits on its own (no API), or its liveness probe keeps killing it (the node
+        # cannot reach a pod that got an address from the wrong range).
+        return lambda s: any(_crashed(p) or _restarts(p) >= 2 for p in _pods(s, prof.dns))
+    kube_proxy = prof.kube_proxy
+    if name == "kube-proxy-crashloop" and kube_proxy is not None:
+        return lambda s: any(_crashed(p) for p in _pods(s, kube_proxy))
+    return None
 
 
 async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> None:
@@ -110,13 +122,14 @@ async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> Non
 
 
 async def agents_settled(lab: LabInfo) -> bool:
-    """Every node has Flannel's subnet.env and CNI config and kube-proxy's KUBE-SERVICES chain."""
+    """Every node has its CNI agent's files and the Service proxy's first nat chain."""
+    prof = profiles.get(lab.profile)
     for node in lab.nodes.values():
-        if not ((node.root / SUBNET_ENV).exists() and (node.root / CONFLIST).exists()):
+        if not all((node.root / f).exists() for f in prof.settled_files):
             return False
     checks = await asyncio.gather(*(
         arun(["ip", "netns", "exec", n.netns, "iptables-nft", "-w", "-t", "nat", "-S",
-              "KUBE-SERVICES"], check=False) for n in lab.nodes.values()))
+              prof.service_chain], check=False) for n in lab.nodes.values()))
     return all(c.code == 0 for c in checks)
 
 
@@ -137,24 +150,27 @@ class Lab:
         self.state = state
         self.pod_security = pod_security
         self.dir = Path(state.state_dir)
-        self.info = lab_info(self.dir, state.workers)
+        self.profile = profiles.get(state.profile)
+        self.info = lab_info(self.dir, state.workers, state.profile)
         self.store = Store()
-        self.store.admission.append(Defaulter(self.store))
+        self.store.admission.append(Defaulter(self.store, self.info.service_cidr,
+                                              (self.info.api_service_ip,
+                                               self.info.dns_service_ip)))
         self.kubelet = Kubelet(self.store, self.info)
         self.kubelet.registry.add(images)
-        self.ctx = faults.LabContext(self.store, self.info, self._kill_containers)
+        self.agents = NodeAgents(self.store, self.info, self.profile.node_tasks)
+        self.ctx = faults.LabContext(self.store, self.info, self._kill_containers, self.agents)
         self.api_faults = ApiFaultState()
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
         self.web: external.WebServers | None = None
         self.stop = asyncio.Event()
 
-    def _kill_containers(self, namespace: str, key: str, value: str) -> int:
+    def _kill_containers(self, sel: profiles.Pods) -> int:
         killed = 0
         for worker in list(self.kubelet.workers.values()):
             pod = worker.pod()
-            if pod is not None and worker.namespace == namespace and \
-                    (pod["metadata"].get("labels") or {}).get(key) == value:
+            if pod is not None and sel.matches(pod):
                 for name in worker.states:
                     worker.kill(name)
                     killed += 1
@@ -163,11 +179,13 @@ class Lab:
     async def start(self) -> None:
         """Build the network, serve the API, seed the cluster, apply the scenario."""
         load_builtins()
-        lab_certs = certs.make(self.dir)
+        lab_certs = certs.make(self.dir, (self.info.api_service_ip,))
         router = await topology.create_router(self.info.prefix, self.dir)
-        await asyncio.gather(*(topology.create_node(router, n) for n in self.info.nodes.values()))
+        dirs = (self.info.cni_conf_dir, self.info.cni_bin_dir)
+        await asyncio.gather(*(topology.create_node(router, n, dirs, self.profile.cni_plugins)
+                               for n in self.info.nodes.values()))
         self.web = await external.start_web(router.netns, lab_certs.web_cert)
-        scenario = faults.SCENARIOS[self.state.scenario]
+        scenario = faults.scenario(self.state.scenario, self.profile)
         self._seed(scenario.coredns_node)
         # The system namespaces are exempt, as clusters that enforce a default exempt them.
         system = [n["metadata"]["name"] for n in self.store.items(resource("", "namespaces"))
@@ -178,6 +196,7 @@ class Lab:
         await self._serve(lab_certs)
         self.tasks += [asyncio.create_task(ControllerManager(self.store).run()),
                        asyncio.create_task(self.kubelet.run())]
+        self.agents.start_all()
         await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot),
                        STARTUP_DEADLINE, "the system pods to become Ready")
         if scenario.steps:
@@ -194,17 +213,18 @@ class Lab:
             # the network broke (its liveness probe cannot reach it). Restart it once the
             # faults above have fully struck (a stopping Flannel agent still forwards for a
             # moment): whether it then crashes follows from the network alone.
-            self._kill_containers("kube-system", "k8s-app", "kube-dns")
+            self._kill_containers(self.profile.dns)
             await self._settled("coredns-crashloop")
         self.state.phase = "ready"
         self.state.save()
 
     async def _settled(self, name: str) -> None:
         """Wait until fault ``name`` shows in the API (when it has a visible mark)."""
-        if name not in SETTLED:
+        check = settled_check(name, self.profile)
+        if check is None:
             return
         try:
-            await wait_for(functools.partial(SETTLED[name], self.store), STARTUP_DEADLINE,
+            await wait_for(functools.partial(check, self.store), STARTUP_DEADLINE,
                            f"fault {name} to show")
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; system pods: {self._describe()}") from None
@@ -213,7 +233,7 @@ class Lab:
         """One line per system pod: where it runs and what its containers do."""
         out = []
         for p in self.store.items(PODS):
-            if p["metadata"]["namespace"] not in ("kube-system", "kube-flannel"):
+            if p["metadata"]["namespace"] == "default":
                 continue
             states = [f"{c['name']}:{next(iter(c.get('state') or {'?': 0}))}"
                       f"/restarts={c.get('restartCount')}/last="
@@ -225,10 +245,19 @@ class Lab:
         return "; ".join(out)
 
     def _seed(self, coredns_node: str | None) -> None:
-        for group, plural, obj in [*manifests.cluster(self.info), *bootstrap_policy()]:
-            if coredns_node and plural == "deployments" and obj["metadata"]["name"] == "coredns":
-                obj["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] = \
-                    coredns_node
+        dns = self.profile.dns
+        for group, plural, obj in [*self.profile.seed(self.info), *bootstrap_policy()]:
+            labels = obj["metadata"].get("labels") or {}
+            if coredns_node and plural == "deployments" and \
+                    obj["metadata"].get("namespace") == dns.namespace and \
+                    labels.get(dns.key) == dns.value:
+                obj["spec"]["template"]["spec"].setdefault("nodeSelector", {})[
+                    "kubernetes.io/hostname"] = coredns_node
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                # A mirror pod belongs to its Node, whose uid exists only once it is stored.
+                if ref.get("kind") == "Node" and not ref.get("uid"):
+                    ref["uid"] = self.store.get(resource("", "nodes"), "", ref["name"])[
+                        "metadata"]["uid"]
             self.store.create(resource(group, plural), obj)
 
     async def _serve(self, lab_certs: certs.LabCerts) -> None:
@@ -264,6 +293,10 @@ class Lab:
     async def inject(self, name: str, node: str | None, clear: bool = False) -> list[str | None]:
         """Inject (or clear) fault ``name`` on ``node`` (default targets when None)."""
         fault = faults.FAULTS[name]
+        reason = self.profile.supports(name)
+        if reason is not None:
+            raise faults.FaultNotApplicable(f"fault {name} does not apply to profile "
+                                            f"{self.profile.name}: {reason}")
         targets = fault.targets(self.ctx, node)
         for target in targets:
             await (fault.clear if clear else fault.inject)(self.ctx, target)
@@ -313,6 +346,8 @@ class Lab:
             return web.json_response({"error": f"unknown node {node!r}"}, status=404)
         try:
             targets = await self.inject(name, node, clear=request.method == "DELETE")
+        except faults.FaultNotApplicable as exc:
+            return web.json_response({"error": str(exc)}, status=409)
         except Exception as exc:  # reported to the CLI, the lab keeps running
             return web.json_response({"error": str(exc)}, status=500)
         return web.json_response({"fault": name, "nodes": targets})
@@ -323,6 +358,7 @@ class Lab:
                  "ready": pod_ready(p), "ip": p.get("status", {}).get("podIP")}
                 for p in self.store.items(PODS)]
         return web.json_response({"phase": self.state.phase, "prefix": self.info.prefix,
+                                  "profile": self.profile.name,
                                   "nodes": {n: {"netns": i.netns, "ip": i.internal_ip,
                                                 "podCIDR": i.pod_cidr, "root": str(i.root)}
                                             for n, i in self.info.nodes.items()},
@@ -335,6 +371,8 @@ class Lab:
     async def close(self) -> None:
         """Stop everything and remove what the lab made on this machine."""
         self.api_faults.clear()  # held requests must not hold up the server's shutdown
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.agents.shutdown(), 15)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.kubelet.shutdown(), 15)
         for task in self.tasks:
@@ -389,10 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", action="append", default=[])
     parser.add_argument("--pod-security", default="privileged",
                         choices=("privileged", "baseline", "restricted"))
+    parser.add_argument("--profile", default=profiles.DEFAULT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = LabState(state_dir=str(args.state_dir.resolve()), prefix=prefix_for(args.state_dir),
-                     workers=args.workers, scenario=args.scenario, pid=os.getpid())
+                     workers=args.workers, scenario=args.scenario, pid=os.getpid(),
+                     profile=args.profile)
     state.save()
     return asyncio.run(amain(state, tuple(args.image), args.pod_security))
 

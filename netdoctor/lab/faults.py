@@ -8,12 +8,14 @@ painted on. Each fault can be cleared again.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from netdoctor.lab import manifests
+from netdoctor.lab import profiles
 from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import ApiError, Obj, Store
@@ -25,6 +27,13 @@ DAEMONSETS = resource("apps", "daemonsets")
 DEPLOYMENTS = resource("apps", "deployments")
 TAG = "netdoctor-lab-fault"
 
+if TYPE_CHECKING:
+    from netdoctor.lab.nodeagent import NodeAgents
+
+
+class FaultNotApplicable(Exception):
+    """The fault makes no sense on this profile (e.g. kube-proxy faults without kube-proxy)."""
+
 
 @dataclass
 class LabContext:
@@ -32,9 +41,15 @@ class LabContext:
 
     store: Store
     lab: LabInfo
-    # Kills the running containers of pods matching (namespace, label key, value), as an
-    # OOM kill or node reboot would; the kubelet then restarts them.
-    kill_containers: Callable[[str, str, str], int] | None = None
+    # Kills the running containers of a component's pods, as an OOM kill or node reboot
+    # would; the kubelet then restarts them.
+    kill_containers: Callable[[profiles.Pods], int] | None = None
+    agents: NodeAgents | None = None  # components embedded in the node agent (k3s)
+
+    @property
+    def profile(self) -> profiles.Profile:
+        """The profile the lab plays."""
+        return profiles.get(self.lab.profile)
 
 
 Action = Callable[[LabContext, str | None], Awaitable[None]]
@@ -63,9 +78,12 @@ class Fault:
         if self.default == "all":
             return list(names)
         if self.default == "coredns":
-            return sorted({p["spec"]["nodeName"] for p in ctx.store.items(PODS, "kube-system")
-                           if p["metadata"].get("labels", {}).get("k8s-app") == "kube-dns"
-                           and p["spec"].get("nodeName")}) or [names[0]]
+            dns = ctx.profile.dns
+            nodes = sorted({p["spec"]["nodeName"] for p in ctx.store.items(PODS, dns.namespace)
+                            if dns.matches(p) and p["spec"].get("nodeName")})
+            # A DNS DaemonSet runs everywhere: break it on one worker, as a Deployment's
+            # single replica would be.
+            return nodes[-1:] or [names[0]]
         return [self.default]
 
 
@@ -90,13 +108,29 @@ def _seed(ctx: LabContext, objs: list[tuple[str, str, Obj]]) -> None:
 
 # -- cluster faults --------------------------------------------------------------------
 async def _flannel_missing(ctx: LabContext, node: str | None) -> None:
-    # Someone deleted the DaemonSet: its pods stop, each agent's forwarding state goes.
-    if ctx.store.find(DAEMONSETS, "kube-flannel", "kube-flannel-ds") is not None:
-        ctx.store.delete(DAEMONSETS, "kube-flannel", "kube-flannel-ds")
+    # Someone deleted the CNI agent's DaemonSet: its pods stop, each agent's forwarding
+    # state goes. Where the agent is embedded (k3s), the node agent's Flannel stopped.
+    prof = ctx.profile
+    if prof.cni_daemonset is not None:
+        ns, name = prof.cni_daemonset
+        if ctx.store.find(DAEMONSETS, ns, name) is not None:
+            ctx.store.delete(DAEMONSETS, ns, name)
+    elif ctx.agents is not None:
+        await ctx.agents.stop("flannel")
 
 
 async def _flannel_restore(ctx: LabContext, node: str | None) -> None:
-    _seed(ctx, manifests.flannel())
+    prof = ctx.profile
+    if prof.cni_daemonset is not None:
+        ns, name = prof.cni_daemonset
+        # The agent's DaemonSet and what it needs (ConfigMaps, ServiceAccount), from the
+        # profile's own seed, so it comes back exactly as installed.
+        _seed(ctx, [(g, p, o) for g, p, o in prof.seed(ctx.lab)
+                    if o["metadata"].get("namespace") == ns and
+                    (p != "daemonsets" or o["metadata"]["name"] == name) and
+                    p in ("daemonsets", "configmaps", "serviceaccounts")])
+    elif ctx.agents is not None:
+        ctx.agents.start("flannel")
 
 
 async def _service_no_endpoints(ctx: LabContext, node: str | None) -> None:
@@ -139,7 +173,7 @@ async def _dns_upstream_back(ctx: LabContext, node: str | None) -> None:
 
 # -- node faults -----------------------------------------------------------------------
 def _api_rules(ctx: LabContext, node: str | None) -> list[list[str]]:
-    pod_cidr = ctx.lab.nodes[str(node)].pod_cidr
+    pod_cidr = ctx.lab.nodes[str(node)].pod_range
     base = ["-s", pod_cidr, "-d", ctx.lab.apiserver_ip, "-p", "tcp", "--dport",
             str(ctx.lab.apiserver_port), "-m", "comment", "--comment", TAG, "-j", "DROP"]
     return [["INPUT", *base], ["FORWARD", *base]]
@@ -152,7 +186,7 @@ async def _api_blocked(ctx: LabContext, node: str | None) -> None:
         await _ipt(_netns(ctx, node), "-I", *rule)
     # CoreDNS only waits for the API when it starts; its next restart (here: now) fails.
     if ctx.kill_containers is not None:
-        ctx.kill_containers("kube-system", "k8s-app", "kube-dns")
+        ctx.kill_containers(ctx.profile.dns)
 
 
 async def _api_unblocked(ctx: LabContext, node: str | None) -> None:
@@ -225,7 +259,8 @@ async def _bridge_conflict(ctx: LabContext, node: str | None) -> None:
 
 async def _bridge_fixed(ctx: LabContext, node: str | None) -> None:
     ns, info = _netns(ctx, node), ctx.lab.nodes[str(node)]
-    gw = info.pod_cidr.replace(".0/24", ".1/24")
+    net = ipaddress.ip_network(info.pod_cidr)
+    gw = f"{net.network_address + 1}/{net.prefixlen}"
     await arun(["ip", "-n", ns, "addr", "flush", "dev", "cni0"], check=False)
     await arun(["ip", "-n", ns, "addr", "add", gw, "dev", "cni0"])
 
@@ -240,12 +275,12 @@ async def _stray_cni(ctx: LabContext, node: str | None) -> None:
     other = next(n for n in ctx.lab.nodes.values() if n.name != info.name and n.index == 0)
     conf = {"cniVersion": "0.3.1", "name": "bridge", "plugins": [{
         "type": "bridge", "bridge": "cbr0", "isGateway": True, "ipMasq": True,
-        "hairpinMode": True, "ipam": {"type": "host-local", "subnet": other.pod_cidr}}]}
-    (info.root / "etc/cni/net.d" / STRAY_CNI).write_text(json.dumps(conf, indent=2))
+        "hairpinMode": True, "ipam": {"type": "host-local", "subnet": other.pod_range}}]}
+    (info.root / ctx.lab.cni_conf_dir / STRAY_CNI).write_text(json.dumps(conf, indent=2))
 
 
 async def _stray_cni_removed(ctx: LabContext, node: str | None) -> None:
-    (ctx.lab.nodes[str(node)].root / "etc/cni/net.d" / STRAY_CNI).unlink(missing_ok=True)
+    (ctx.lab.nodes[str(node)].root / ctx.lab.cni_conf_dir / STRAY_CNI).unlink(missing_ok=True)
 
 
 def _all(*actions: Action) -> Action:
@@ -256,7 +291,8 @@ def _all(*actions: Action) -> Action:
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (
-    Fault("flannel-missing", "the Flannel DaemonSet is deleted; VXLAN forwarding goes with it",
+    Fault("flannel-missing", "the CNI agent is gone (its DaemonSet deleted, or k3s's embedded "
+          "Flannel stopped); the forwarding state it keeps goes with it",
           _flannel_missing, _flannel_restore),
     Fault("coredns-crashloop", "a firewall rule on CoreDNS's node drops its traffic to the API",
           _api_blocked, _api_unblocked, node_scoped=True, default="coredns"),
@@ -314,9 +350,29 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def scenario(name: str, profile: profiles.Profile) -> Scenario:
+    """Scenario ``name`` as it applies to ``profile``: steps the profile cannot have are left
+    out (the incident on a cluster without kube-proxy has no kube-proxy failure).
+
+    Raises:
+        FaultNotApplicable: the scenario is a single fault the profile cannot have.
+    """
+    base = SCENARIOS[name]
+    if name in FAULTS and profile.supports(name):
+        raise FaultNotApplicable(f"scenario {name} does not apply to profile {profile.name}: "
+                                 f"{profile.supports(name)}")
+    return dataclasses.replace(
+        base, boot=tuple(s for s in base.boot if not profile.supports(s.fault)),
+        steps=tuple(s for s in base.steps if not profile.supports(s.fault)))
+
+
 def describe() -> list[dict[str, Any]]:
-    """Faults for ``lab fault list`` (the API server's own faults last)."""
+    """Faults for ``lab fault list``, with the profiles each applies to (the API server's own
+    faults last: every profile has an API server)."""
+    every = [profiles.get(n) for n in profiles.names()]
     return [{"name": f.name, "summary": f.summary, "node_scoped": f.node_scoped,
-             "default_nodes": f.default if f.node_scoped else None} for f in FAULTS.values()] \
-        + [{"name": name, "summary": summary, "node_scoped": False, "default_nodes": None}
-           for name, summary in API_FAULTS.items()]
+             "default_nodes": f.default if f.node_scoped else None,
+             "profiles": [p.name for p in every if p.supports(f.name) is None]}
+            for f in FAULTS.values()] \
+        + [{"name": name, "summary": summary, "node_scoped": False, "default_nodes": None,
+            "profiles": [p.name for p in every]} for name, summary in API_FAULTS.items()]

@@ -45,7 +45,7 @@ kind: KubeProxyConfiguration
 bindAddress: 0.0.0.0
 clientConnection:
   kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
-clusterCIDR: 10.244.0.0/16
+clusterCIDR: {cluster_cidr}
 healthzBindAddress: 0.0.0.0:10256
 iptables:
   minSyncPeriod: 1s
@@ -74,7 +74,7 @@ users:
     tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token
 """
 
-FLANNEL_NET_CONF = {
+FLANNEL_NET_CONF: dict[str, Any] = {
     "Network": "10.244.0.0/16",
     "EnableNFTables": False,
     "Backend": {"Type": "vxlan"},
@@ -154,7 +154,7 @@ def _daemonset(
     }
 
 
-def kube_proxy() -> list[tuple[str, str, Obj]]:
+def kube_proxy(cluster_cidr: str = FLANNEL_NET_CONF["Network"]) -> list[tuple[str, str, Obj]]:
     """kube-proxy's ConfigMap and DaemonSet (kubeadm's shape)."""
     labels = {"k8s-app": "kube-proxy"}
     container = {
@@ -187,12 +187,13 @@ def kube_proxy() -> list[tuple[str, str, Obj]]:
             "namespace": "kube-system",
             "labels": {"app": "kube-proxy"},
         },
-        "data": {"config.conf": KUBE_PROXY_CONFIG, "kubeconfig.conf": KUBE_PROXY_KUBECONFIG},
+        "data": {"config.conf": KUBE_PROXY_CONFIG.format(cluster_cidr=cluster_cidr),
+                 "kubeconfig.conf": KUBE_PROXY_KUBECONFIG},
     }
     return [("", "configmaps", cm), ("apps", "daemonsets", ds)]
 
 
-def flannel() -> list[tuple[str, str, Obj]]:
+def flannel(network: str = FLANNEL_NET_CONF["Network"]) -> list[tuple[str, str, Obj]]:
     """Flannel's ConfigMap and DaemonSet, as in the upstream kube-flannel.yml."""
     labels = {"app": "flannel", "k8s-app": "flannel", "tier": "node"}
     container = {
@@ -243,13 +244,13 @@ def flannel() -> list[tuple[str, str, Obj]]:
         },
         "data": {
             "cni-conf.json": json.dumps(cni_conf, indent=2),
-            "net-conf.json": json.dumps(FLANNEL_NET_CONF, indent=2),
+            "net-conf.json": json.dumps({**FLANNEL_NET_CONF, "Network": network}, indent=2),
         },
     }
     return [("", "configmaps", cm), ("apps", "daemonsets", ds)]
 
 
-def coredns(replicas: int = 1) -> list[tuple[str, str, Obj]]:
+def coredns(replicas: int = 1, cluster_ip: str = "10.96.0.10") -> list[tuple[str, str, Obj]]:
     """CoreDNS's ConfigMap, Deployment and the kube-dns Service (kubeadm's shape)."""
     labels = {"k8s-app": "kube-dns"}
     container = {
@@ -315,7 +316,7 @@ def coredns(replicas: int = 1) -> list[tuple[str, str, Obj]]:
             },
         },
         "spec": {
-            "clusterIP": "10.96.0.10",
+            "clusterIP": cluster_ip,
             "selector": dict(labels),
             "ports": [
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
@@ -389,5 +390,6 @@ def cluster(lab: LabInfo) -> list[tuple[str, str, Obj]]:
         ("", "namespaces", {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES
     ]
     objs += [("", "nodes", node(n)) for n in lab.nodes.values()]
-    objs += service_accounts() + api_service(lab) + flannel() + kube_proxy() + coredns()
+    objs += service_accounts() + api_service(lab) + flannel(lab.cluster_cidr)
+    objs += kube_proxy(lab.cluster_cidr) + coredns(cluster_ip=lab.dns_service_ip)
     return objs

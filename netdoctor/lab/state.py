@@ -39,6 +39,7 @@ class LabState:
     phase: str = "starting"  # starting | ready | failed | stopping
     error: str = ""
     faults: list[dict[str, Any]] = field(default_factory=list)
+    profile: str = "kubeadm-flannel"
 
     @property
     def kubeconfig(self) -> Path:

@@ -46,6 +46,7 @@ from netdoctor.plugin.state import (
     STATE,
     RunState,
     get_cluster_profile,
+    get_not_applicable,
     get_state,
     new_run_id,
 )
@@ -210,6 +211,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         list(state.results.values()), signal_definitions(config),
         Thresholds(settings.score_confirmed, settings.score_partial),
         run_id=state.run_id, cluster=get_cluster_profile(config),
+        not_applicable=get_not_applicable(config),
     )
     override = config.hook.pytest_netdoctor_verdict(
         score=analysis.score, signals=dict(analysis.signals), config=config)

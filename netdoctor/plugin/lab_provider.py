@@ -44,8 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state_dir = Path(tempfile.mkdtemp(prefix="netdoctor-lab-"))
     config.stash[_LAB] = state_dir
     try:
+        profile = ["--profile", settings.lab_profile] if settings.lab_profile else []
         done = _lab_cli("up", "--state-dir", str(state_dir), "--scenario", settings.lab,
-                        timeout=LAB_UP_TIMEOUT)
+                        *profile, timeout=LAB_UP_TIMEOUT)
     except subprocess.TimeoutExpired:
         _down(state_dir)
         raise pytest.UsageError(f"netdoctor: the lab did not start within {LAB_UP_TIMEOUT:g}s"

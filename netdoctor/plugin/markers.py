@@ -25,6 +25,12 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("signal(name)", "failure-pattern signal the check raises when it fails; one of the known "
      "signals (netdoctor.plugin.scoring.Signal, or added by the pytest_netdoctor_signals hook); "
      "stackable"),
+    ("requires(*components, cni=None, nodes=0, node_probes=False)",
+     "what the check needs from the cluster, judged once against the cluster profile at setup "
+     "(the check is skipped with the reason when unmet): components among kube-proxy, "
+     "kube-proxy-pods, cni, cni-agent, dns, flannel-data-plane; cni: a CNI family or a tuple "
+     "of them (flannel, canal, calico, cilium, kindnet, aws-vpc-cni, ...); nodes: at least "
+     "this many Ready nodes; node_probes: node facts read by node probes"),
 )
 CHECK_MARKERS = ("diagnose", "validate", "signal")
 """A test carrying one of these is a netdoctor check; without one collected the plugin is inert."""

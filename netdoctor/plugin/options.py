@@ -176,6 +176,12 @@ def _scenario(raw: str, _: Path) -> str:
     return raw
 
 
+def _profile(raw: str, _: Path) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", raw):
+        raise BadValue(f"expected a lab profile name (a-z, 0-9, '-'), got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One option: its flag, ini twin, environment variable, parser and default."""
@@ -211,6 +217,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("lab", "run against the emulated lab cluster, optionally naming a broken-network "
                f"scenario (default scenario: {DEFAULT_LAB_SCENARIO})", _scenario, None,
                kind="optional", metavar="SCENARIO"),
+    OptionSpec("lab_profile", "with --lab: the cluster shape the lab plays (kubeadm-flannel, "
+               "k3s, calico, cilium-kpr, multus, rke2-canal, openshift-dns; see "
+               "'netdoctor lab profile list'; default kubeadm-flannel)", _profile, None,
+               metavar="NAME"),
     OptionSpec("probe_namespace", "namespace for probe pods (default: a fresh "
                "netdoctor-<run-id> namespace, deleted afterwards)", _dns_label, None,
                metavar="NS"),
@@ -255,6 +265,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "<timestamp>-<run-id> subfolder", _bool, False, kind="flag"),
     OptionSpec("kube_proxy_restart_threshold", "kube-proxy restarts at or above which the "
                "kube_proxy_restarts signal is raised", _positive_int, 3, metavar="N"),
+    # Restart counts are lifetime counts: a node reboot a week ago must not raise a signal
+    # today. A restart counts only when its container last terminated this recently.
+    OptionSpec("restart_window", "minutes: restarts count only when the container last "
+               "terminated within this window (a current CrashLoopBackOff always counts); "
+               "component Events and log lines only from this window",
+               _positive_float, 15.0, metavar="MINUTES"),
     OptionSpec("ignore_service", "namespace/name of a Service whose missing endpoints are "
                "expected (repeatable)", _service, (), kind="list", metavar="NS/NAME"),
     OptionSpec("score_confirmed", "number of present signals for the 'confirmed' verdict",
@@ -306,6 +322,7 @@ class Settings:
     kubeconfig: Path | None
     context: str | None
     lab: str | None
+    lab_profile: str | None
     probe_namespace: str | None
     probe_image: str
     node_probe_image: str
@@ -322,6 +339,7 @@ class Settings:
     report_dir: Path
     overwrite_report: bool
     kube_proxy_restart_threshold: int
+    restart_window: float
     ignore_service: tuple[str, ...]
     score_confirmed: int
     score_partial: int

@@ -56,6 +56,7 @@ class RunState:
 
 STATE = pytest.StashKey[RunState]()
 CLUSTER_PROFILE = pytest.StashKey[dict[str, Any]]()
+NOT_APPLICABLE = pytest.StashKey[dict[str, str]]()
 
 
 def new_run_id() -> str:
@@ -77,3 +78,15 @@ def get_cluster_profile(config: pytest.Config) -> dict[str, Any]:
     """The published cluster profile, or an empty dict when nothing published one."""
     profile: dict[str, Any] = config.stash.get(CLUSTER_PROFILE, {})
     return dict(profile)
+
+
+def set_not_applicable(config: pytest.Config, reasons: Mapping[str, str]) -> None:
+    """Publish the signals that cannot occur on this cluster (signal -> reason), decided
+    once per session from the cluster profile; the score leaves them out."""
+    config.stash[NOT_APPLICABLE] = dict(reasons)
+
+
+def get_not_applicable(config: pytest.Config) -> dict[str, str]:
+    """The published not-applicable signals (empty when nothing published any)."""
+    found: dict[str, str] = config.stash.get(NOT_APPLICABLE, {})
+    return dict(found)

@@ -26,6 +26,8 @@ class RunInputs:
     validation: Validation
     profile: ClusterProfile
     no_endpoints: tuple[str, ...]
+    unmatched: tuple[str, ...] | None = None
+    """Services whose selector matches no workload and no pod (None: judge from pods)."""
 
 
 VALIDATION = pytest.StashKey[RunInputs]()
@@ -38,7 +40,7 @@ def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> 
     if inputs is None:
         return
     obs = collect.observations(inputs.validation, inputs.profile, summary.get("tests", []),
-                               inputs.no_endpoints)
+                               inputs.no_endpoints, inputs.unmatched)
     summary["root_causes"] = [c.to_json() for c in rank(obs)]
     unread = inputs.validation.errors.get("node-probes")
     if unread:

@@ -3,8 +3,8 @@
 Example:
     >>> ping_argv("nicolaka/netshoot:v0.13", "10.244.1.5", 3.0)
     ('ping', '-n', '-c', '1', '-w', '3', '10.244.1.5')
-    >>> dns_argv("busybox:1.36", "kubernetes.default.svc.cluster.local", "10.96.0.10", 2.0)
-    ('nslookup', '-timeout=2', 'kubernetes.default.svc.cluster.local', '10.96.0.10')
+    >>> dns_argv("busybox:1.36", "kubernetes.default.svc.k8s.example", "10.96.0.10", 2.0)
+    ('nslookup', '-timeout=2', 'kubernetes.default.svc.k8s.example', '10.96.0.10')
 """
 
 from __future__ import annotations

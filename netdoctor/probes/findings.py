@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from netdoctor.cluster.exec import Measured
@@ -28,17 +29,25 @@ def _pod_cmd(pod: PodState) -> str:
 
 
 def unhealthy_pods(state: ComponentState, *, restart_threshold: int | None = None,
-                   node: str | None = None) -> list[Evidence]:
-    """Pods crash-looping, not Ready, or restarted at least ``restart_threshold`` times."""
+                   node: str | None = None, window: float | None = None,
+                   now: float | None = None) -> list[Evidence]:
+    """Pods crash-looping, not Ready, or restarted at least ``restart_threshold`` times.
+
+    With ``window`` (seconds), restarts count only when a container last terminated within
+    it (before ``now``): old restarts, a reboot long ago, say nothing about the pod today.
+    """
     found: list[Evidence] = []
+    at = time.time() if now is None else now
     for pod in state.pods_on(node) if node else state.pods:
         bad = []
         if pod.crashlooping:
             bad.append("CrashLoopBackOff")
         if not pod.ready:
             bad.append(f"not Ready ({pod.problem or pod.phase})")
-        if restart_threshold is not None and pod.restarts >= restart_threshold:
-            bad.append(f"{pod.restarts} restarts (threshold {restart_threshold})")
+        recent = window is None or pod.restarting(at, window)
+        if restart_threshold is not None and recent and pod.restarts >= restart_threshold:
+            since = "" if window is None else f", last exit within {window / 60:g} min"
+            bad.append(f"{pod.restarts} restarts (threshold {restart_threshold}{since})")
         if bad:
             lines = [f"node {pod.node or '<unscheduled>'}, restarts {pod.restarts}", *bad,
                      *state.events.get(pod.name, ())]
@@ -49,11 +58,12 @@ def unhealthy_pods(state: ComponentState, *, restart_threshold: int | None = Non
 
 
 def probe_failures_in_events(state: ComponentState) -> list[Evidence]:
-    """Readiness/liveness probe failures in the Events of the component's pods."""
+    """Readiness/liveness probe failures in the Events of the component's pods, since each
+    last became Ready (failures while it started, passing since, are no finding)."""
     found: list[Evidence] = []
     for pod in state.pods:
-        hits = [e for e in state.events.get(pod.name, ())
-                if "probe failed" in e.lower()]
+        seen = state.since_ready.get(pod.name, state.events.get(pod.name, ()))
+        hits = [e for e in seen if "probe failed" in e.lower()]
         if hits:
             found.append(make_evidence(f"{pod.namespace}/{pod.name}: probe failures in Events",
                                        hits, command=f"kubectl get events -n {pod.namespace} "
@@ -82,20 +92,28 @@ def log_timeouts(state: ComponentState) -> list[Evidence]:
             for pod, lines in state.log_lines.items()]
 
 
-def flannel_absent(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:
-    """The cluster runs Flannel (nodes annotated) but no Flannel DaemonSet exists."""
-    if state.workload is not None:
+def cni_agent_absent(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:
+    """The cluster's CNI should run an agent but none runs: no DaemonSet (Flannel: nor
+    embedded in the node agent, which node facts tell)."""
+    if state.workload is not None or profile.cni == "unknown" or profile.cni_embedded:
         return []
+    agent = {"flannel": "Flannel", "calico": "calico-node", "canal": "canal (calico + "
+             "flannel)", "cilium": "cilium agent"}.get(profile.cni, f"{profile.cni} agent")
     annotated = [n.name for n in profile.nodes if n.flannel_annotated]
-    return [make_evidence(
-        "no Flannel DaemonSet in any namespace",
-        [f"nodes annotated flannel.alpha.coreos.com/*: {', '.join(annotated) or 'none'}",
-         "looked for: image *flannel*, label app=flannel, names kube-flannel-ds/kube-flannel"],
-        command="kubectl get daemonsets -A -l app=flannel")]
+    lines = [profile.cni_reason or f"the cluster's CNI is {profile.cni}"]
+    if profile.cni == "flannel":
+        lines.append(f"nodes annotated flannel.alpha.coreos.com/*: "
+                     f"{', '.join(annotated) or 'none'}")
+    lines.append("looked for: agent DaemonSets by image, labels and container names in every "
+                 "namespace")
+    title = f"{agent} DaemonSet absent in every namespace"
+    if profile.cni == "flannel" and profile.cni_embedded is False:
+        title = f"no Flannel agent on every node: {profile.cni_reason}"
+    return [make_evidence(title, lines, command="kubectl get daemonsets -A -o wide")]
 
 
-def flannel_gaps(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:
-    """Ready nodes without a Ready Flannel pod, with the DaemonSet's counts."""
+def cni_agent_gaps(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:
+    """Ready nodes without a Ready pod of the CNI's agent, with the DaemonSet's counts."""
     if state.workload is None:
         return []
     covered = {p.node for p in state.pods if p.ready}
@@ -110,13 +128,23 @@ def flannel_gaps(profile: ClusterProfile, state: ComponentState) -> list[Evidenc
                 "-o wide")]
 
 
+def _backing(s: ServiceEndpoints) -> str:
+    if s.matches_nothing:
+        return "its selector matches no workload and no pod"
+    if s.wanted is None:
+        return f"{s.pods} pod(s) without a controller match, none ready"
+    return f"{', '.join(s.workloads)} want(s) {s.wanted} pod(s), none ready"
+
+
 def services_without_endpoints(services: Sequence[ServiceEndpoints]) -> list[Evidence]:
-    """Services with a selector and no ready endpoint."""
+    """Services with a selector and no ready endpoint where pods are wanted (a workload
+    scaled to zero on purpose is left alone)."""
     return [make_evidence(f"{s.ref}: no ready endpoints",
-                          [f"selector {s.selector}", f"ready 0, not ready {s.not_ready}"],
+                          [f"selector {s.selector}", f"ready 0, not ready {s.not_ready}",
+                           _backing(s)],
                           command=f"kubectl get endpointslices -n {s.namespace} "
                                   f"-l kubernetes.io/service-name={s.name}")
-            for s in services if s.ready == 0]
+            for s in services if s.hurts]
 
 
 def probe_missing(node: str, failure: ProbeFailure | None, reason: str = "") -> Evidence:
@@ -180,3 +208,31 @@ def absent_on_node(state: ComponentState, node: str, what: str) -> list[Evidence
                           f"{state.workload.ref} has no pod scheduled there",
                           command=f"kubectl get pods -n {state.workload.namespace} "
                                   f"-l {state.workload.selector} -o wide")]
+
+
+def kube_proxy_on_node(profile: ClusterProfile, state: ComponentState, node: str, *,
+                       restart_threshold: int | None = None, window: float | None = None
+                       ) -> list[Evidence]:
+    """kube-proxy on ``node`` as the cluster runs it: its pod (DaemonSet or static mirror
+    pod) present, Ready and not restarting lately; embedded in the node agent, its
+    KUBE-SERVICES rules on the node; missing, the reason."""
+    runs = profile.kube_proxy_runs
+    if runs == "embedded":
+        if node in profile.kube_proxy_blocked:
+            return [make_evidence(f"{node}: iptables cannot manage the node's tables",
+                                  [profile.kube_proxy_reason, "the kube-proxy inside the node "
+                                   "agent cannot sync its rules there; they go stale"],
+                                  command=f"iptables-nft-save  # on {node}: 'incompatible' "
+                                          "tables")]
+        if node in profile.kube_proxy_nodes:
+            return []
+        return [make_evidence(f"no KUBE-SERVICES rules on {node}",
+                              [profile.kube_proxy_reason, "kube-proxy runs inside the node "
+                               f"agent here; on {node} it programs no Service rules"],
+                              command=f"iptables-save -t nat | grep KUBE-SERVICES  # on {node}")]
+    if runs == "missing":
+        return [make_evidence("kube-proxy is missing", profile.kube_proxy_reason,
+                              command="kubectl get daemonsets,pods -A -l k8s-app=kube-proxy")]
+    return (absent_on_node(state, node, "kube-proxy")
+            + unhealthy_pods(state, restart_threshold=restart_threshold, node=node,
+                             window=window))

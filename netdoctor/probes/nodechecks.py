@@ -44,21 +44,28 @@ def iptables_backends(f: NodeFacts, ns: str) -> list[Evidence]:
 
 
 def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
-    """The lexically first CNI config (the one the runtime uses) is the cluster's CNI."""
+    """The lexically first CNI config (the one the runtime uses) is the cluster CNI's own,
+    or a meta-plugin (Multus) that delegates to it."""
     active = f.active_cni
-    files = ", ".join(c.name for c in f.cni_files) or "none"
+    files = ", ".join(c.name for c in f.active_files) or "none"
     if active is None:
-        return [make_evidence(f"{f.node}: no CNI config in /etc/cni/net.d", "none",
-                              command=_cmd(f.node, ns, "ls /host/etc/cni/net.d"))]
-    if cni in active.plugins and not active.error:
+        return [make_evidence(f"{f.node}: no CNI config in {f.cni_dir}", "none",
+                              command=_cmd(f.node, ns, f"ls /host{f.cni_dir}"))]
+    if f.owns(active, cni) and not active.error:
         return []
+    via = ""
+    if active.meta:
+        target = f.delegate_of(active)
+        via = (f"{active.name} is a meta-plugin delegating to "
+               f"{', '.join(active.delegates) or (target.name if target else 'nothing found')}")
     return [make_evidence(
         f"{f.node}: CNI config {active.name} (type {', '.join(active.plugins) or '?'}) shadows "
         f"the cluster's {cni} config",
-        [f"/etc/cni/net.d: {files}; the runtime uses the lexically first",
+        [f"{f.cni_dir}: {files}; the runtime uses the lexically first",
+         *([via] if via else []),
          *([f"{active.name}: {active.error}"] if active.error else []),
          *([f"{active.name} allocates from {active.subnet}"] if active.subnet else [])],
-        command=_cmd(f.node, ns, "ls -l /host/etc/cni/net.d"))]
+        command=_cmd(f.node, ns, f"ls -l /host{f.cni_dir}"))]
 
 
 def bridge_subnet(f: NodeFacts, info: NodeInfo, ns: str) -> list[Evidence]:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from netdoctor.cluster.client import AccessProblem, Cluster
-from netdoctor.cluster.exec import Measured
+from netdoctor.cluster.exec import Measured, measure
 from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
@@ -22,10 +22,15 @@ from netdoctor.probes.network import (
     node_pairs,
     ping_matrix,
 )
-from netdoctor.probes.parsers import PingResult
+from netdoctor.probes.parsers import PingResult, ResolvConf, parse_resolv_conf
 
-CLUSTER_NAME = "kubernetes.default.svc.cluster.local"
-"""A name every cluster serves (assumes the default cluster domain ``cluster.local``)."""
+API_SERVICE = "kubernetes.default.svc"
+"""The API Service's name every cluster serves, completed by the cluster domain."""
+
+
+def cluster_name(domain: str) -> str:
+    """The API Service's full name in ``domain`` (read from a probe pod's resolv.conf)."""
+    return f"{API_SERVICE}.{domain}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class Plan:
     probe_namespace: str
     ignore_services: Sequence[str] = ()
     want_probes: bool = True
+    recent: float | None = None
+    """Seconds of component Events and log lines that count (None: all of them)."""
 
 
 @dataclass
@@ -53,6 +60,13 @@ class Observations:
     services: list[ServiceEndpoints] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    resolv: ResolvConf | None = None
+    """A probe pod's resolv.conf: the cluster DNS address and domain as pods see them."""
+
+    @property
+    def dns_server(self) -> str:
+        """The cluster DNS address: the DNS Service's ClusterIP, else the pods' nameserver."""
+        return self.profile.dns_service_ip or (self.resolv.nameserver if self.resolv else "")
 
 
 async def _guard(obs: Observations, key: str, aw: Awaitable[None]) -> None:
@@ -72,7 +86,7 @@ async def observe(
     started = loop.time()
 
     async def components() -> None:
-        obs.components = await read_all_components(cluster, profile)
+        obs.components = await read_all_components(cluster, profile, plan.recent)
 
     async def services() -> None:
         obs.services = await _read_services(cluster, plan.ignore_services,
@@ -81,14 +95,28 @@ async def observe(
     async def network() -> None:
         probes = await start_probes()
         obs.probes = probes
-        names = [n for n in (CLUSTER_NAME, plan.external_name) if n]
         pairs = node_pairs([n.name for n in profile.ready_nodes])
         batch = batcher()  # a probe's pings and lookups share its execs
-        pings, dns = await asyncio.gather(
-            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout, batch),
-            dns_lookups(probes.ready, names, profile.dns_service_ip, plan.probe_image,
-                        plan.probe_timeout, batch) if profile.dns_service_ip else _nothing())
-        obs.pings, obs.dns = pings, dns
+
+        async def dns() -> list[DnsQuery]:
+            if probes.ready:
+                first = probes.ready[sorted(probes.ready)[0]]
+                read = await measure(first, ("cat", "/etc/resolv.conf"),
+                                     lambda a: parse_resolv_conf(a.stdout),
+                                     deadline=plan.probe_timeout + 5, run=batch.exec)
+                obs.resolv = read.result if read.result.conclusive else None
+            domain = obs.resolv.cluster_domain if obs.resolv else ""
+            if not domain:
+                obs.errors["cluster-domain"] = "no svc.<domain> in the probe pods' resolv.conf"
+            names = [n for n in (cluster_name(domain) if domain else "", plan.external_name)
+                     if n]
+            if not obs.dns_server or not names:
+                return []
+            return await dns_lookups(probes.ready, names, obs.dns_server, plan.probe_image,
+                                     plan.probe_timeout, batch)
+
+        obs.pings, obs.dns = await asyncio.gather(
+            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout, batch), dns())
 
     async def probe_network() -> None:
         try:
@@ -105,6 +133,3 @@ async def observe(
     obs.seconds = loop.time() - started
     return obs
 
-
-async def _nothing() -> list[DnsQuery]:
-    return []

@@ -312,3 +312,43 @@ def parse_curl_series(stdout: str, stderr: str, count: int) -> tuple[CurlResult,
                                 curl_exit=curl_exit, remote_ip=fields.get("remote_ip", ""),
                                 error=error)
     return tuple(found.get(i, CurlResult(conclusive=False)) for i in range(count))
+
+
+@dataclass(frozen=True)
+class ResolvConf:
+    """A pod's /etc/resolv.conf: the cluster DNS address and search path the kubelet wrote.
+
+    Example:
+        >>> r = parse_resolv_conf("search default.svc.k8s.example svc.k8s.example k8s.example\\n"
+        ...                       "nameserver 10.43.0.10\\noptions ndots:5\\n")
+        >>> r.nameserver, r.cluster_domain
+        ('10.43.0.10', 'k8s.example')
+    """
+
+    conclusive: bool
+    nameservers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+
+    @property
+    def nameserver(self) -> str:
+        """The first nameserver ("" when none)."""
+        return self.nameservers[0] if self.nameservers else ""
+
+    @property
+    def cluster_domain(self) -> str:
+        """The cluster domain: what follows ``svc.`` in the search path ("" when absent)."""
+        return next((s[4:] for s in self.search if s.startswith("svc.") and len(s) > 4), "")
+
+
+def parse_resolv_conf(text: str) -> ResolvConf:
+    """Nameservers and search domains of a resolv.conf (``conclusive`` when it names a
+    nameserver)."""
+    servers: list[str] = []
+    search: list[str] = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            servers.append(words[1])
+        elif words and words[0] in ("search", "domain"):
+            search = words[1:]
+    return ResolvConf(bool(servers), tuple(servers), tuple(search))

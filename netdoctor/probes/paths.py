@@ -34,8 +34,10 @@ from netdoctor.probes.parsers import (
     CurlResult,
     LookupResult,
     PingResult,
+    ResolvConf,
     parse_curl,
     parse_curl_series,
+    parse_resolv_conf,
 )
 from netdoctor.rootcause import facts as nodefacts
 from netdoctor.rootcause.facts import NodeFacts
@@ -120,10 +122,12 @@ def search_dns_argv(name: str, seconds: float) -> tuple[str, ...]:
     return ("dig", "+search", name, "A", f"+time={wait}", "+tries=1")
 
 
-def server_dns_argv(name: str, server: str, seconds: float) -> tuple[str, ...]:
-    """An A lookup of ``name`` asked of ``server`` directly."""
+def server_dns_argv(name: str, server: str, seconds: float, port: int = 53
+                    ) -> tuple[str, ...]:
+    """An A lookup of ``name`` asked of ``server`` directly (on ``port``)."""
     wait = str(max(1, int(seconds)))
-    return ("dig", f"@{server}", name, "A", f"+time={wait}", "+tries=1")
+    return ("dig", f"@{server}", *(("-p", str(port)) if port != 53 else ()), name, "A",
+            f"+time={wait}", "+tries=1")
 
 
 def _curl(attempt: Attempt) -> CurlResult:
@@ -216,11 +220,12 @@ class Runner:
                                     for r in m.result.runs[i * n:(i + 1) * n])))
         return out
 
-    def dns(self, target: ExecTarget, name: str, server: str | None
+    def dns(self, target: ExecTarget, name: str, server: str | None, port: int = 53
             ) -> Awaitable[Measured[LookupResult]]:
-        """A lookup at ``server``, or through the pod's resolv.conf when ``None``."""
+        """A lookup at ``server`` (on ``port``), or through the pod's resolv.conf when
+        ``None``."""
         argv = (search_dns_argv(name, self.timeout) if server is None
-                else server_dns_argv(name, server, self.timeout))
+                else server_dns_argv(name, server, self.timeout, port))
         return self._run(target, argv, parse_dns_attempt)
 
     async def series(self, make: Callable[[], Awaitable[Measured[R]]], n: int) -> Series[R]:
@@ -234,6 +239,11 @@ class Runner:
             return FactsResult(f.complete, f)
         return self._run(target, ("sh", "-c", nodefacts.script()), parse,
                          deadline=self.timeout + 15)
+
+    def resolv_conf(self, target: ExecTarget) -> Awaitable[Measured[ResolvConf]]:
+        """The pod's /etc/resolv.conf as the kubelet wrote it."""
+        return self._run(target, ("cat", "/etc/resolv.conf"),
+                         lambda attempt: parse_resolv_conf(attempt.stdout))
 
     def eth0_mtu(self, target: ExecTarget) -> Awaitable[Measured[MtuResult]]:
         """The pod's eth0 MTU."""

@@ -23,11 +23,11 @@ from netdoctor.cluster.client import Cluster, bounded
 from netdoctor.cluster.exec import ExecTarget, Measured
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.network import PairId
+from netdoctor.probes.observe import cluster_name
 from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
 from netdoctor.probes.paths import FactsResult, Runner, Series
 from netdoctor.rootcause.facts import NodeFacts
 
-CLUSTER_NAME = "kubernetes.default.svc.cluster.local"
 SHORT_NAME = "kubernetes.default"
 LOG_TAIL = 200
 
@@ -63,9 +63,11 @@ class DnsCase:
     kind: str
     name: str
     server: str
+    port: int = 53
 
     def __str__(self) -> str:
-        return f"{self.name} @{self.server or 'resolv.conf'}"
+        at = f"{self.server}:{self.port}" if self.port != 53 else self.server
+        return f"{self.name} @{at or 'resolv.conf'}"
 
 
 @dataclass
@@ -241,11 +243,15 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
             v.api_http = dict(zip(src, done.pop(0), strict=True))
 
     async def dns() -> None:
-        cases = [c for node in probes for c in dns_cases(node, profile.dns_service_ip,
-                                                         v.echo.dns_name, coredns_ips(v, profile),
-                                                         plan.external_name)]
-        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None)
-                                      for c in cases))
+        resolv = (await run.resolv_conf(probes[sorted(probes)[0]])).result if probes else None
+        domain = resolv.cluster_domain if resolv and resolv.conclusive else ""
+        server = profile.dns_service_ip or (resolv.nameserver if resolv else "")
+        cases = [c for node in probes for c in dns_cases(node, server, domain, v.echo,
+                                                         coredns_ips(v, profile),
+                                                         plan.external_name,
+                                                         replica_port(v, profile))]
+        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None,
+                                              c.port) for c in cases))
         v.dns = dict(zip(cases, done, strict=True))
 
     async def egress() -> None:
@@ -309,17 +315,38 @@ def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
             and sel.items() <= (p["metadata"].get("labels") or {}).items()}
 
 
-def dns_cases(node: str, dns_ip: str, echo_name: str, replicas: Mapping[str, str],
-              external: str) -> list[DnsCase]:
-    """The lookups made from one node's probe."""
+def replica_port(v: Validation, profile: ClusterProfile) -> int:
+    """The port a DNS replica answers on: the DNS Service's port 53 ``targetPort``, a named
+    one looked up in the replicas' containers (OpenShift's CoreDNS listens on 5353)."""
+    ns, _, name = profile.dns_service.partition("/")
+    svc = next((s for s in v.services if (s["metadata"].get("namespace"),
+                                          s["metadata"]["name"]) == (ns, name)), None)
+    ports = [p for p in ((svc or {}).get("spec") or {}).get("ports") or []
+             if p.get("port") == 53 and p.get("protocol", "UDP") == "UDP"]
+    target = ports[0].get("targetPort", 53) if ports else 53
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    names = set(coredns_ips(v, profile))
+    return next((int(cp["containerPort"]) for pod in v.pods if pod["metadata"]["name"] in names
+                 for c in pod.get("spec", {}).get("containers") or []
+                 for cp in c.get("ports") or [] if cp.get("name") == target), 53)
+
+
+def dns_cases(node: str, dns_ip: str, domain: str, echo: echo_mod.Echo,
+              replicas: Mapping[str, str], external: str, port: int = 53) -> list[DnsCase]:
+    """The lookups made from one node's probe; names in the cluster domain only when the
+    probe's resolv.conf named one (``svc.<domain>`` in its search path)."""
     cases = []
+    name = cluster_name(domain) if domain else ""
     if dns_ip:
-        cases += [DnsCase(node, "cluster", CLUSTER_NAME, dns_ip),
-                  DnsCase(node, "service", echo_name, dns_ip)]
+        if name:
+            cases += [DnsCase(node, "cluster", name, dns_ip),
+                      DnsCase(node, "service", echo.dns_name(domain), dns_ip)]
         if external:
             cases.append(DnsCase(node, "external", external, dns_ip))
-    cases += [DnsCase(node, f"replica {name}", CLUSTER_NAME, ip)
-              for name, ip in sorted(replicas.items()) if ip]
+    if name:
+        cases += [DnsCase(node, f"replica {rep}", name, ip, port)
+                  for rep, ip in sorted(replicas.items()) if ip]
     cases.append(DnsCase(node, "search-path", SHORT_NAME, ""))
     return cases
 

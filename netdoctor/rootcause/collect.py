@@ -88,11 +88,16 @@ def broken_pairs(v: Validation) -> tuple[tuple[str, str], ...]:
 
 
 def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping[str, Any]],
-                 no_endpoints: Sequence[str]) -> Observations:
-    """Everything :func:`netdoctor.rootcause.rules.rank` needs for this run."""
+                 no_endpoints: Sequence[str], unmatched: Sequence[str] | None = None
+                 ) -> Observations:
+    """Everything :func:`netdoctor.rootcause.rules.rank` needs for this run.
+
+    ``unmatched``: Services whose selector matches no workload and no pod (a workload
+    scaled to zero matches); without it, judged from the pods alone.
+    """
     failing = failing_by_signal(tests)
     flannel_expected = any(n.flannel_annotated for n in profile.nodes) or any(
-        "flannel" in (f.active_cni.plugins if f.active_cni else ()) or f.flannel_subnet
+        f.serves("flannel") or f.flannel_subnet
         for f in v.facts.values())
     return Observations(
         nodes=tuple(NodeView(n.name, n.internal_ip, n.pod_cidr or None) for n in profile.nodes),
@@ -102,6 +107,9 @@ def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping
         kube_proxy_logs=dict(v.kube_proxy_logs), flannel_daemonset=profile.flannel is not None,
         flannel_expected=bool(flannel_expected),
         services_without_endpoints=tuple(no_endpoints),
-        unmatched_selectors=unmatched_selectors(v.services, v.pods),
-        cni=profile.cni if profile.cni != "unknown" else "flannel",
+        unmatched_selectors=tuple(unmatched) if unmatched is not None
+        else unmatched_selectors(v.services, v.pods),
+        cni=profile.cni, cni_agent=profile.cni_agent is not None,
+        cni_embedded=bool(profile.cni_embedded), ipam_from_podcidr=profile.ipam_from_podcidr,
+        dns_service=profile.dns_service or "kube-system/kube-dns",
     )

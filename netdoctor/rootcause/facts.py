@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from netdoctor.cluster.roles import META_PLUGIN_TYPES, main_types
+
 SYSCTL_IP_FORWARD = "net/ipv4/ip_forward"
 SYSCTL_BRIDGE_NF = "net/bridge/bridge-nf-call-iptables"
 SYSCTL_RP_FILTER = "net/ipv4/conf/all/rp_filter"
 VXLAN_DEVICE = "flannel.1"
+CNI_DIRS = ("/etc/cni/net.d", "/var/lib/rancher/k3s/agent/etc/cni/net.d")
+"""Where CNI configs live: the default, and k3s's own (its containerd reads only that one)."""
 
 
 def script() -> str:
@@ -27,13 +31,32 @@ def script() -> str:
 
 @dataclass(frozen=True)
 class CniFile:
-    """One file in ``/etc/cni/net.d``: its name and what it configures."""
+    """One CNI config file: its name, directory and what it configures.
+
+    A meta-plugin (Multus) names what it delegates to: the plugin types of inline
+    ``delegates``, or the file or network name of ``clusterNetwork``.
+    """
 
     name: str
     plugins: tuple[str, ...]
     bridge: str | None = None
     subnet: str | None = None
     error: str | None = None
+    dir: str = CNI_DIRS[0]
+    ipam: str = ""
+    delegates: tuple[str, ...] = ()
+    cluster_network: str = ""
+    network_name: str = ""
+
+    @property
+    def meta(self) -> bool:
+        """A meta-plugin that calls another CNI's config."""
+        return bool(self.plugins) and self.plugins[0] in META_PLUGIN_TYPES
+
+    @property
+    def path(self) -> str:
+        """The file's path on the node."""
+        return f"{self.dir}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -69,9 +92,55 @@ class NodeFacts:
     complete: bool = False
 
     @property
+    def cni_dir(self) -> str:
+        """The directory the runtime reads: k3s's own when it holds configs, else the
+        default."""
+        dirs = {c.dir for c in self.cni_files}
+        return next((d for d in reversed(CNI_DIRS) if d in dirs), CNI_DIRS[0])
+
+    @property
+    def active_files(self) -> tuple[CniFile, ...]:
+        """The configs in the directory the runtime reads, in the order it reads them."""
+        return tuple(c for c in self.cni_files if c.dir == self.cni_dir)
+
+    @property
     def active_cni(self) -> CniFile | None:
         """The config the container runtime uses: the lexically first file."""
-        return self.cni_files[0] if self.cni_files else None
+        files = self.active_files
+        return files[0] if files else None
+
+    def delegate_of(self, meta: CniFile) -> CniFile | None:
+        """The config a meta-plugin hands pods to: its ``clusterNetwork`` file or network
+        name, else the next non-meta config (what Multus's automatic configuration takes)."""
+        rest = [c for c in self.active_files if not c.meta]
+        if meta.cluster_network:
+            wanted = meta.cluster_network.rsplit("/", 1)[-1]
+            return next((c for c in rest if wanted in (c.name, c.network_name)), None)
+        return rest[0] if rest else None
+
+    def effective_types(self) -> tuple[str, ...]:
+        """Plugin types pods really get: the active config's, through a meta-plugin's
+        inline delegates or the config it delegates to."""
+        active = self.active_cni
+        if active is None:
+            return ()
+        if not active.meta:
+            return active.plugins
+        if active.delegates:
+            return active.delegates
+        target = self.delegate_of(active)
+        return target.plugins if target else ()
+
+    def serves(self, cni: str) -> bool:
+        """The config in use (followed through a meta-plugin) is ``cni``'s own."""
+        return bool(set(main_types(cni)) & set(self.effective_types()))
+
+    def owns(self, f: CniFile, cni: str) -> bool:
+        """``f`` is ``cni``'s own config, or a meta-plugin that delegates to it."""
+        if not f.meta:
+            return bool(set(main_types(cni)) & set(f.plugins))
+        types = f.delegates or ((self.delegate_of(f) or CniFile("", ())).plugins)
+        return bool(set(main_types(cni)) & set(types))
 
     @property
     def nft_incompatible(self) -> bool:
@@ -116,28 +185,42 @@ def _json(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def _cni_files(lines: list[str]) -> tuple[CniFile, ...]:
-    files: list[tuple[str, list[str]]] = []
+    files: list[tuple[str, str, list[str]]] = []
+    where = CNI_DIRS[0]
     for line in lines:
-        if line.startswith("--- "):
-            files.append((line[4:].strip(), []))
+        if line.startswith("+++ "):  # the directory the following files are in
+            where = line[4:].strip().removeprefix("/host")
+        elif line.startswith("--- "):
+            files.append((where, line[4:].strip(), []))
         elif files:
-            files[-1][1].append(line)
-    return tuple(_cni_file(name, "\n".join(body)) for name, body in files)
+            files[-1][2].append(line)
+    return tuple(_cni_file(name, "\n".join(body), where) for where, name, body in files)
 
 
-def _cni_file(name: str, body: str) -> CniFile:
+def _types(conf: dict[str, Any]) -> tuple[str, ...]:
+    plugins = conf.get("plugins") or [conf]
+    return tuple(str(p.get("type", "")) for p in plugins if isinstance(p, dict))
+
+
+def _cni_file(name: str, body: str, where: str = CNI_DIRS[0]) -> CniFile:
     try:
         conf = json.loads(body)
     except ValueError as exc:
-        return CniFile(name, (), error=f"not valid JSON: {exc}")
+        return CniFile(name, (), error=f"not valid JSON: {exc}", dir=where)
+    if not isinstance(conf, dict):
+        return CniFile(name, (), error="not a JSON object", dir=where)
     plugins = conf.get("plugins") or [conf]
-    first = plugins[0] if plugins else {}
+    first = plugins[0] if plugins and isinstance(plugins[0], dict) else {}
     ipam = first.get("ipam") or {}
     subnet = ipam.get("subnet") or (ipam.get("ranges") or [[{}]])[0][0].get("subnet")
     # Flannel delegates to the bridge plugin with its default bridge, cni0.
     bridge = first.get("bridge") or ("cni0" if first.get("type") == "flannel" else None)
-    return CniFile(name, tuple(str(p.get("type", "")) for p in plugins), bridge=bridge,
-                   subnet=subnet)
+    delegates = tuple(t for d in first.get("delegates") or [] if isinstance(d, dict)
+                      for t in _types(d))
+    return CniFile(name, _types(conf), bridge=bridge, subnet=subnet, dir=where,
+                   ipam=str(ipam.get("type", "")), delegates=delegates,
+                   cluster_network=str(first.get("clusterNetwork") or ""),
+                   network_name=str(conf.get("name") or ""))
 
 
 def _by_table(lines: list[str]) -> dict[str, tuple[str, ...]]:

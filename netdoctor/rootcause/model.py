@@ -54,6 +54,14 @@ class Observations:
     services_without_endpoints: tuple[str, ...] = ()  # "ns/name"
     unmatched_selectors: tuple[str, ...] = ()  # "ns/name" whose selector matches no pod
     cni: str = "flannel"
+    cni_agent: bool = True
+    """The CNI's agent DaemonSet exists."""
+    cni_embedded: bool = False
+    """The CNI runs inside the node agent (no agent pod is expected)."""
+    ipam_from_podcidr: bool = True
+    dns_service: str = "kube-system/kube-dns"
+    """``namespace/name`` of the cluster DNS Service."""
+    """The CNI hands out pod addresses from node podCIDRs (else a pod outside says nothing)."""
 
     def node(self, name: str) -> NodeView | None:
         """The node called ``name``."""

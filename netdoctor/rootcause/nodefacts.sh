@@ -4,7 +4,12 @@
 # (procfs files report size 0, so test for content, not size).
 sec() { printf '### %s\n' "$1"; }
 sec cni-files
-for f in /host/etc/cni/net.d/*; do [ -f "$f" ] && printf -- '--- %s\n' "${f##*/}" && cat "$f" && echo; done
+# The default directory, then k3s's own (its containerd reads only that one).
+for d in /host/etc/cni/net.d /host/var/lib/rancher/k3s/agent/etc/cni/net.d; do
+  [ -d "$d" ] || continue
+  printf '+++ %s\n' "$d"
+  for f in "$d"/*; do [ -f "$f" ] && printf -- '--- %s\n' "${f##*/}" && cat "$f" && echo; done
+done
 sec cni-bin
 ls /host/opt/cni/bin 2>/dev/null
 sec subnet-env

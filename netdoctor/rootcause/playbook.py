@@ -109,6 +109,12 @@ def _cluster_wide(cause: str, subject: str) -> Commands | None:
              "PODCIDR:.spec.podCIDR"),
             ("kubectl apply -f remediation/manifests/kube-flannel-v0.25.5.yml  "
              "# the pinned manifest pytest --remediate applies",)),
+        "cni-agent-missing": Commands(
+            ("kubectl get daemonsets -A -o wide",
+             "kubectl get nodes -o custom-columns=NAME:.metadata.name,"
+             "READY:.status.conditions[?(@.type=='Ready')].status"),
+            ("# reinstall the CNI's agent DaemonSet with the installer or operator the cluster "
+             "was built with (netdoctor applies no manifest of another CNI)",)),
         "coredns-cannot-reach-api": Commands(
             ("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50",
              "kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide"),

@@ -27,7 +27,6 @@ DNS = "dns_timeouts"
 ENDPOINTS = "service_endpoints_missing"
 KUBE_PROXY = "kube_proxy_restarts"
 FLANNEL = "flannel_missing"
-KUBE_DNS = "kube-system/kube-dns"
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def _dns_chain(obs: Observations, node: str) -> set[str]:
     if node not in obs.component_nodes("coredns"):
         return set()
     chain = {COREDNS, DNS}
-    if KUBE_DNS in obs.services_without_endpoints:
+    if obs.dns_service in obs.services_without_endpoints:
         chain.add(ENDPOINTS)
     return chain
 
@@ -89,25 +88,33 @@ def _facts(obs: Observations) -> Iterable[tuple[str, NodeFacts]]:
     return sorted(obs.facts.items())
 
 
+def _outside(obs: Observations, node: str) -> list[str]:
+    """Pods on ``node`` outside its podCIDR, where the CNI allocates from podCIDRs at all."""
+    view = obs.node(node)
+    if not obs.ipam_from_podcidr or view is None or not view.pod_cidr:
+        return []
+    return [f"{p.namespace}/{p.name} {p.ip}" for p in obs.pods
+            if p.node == node and not p.host_network and p.ip
+            and not in_cidr(p.ip, view.pod_cidr)]
+
+
 @detector
 def cni_config_shadowed(obs: Observations) -> Iterable[Candidate]:
-    """Several CNI configs on a node: the lexically first wins, maybe not the cluster's CNI."""
+    """The config the runtime uses (the lexically first) is not the cluster CNI's own, nor a
+    meta-plugin (Multus) delegating to it. Nothing is judged for an unidentified CNI."""
+    if obs.cni == "unknown":
+        return
     for node, f in _facts(obs):
-        view = obs.node(node)
-        outside = [f"{p.namespace}/{p.name} {p.ip}" for p in obs.pods
-                   if p.node == node and not p.host_network and p.ip and view and view.pod_cidr
-                   and not in_cidr(p.ip, view.pod_cidr)]
         active = f.active_cni
-        foreign = active is not None and obs.cni not in active.plugins
-        if len(f.cni_files) < 2 and not (outside and foreign):
+        if active is None or f.owns(active, obs.cni):
             continue
-        if active is None or (not foreign and not outside):
-            continue
-        evidence = [f"/etc/cni/net.d holds {', '.join(c.name for c in f.cni_files)}; the runtime "
-                    f"uses the first, {active.name} (type {', '.join(active.plugins)}"
+        outside = _outside(obs, node)
+        evidence = [f"{f.cni_dir} holds {', '.join(c.name for c in f.active_files)}; the "
+                    f"runtime uses the first, {active.name} (type {', '.join(active.plugins)}"
                     + (f", subnet {active.subnet}" if active.subnet else "") + ")"]
-        if outside and view:
-            evidence.append(f"pods outside the node's podCIDR {view.pod_cidr}: "
+        if outside:
+            view = obs.node(node)
+            evidence.append(f"pods outside the node's podCIDR {view.pod_cidr if view else ''}: "
                             + ", ".join(outside))
         yield Candidate("cni-config-shadowed", node,
                         f"{node}: CNI config {active.name} shadows the cluster's {obs.cni} config",
@@ -116,14 +123,13 @@ def cni_config_shadowed(obs: Observations) -> Iterable[Candidate]:
 
 @detector
 def pod_ip_outside_cidr(obs: Observations) -> Iterable[Candidate]:
-    """Pods whose address is not in their node's podCIDR (when no config explains it)."""
+    """Pods whose address is not in their node's podCIDR (when no config explains it), where
+    the CNI's IPAM allocates from podCIDRs (never for Calico's or Cilium's own IPAM)."""
     shadowed = {c.node for c in cni_config_shadowed(obs)}
     for view in obs.nodes:
-        if view.name in shadowed or not view.pod_cidr:
+        if view.name in shadowed:
             continue
-        outside = [f"{p.namespace}/{p.name} {p.ip}" for p in obs.pods
-                   if p.node == view.name and not p.host_network and p.ip
-                   and not in_cidr(p.ip, view.pod_cidr)]
+        outside = _outside(obs, view.name)
         if outside:
             yield Candidate("pod-ip-outside-podcidr", view.name,
                             f"{view.name}: pod IPs outside its podCIDR {view.pod_cidr}",
@@ -144,23 +150,40 @@ def bridge_conflict(obs: Observations) -> Iterable[Candidate]:
                             _node_network(obs, node), 1)
 
 
+def _agent_cascade(obs: Observations) -> frozenset[str]:
+    signals = {FLANNEL, CONNECTIVITY}
+    # The CoreDNS cascade belongs to a broken node under CoreDNS, when there is one.
+    if ("dial tcp" in obs.coredns_logs or "i/o timeout" in obs.coredns_logs) \
+            and not obs.component_nodes("coredns") & _local_causes(obs):
+        signals |= {COREDNS, DNS, ENDPOINTS}
+    return frozenset(signals)
+
+
+@detector
+def cni_agent_missing(obs: Observations) -> Iterable[Candidate]:
+    """A CNI other than Flannel whose agent DaemonSet is gone (the nodes' config names it)."""
+    if obs.cni in ("flannel", "unknown") or obs.cni_agent:
+        return
+    yield Candidate("cni-agent-missing", None, f"the {obs.cni} agent DaemonSet is gone: nothing "
+                    "programs the pod network on the nodes",
+                    (f"no {obs.cni} agent DaemonSet in any namespace, yet the nodes' CNI config "
+                     f"is {obs.cni}'s",), _agent_cascade(obs), 2)
+
+
 @detector
 def vxlan_state(obs: Observations) -> Iterable[Candidate]:
-    """Flannel's forwarding state: the DaemonSet, flannel.1 and an entry per peer."""
+    """Flannel's forwarding state: its agent, flannel.1 and an entry per peer."""
     if obs.cni != "flannel":
         return
-    if not obs.flannel_daemonset and obs.flannel_expected:
+    if not obs.flannel_daemonset and obs.flannel_expected and not obs.cni_embedded:
         missing = sorted(n for n, f in obs.facts.items() if VXLAN_DEVICE not in f.addresses)
         evidence = ["no Flannel DaemonSet, yet the nodes carry Flannel's annotations/config"]
         if missing:
-            evidence.append(f"{VXLAN_DEVICE} absent on {', '.join(missing)}")
-        signals = {FLANNEL, CONNECTIVITY}
-        # The CoreDNS cascade belongs to a broken node under CoreDNS, when there is one.
-        if ("dial tcp" in obs.coredns_logs or "i/o timeout" in obs.coredns_logs) \
-                and not obs.component_nodes("coredns") & _local_causes(obs):
-            signals |= {COREDNS, DNS, ENDPOINTS}
-        yield Candidate("flannel-missing", None, "the Flannel DaemonSet is gone: no node forwards "
-                        "pod traffic to other nodes", tuple(evidence), frozenset(signals), 2)
+            evidence.append(f"{VXLAN_DEVICE} absent on {', '.join(missing)}: no Flannel agent "
+                            "runs there, embedded or not")
+        yield Candidate("flannel-missing", None, "Flannel is not running: no Flannel DaemonSet "
+                        "and no node forwards pod traffic to other nodes", tuple(evidence),
+                        _agent_cascade(obs), 2)
         return
     for node, f in _facts(obs):
         peers = [n for n in obs.nodes if n.name != node and n.pod_cidr]

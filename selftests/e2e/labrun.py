@@ -49,10 +49,13 @@ class LabDidNotStart(RuntimeError):
     """``lab up`` failed; the message is the lab's own."""
 
 
-def lab_up(state_dir: Path, scenario: str, workers: int = 2, *extra: str) -> Lab:
-    """Start a lab (``extra``: more ``lab up`` options) or fail with the lab's own message."""
+def lab_up(state_dir: Path, scenario: str, workers: int = 2, *extra: str,
+           profile: str | None = None) -> Lab:
+    """Start a lab (of ``profile``, default the lab's own; ``extra``: more ``lab up`` options)
+    or fail with the lab's own message."""
     done = lab_cli("up", "--state-dir", str(state_dir), "--scenario", scenario,
-                   "--workers", str(workers), *extra)
+                   "--workers", str(workers), *(["--profile", profile] if profile else []),
+                   *extra)
     if done.returncode != 0:
         lab_cli("down", "--state-dir", str(state_dir))
         raise LabDidNotStart(f"lab up --scenario {scenario} failed: {done.stderr.strip()[-800:]}")

@@ -232,7 +232,13 @@ def echo_objects(name: str = "echo", node_port: int | None = ECHO_NODE_PORT) -> 
                            "affinity": {"podAntiAffinity": {
                                "requiredDuringSchedulingIgnoredDuringExecution": [{
                                    "labelSelector": {"matchLabels": labels},
-                                   "topologyKey": "kubernetes.io/hostname"}]}},
+                                   "topologyKey": "kubernetes.io/hostname"}]},
+                               # On the workers also where the server takes pods (k3s, RKE2).
+                               "nodeAffinity": {
+                                   "requiredDuringSchedulingIgnoredDuringExecution": {
+                                       "nodeSelectorTerms": [{"matchExpressions": [{
+                                           "key": "kubernetes.io/hostname", "operator": "In",
+                                           "values": ["worker-1", "worker-2"]}]}]}}},
                            "containers": [{"name": "echo", "image": AGNHOST,
                                            "args": ["netexec", "--http-port=8080"],
                                            "ports": [{"containerPort": 8080}]}]}}}}
@@ -300,8 +306,10 @@ def parallel(calls: dict[str, Callable[[], T]], workers: int = 8) -> dict[str, T
         return {k: f.result() for k, f in futures.items()}
 
 
-def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str) -> LabCluster:
-    """``lab up`` in ``state_dir``; ``lab down`` is registered as a finalizer first."""
+def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str,
+                profile: str | None = None) -> LabCluster:
+    """``lab up`` in ``state_dir`` (of ``profile`` when given); ``lab down`` is registered as
+    a finalizer first."""
     lab = LabCluster(state_dir)
 
     def teardown() -> None:
@@ -309,7 +317,7 @@ def started_lab(state_dir: Path, request: pytest.FixtureRequest, *extra: str) ->
         if done.returncode != 0:
             print(f"lab down {state_dir} failed: {done.stderr}", file=sys.stderr)
     request.addfinalizer(teardown)
-    lab.up(*extra)
+    lab.up(*extra, *(["--profile", profile] if profile else []))
     return lab
 
 

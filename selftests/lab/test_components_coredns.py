@@ -164,9 +164,13 @@ async def ready_code(topo: dict[str, Any]) -> str:
 
 
 def run_coredns(topo: dict[str, Any], logs: list[str], dns: CoreDNS) -> asyncio.Task[int]:
-    pod = {"metadata": {"name": "coredns-1", "namespace": "kube-system"}, "spec": {}}
-    ctx = context(cluster_store(), topo["pod"], POD_IP, pod=pod, ca_file=topo["ca_file"],
-                  logs=logs)
+    # The Corefile comes from the ConfigMap the pod mounts at /etc/coredns.
+    pod = {"metadata": {"name": "coredns-1", "namespace": "kube-system"},
+           "spec": {"volumes": [{"name": "config-volume", "configMap": {"name": "coredns"}}]}}
+    container = {"name": "coredns", "volumeMounts": [{"name": "config-volume",
+                                                      "mountPath": "/etc/coredns"}]}
+    ctx = context(cluster_store(), topo["pod"], POD_IP, pod=pod, container=container,
+                  ca_file=topo["ca_file"], logs=logs)
     return asyncio.create_task(dns.run(ctx))
 
 

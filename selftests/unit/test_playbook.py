@@ -14,7 +14,8 @@ from netdoctor.rootcause.playbook import commands
 NODE_CAUSES = ("cni-config-shadowed", "cni-bridge-conflict", "pod-ip-outside-podcidr",
                "vxlan-incomplete", "ip-forward-off", "br-netfilter-off",
                "iptables-mixed-backend", "netfilter-unmanageable")
-CLUSTER_CAUSES = ("flannel-missing", "coredns-cannot-reach-api", "upstream-dns-unreachable",
+CLUSTER_CAUSES = ("flannel-missing", "cni-agent-missing", "coredns-cannot-reach-api",
+                  "upstream-dns-unreachable",
                   "service-selector-matches-nothing")
 
 

@@ -474,6 +474,9 @@ def test_flannel_daemonset() -> None:
     ctx = healthy()
     hook = FlannelDaemonSet(OPTS)
     assert hook.plan(ctx) == []
+    ctx.objects["configmaps"] = [{"metadata": {"namespace": "kube-flannel",  # left behind
+                                               "name": "kube-flannel-cfg"},
+                                  "data": {"cni-conf.json": "{}", "net-conf.json": "{}"}}]
     ctx.objects["daemonsets"].pop()
     [plan] = hook.plan(ctx)
     assert plan.actions[0].command == ("kubectl create -f /m/kube-flannel.yml  "

@@ -2,14 +2,18 @@
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.model import NotObserved
-from netdoctor.probes.findings import expect_none, ping_failure, probe_missing
-from netdoctor.probes.network import PairId
-from netdoctor.probes.observe import Observations
+from netdoctor.checks import (
+    NotObserved,
+    Observations,
+    PairId,
+    ProbeSet,
+    expect_none,
+    ping_failure,
+    probe_missing,
+)
 
 pytestmark = [pytest.mark.diagnose, pytest.mark.connectivity,
-              pytest.mark.signal("pod_connectivity_failed")]
+              pytest.mark.signal("pod_connectivity_failed"), pytest.mark.requires(nodes=2)]
 
 
 def test_pod_to_pod(observations: Observations, probes: ProbeSet, node_pair: PairId) -> None:

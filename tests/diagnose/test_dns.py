@@ -1,19 +1,25 @@
-"""DNS: lookups through the kube-dns ClusterIP answer from every node; CoreDNS reaches its
-upstream."""
+"""DNS: lookups through the cluster DNS (the DNS Service, or the pods' resolv.conf
+nameserver) answer from every node; CoreDNS reaches its upstream."""
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.model import NotObserved
-from netdoctor.probes.components import ComponentState
-from netdoctor.probes.findings import dns_failures, expect_none, log_timeouts, probe_missing
-from netdoctor.probes.observe import Observations
+from netdoctor.checks import (
+    ComponentState,
+    NotObserved,
+    Observations,
+    ProbeSet,
+    dns_failures,
+    expect_none,
+    log_timeouts,
+    probe_missing,
+)
 
 pytestmark = [pytest.mark.diagnose, pytest.mark.dns, pytest.mark.signal("dns_timeouts")]
 
 
 def test_cluster_dns_answers(observations: Observations, probes: ProbeSet, node: str) -> None:
-    """From a pod on ``node``, the cluster name and the external name resolve via kube-dns."""
+    """From a pod on ``node``, the cluster name and the external name resolve via the cluster
+    DNS."""
     if node not in probes.ready:
         failure = probes.failed.get(node)
         missing = probe_missing(node, failure, probes.skipped_nodes.get(node, ""))

@@ -1,30 +1,34 @@
-"""Flannel: where the cluster runs Flannel, its DaemonSet exists and covers every Ready node."""
+"""The CNI's agent: where the cluster's CNI runs an agent (Flannel, calico-node, canal,
+cilium...), it exists and covers every Ready node. Flannel embedded in the node agent (no
+pod, flannel.1 on every node) is healthy. Raised under ``flannel_missing`` for every CNI."""
 
 import pytest
 
-from netdoctor.cluster.profile import ClusterProfile
-from netdoctor.probes.components import ComponentState
-from netdoctor.probes.findings import expect_none, flannel_absent, flannel_gaps
+from netdoctor.checks import (
+    ClusterProfile,
+    ComponentState,
+    cni_agent_absent,
+    cni_agent_gaps,
+    expect_none,
+)
 
-pytestmark = [pytest.mark.diagnose, pytest.mark.flannel, pytest.mark.signal("flannel_missing")]
-
-
-@pytest.fixture
-def runs_flannel(profile: ClusterProfile) -> None:
-    """Skip unless Flannel is the CNI (its DaemonSet exists or it annotated the nodes)."""
-    if not profile.runs_flannel:
-        pytest.skip(f"the cluster's CNI is {profile.cni}, not Flannel")
+pytestmark = [pytest.mark.diagnose, pytest.mark.flannel, pytest.mark.signal("flannel_missing"),
+              pytest.mark.requires("cni-agent")]
 
 
-@pytest.mark.usefixtures("runs_flannel")
-def test_flannel_daemonset_present(profile: ClusterProfile, flannel: ComponentState) -> None:
-    """Nodes carry Flannel's annotations, so a Flannel DaemonSet must exist."""
-    expect_none(flannel_absent(profile, flannel), "Flannel runs here but its DaemonSet is gone")
+def test_flannel_daemonset_present(profile: ClusterProfile, cni_agent: ComponentState) -> None:
+    """The CNI's agent runs: its DaemonSet exists (or, for Flannel, it runs embedded)."""
+    if cni_agent.workload is None and profile.cni == "flannel" and profile.cni_embedded is None:
+        pytest.skip(f"{profile.cni_reason}; without node facts "
+                    f"({profile.node_facts or 'node probes did not run'}) embedded cannot be "
+                    "told from missing")
+    expect_none(cni_agent_absent(profile, cni_agent),
+                f"the {profile.cni} agent should run but does not")
 
 
-@pytest.mark.usefixtures("runs_flannel")
-def test_flannel_on_every_node(profile: ClusterProfile, flannel: ComponentState) -> None:
-    """Every Ready node has a Ready Flannel pod (desired == ready == Ready nodes)."""
-    if flannel.workload is None:
-        pytest.skip("no Flannel DaemonSet (see test_flannel_daemonset_present)")
-    expect_none(flannel_gaps(profile, flannel), "Flannel does not cover every node")
+def test_flannel_on_every_node(profile: ClusterProfile, cni_agent: ComponentState) -> None:
+    """Every Ready node has a Ready pod of the CNI's agent (desired == ready == Ready nodes)."""
+    if cni_agent.workload is None:
+        pytest.skip(f"no {profile.cni} agent DaemonSet (see test_flannel_daemonset_present)")
+    expect_none(cni_agent_gaps(profile, cni_agent), f"the {profile.cni} agent does not cover "
+                "every node")

@@ -1,10 +1,9 @@
-"""Services: every Service with a selector has at least one ready endpoint."""
+"""Services: every Service with a selector has at least one ready endpoint where pods are
+wanted (a workload scaled to zero on purpose is not a fault)."""
 
 import pytest
 
-from netdoctor.model import NotObserved
-from netdoctor.probes.findings import expect_none, services_without_endpoints
-from netdoctor.probes.observe import Observations
+from netdoctor.checks import NotObserved, Observations, expect_none, services_without_endpoints
 
 pytestmark = [pytest.mark.diagnose, pytest.mark.services,
               pytest.mark.signal("service_endpoints_missing")]

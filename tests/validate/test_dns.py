@@ -1,22 +1,18 @@
-"""DNS end to end from every node: through kube-dns, at every CoreDNS replica, an external
-name, and a short name through the pod's search path."""
+"""DNS end to end from every node: through the cluster DNS, at every CoreDNS replica, an
+external name, and a short name through the pod's search path."""
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.plugin.state import get_state
-from netdoctor.probes.findings import expect_none
-from netdoctor.probes.pathfindings import need_probe, not_ok
-from netdoctor.probes.validate import Validation
+from netdoctor.checks import ProbeSet, Settings, Validation, expect_none, need_probe, not_ok
 
 pytestmark = [pytest.mark.validate, pytest.mark.dns, pytest.mark.signal("dns_timeouts")]
 
 
 @pytest.mark.parametrize("kind", ["cluster", "service", "replica", "external", "search-path"])
 def test_dns(validation: Validation, probes: ProbeSet, node: str, kind: str,
-             request: pytest.FixtureRequest) -> None:
+             settings: Settings) -> None:
     """Every lookup of this kind from a pod on ``node`` resolves."""
-    if kind == "external" and get_state(request.config).settings.offline:
+    if kind == "external" and settings.offline:
         pytest.skip("--offline: no external name is resolved")
     need_probe(probes, node)
     cases = [c for c in validation.dns if c.node == node and c.kind.split()[0] == kind]

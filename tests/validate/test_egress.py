@@ -2,18 +2,14 @@
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.plugin.state import get_state
-from netdoctor.probes.pathfindings import expect_ok, need_probe
-from netdoctor.probes.validate import Validation
+from netdoctor.checks import ProbeSet, Settings, Validation, expect_ok, need_probe
 
 pytestmark = [pytest.mark.validate, pytest.mark.connectivity]
 
 
 def test_egress_http(validation: Validation, probes: ProbeSet, node: str,
-                     request: pytest.FixtureRequest) -> None:
+                     settings: Settings) -> None:
     """``--external-url`` answers with 2xx/3xx from a pod on ``node`` (skipped --offline)."""
-    settings = get_state(request.config).settings
     if settings.offline:
         pytest.skip("--offline: the cluster is not expected to reach the outside")
     need_probe(probes, node)

@@ -2,11 +2,15 @@
 
 import pytest
 
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.model import CheckFailed, make_evidence
-from netdoctor.probes.network import PairId
-from netdoctor.probes.pathfindings import expect_ok, need_probe
-from netdoctor.probes.validate import Validation
+from netdoctor.checks import (
+    CheckFailed,
+    PairId,
+    ProbeSet,
+    Validation,
+    expect_ok,
+    make_evidence,
+    need_probe,
+)
 
 pytestmark = [pytest.mark.validate, pytest.mark.connectivity]
 

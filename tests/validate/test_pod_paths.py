@@ -3,11 +3,16 @@ same node included), pinged and fetched over HTTP, each path k of n times."""
 
 import pytest
 
-from netdoctor.cluster.echo import ECHO_PORT, Echo
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.probes.network import PairId
-from netdoctor.probes.pathfindings import Recorder, judge, path_ends
-from netdoctor.probes.validate import Validation
+from netdoctor.checks import (
+    ECHO_PORT,
+    Echo,
+    PairId,
+    ProbeSet,
+    Recorder,
+    Validation,
+    judge,
+    path_ends,
+)
 
 pytestmark = [pytest.mark.validate, pytest.mark.connectivity,
               pytest.mark.signal("pod_connectivity_failed")]

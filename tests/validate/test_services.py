@@ -3,11 +3,17 @@ from every node."""
 
 import pytest
 
-from netdoctor.cluster.echo import SERVICE_PORT, Echo
-from netdoctor.cluster.probes import ProbeSet
-from netdoctor.probes.network import PairId
-from netdoctor.probes.pathfindings import Recorder, expect_ok, judge, need_probe
-from netdoctor.probes.validate import Validation
+from netdoctor.checks import (
+    SERVICE_PORT,
+    Echo,
+    PairId,
+    ProbeSet,
+    Recorder,
+    Validation,
+    expect_ok,
+    judge,
+    need_probe,
+)
 
 pytestmark = [pytest.mark.validate, pytest.mark.services, pytest.mark.kube_proxy]
 

@@ -85,8 +85,11 @@ def pod_spec(spec: Obj) -> None:
 class Defaulter:
     """Admission for a :class:`Store`: ``store.admission.append(Defaulter(store))``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, service_cidr: str = str(SERVICE_CIDR),
+                 reserved: tuple[str, ...] = tuple(RESERVED_IPS)) -> None:
         self.store = store
+        self.service_cidr = ipaddress.ip_network(service_cidr)
+        self.reserved = set(reserved)
 
     def __call__(self, res: Resource, obj: Obj, old: Obj | None) -> None:
         """Fill defaults on ``obj`` (``old`` is the stored version on update)."""
@@ -189,8 +192,8 @@ class Defaulter:
         return out
 
     def _allocate_ip(self) -> str:
-        used = self._used("clusterIP") | RESERVED_IPS
-        for host in SERVICE_CIDR.hosts():
+        used = self._used("clusterIP") | self.reserved
+        for host in self.service_cidr.hosts():
             if str(host) not in used and host.packed[-1] != 0:
                 return str(host)
         raise ApiError(500, "InternalError", "range is full")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-BUILTIN_MODULES = ("flannel", "kube_proxy", "coredns", "echo")
+BUILTIN_MODULES = ("flannel", "kube_proxy", "coredns", "echo", "calico", "cilium", "idle",
+                   "multus")
 
 
 def load_builtins() -> None:

@@ -88,6 +88,23 @@ def _directive(cf: Corefile, words: list[str]) -> None:
         cf.ready_port = _port(args[0] if args else None, 8181)
 
 
+def corefile_of(ctx: ContainerContext) -> str | None:
+    """The Corefile in the ConfigMap volume the container mounts at /etc/coredns, if any.
+
+    Every distribution names that ConfigMap its own way (``coredns``,
+    ``rke2-coredns-rke2-coredns``, ``openshift-dns/dns-default``); the pod says which.
+    """
+    mounts = {m.get("name"): m.get("mountPath") for m in ctx.container.get("volumeMounts") or []}
+    ns = ctx.pod["metadata"].get("namespace", "kube-system")
+    for vol in ctx.pod.get("spec", {}).get("volumes") or []:
+        cm_ref = vol.get("configMap") or {}
+        if cm_ref.get("name") and mounts.get(vol.get("name")) == "/etc/coredns":
+            cm = ctx.store.find(CONFIGMAPS, ns, cm_ref["name"])
+            text = ((cm or {}).get("data") or {}).get("Corefile")
+            return str(text) if text is not None else None
+    return None
+
+
 def _go_dial_error(exc: BaseException) -> str:
     """The tail Go's net package puts on a failed dial."""
     if isinstance(exc, TimeoutError):
@@ -117,8 +134,7 @@ class CoreDNS:
 
     async def run(self, ctx: ContainerContext) -> int:
         """Serve DNS until stopped; 1 when the Corefile is unusable or the API unreachable."""
-        cm = ctx.store.find(CONFIGMAPS, "kube-system", "coredns")
-        text = ((cm or {}).get("data") or {}).get("Corefile")
+        text = corefile_of(ctx)
         if text is None:
             ctx.log("Error: open /etc/coredns/Corefile: no such file or directory")
             return 1
@@ -302,6 +318,7 @@ class CoreDNS:
         return web.Response(status=503, text="kubernetes")
 
 
-@builtin(r"coredns/coredns:")
+# kubeadm's image, k3s's mirror, RKE2's hardened build, OKD's operand image.
+@builtin(r"coredns[/-]coredns:|hardened-coredns:|origin-coredns:")
 def _factory() -> CoreDNS:
     return CoreDNS()

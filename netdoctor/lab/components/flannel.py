@@ -11,12 +11,14 @@ from that node fails as it would once forwarding state is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+from netdoctor.lab import profiles
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.containers import ContainerContext, NodeInfo, builtin
 from netdoctor.lab.net import flannel as dataplane
@@ -62,7 +64,21 @@ def peer_of(node: Obj) -> dataplane.Peer | None:
     return dataplane.Peer(cidr, str(mac), ann[PUBLIC_IP])
 
 
-@builtin(r"flannel/flannel:")
+# Upstream's image (and k3s's embedded Flannel); RKE2's Canal runs hardened-flannel.
+async def finish(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a stopping component's cleanup to the end, however often the stop is repeated.
+
+    The kubelet repeats a cancel that did not end the container at once; a cleanup cut
+    short would leave half of the state a real process removes before it exits.
+    """
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()
+
+
+@builtin(r"flannel/flannel:|hardened-flannel:")
 class FlannelAgent:
     """flanneld as a built-in container (image ``docker.io/flannel/flannel:*``)."""
 
@@ -89,12 +105,16 @@ class FlannelAgent:
             # The pod stopped: its VTEP and all forwarding state through it go away, and
             # with --ip-masq flanneld deletes its masquerade and forward rules on exit.
             klog(ctx.log, "main.go:467", "shutdownHandler sent cancel signal...")
-            await dataplane.vxlan_down(node)
-            await dataplane.remove_masquerade(node)
+            await finish(self._teardown(node))
             raise
         finally:
             ctx.store.unsubscribe(events)
         return 0
+
+    @staticmethod
+    async def _teardown(node: NodeInfo) -> None:
+        await dataplane.vxlan_down(node)
+        await dataplane.remove_masquerade(node)
 
     async def _start(self, ctx: ContainerContext, node: NodeInfo) -> None:
         klog(ctx.log, "main.go:523", "Found network config - Backend type: vxlan")
@@ -111,7 +131,8 @@ class FlannelAgent:
         ctx.store.mutate(NODES, "", node.name, annotate)
         klog(ctx.log, "main.go:359", "Setting up masking rules")
         await dataplane.ensure_masquerade(node, ctx.lab.cluster_cidr)
-        dataplane.write_node_files(node, ctx.lab.cluster_cidr)
+        dataplane.write_node_files(node, ctx.lab.cluster_cidr,
+                                   profiles.get(ctx.lab.profile).flannel_cni)
         klog(ctx.log, "main.go:438", "Wrote subnet file to /run/flannel/subnet.env")
         klog(ctx.log, "main.go:442", "Running backend.")
 

@@ -114,6 +114,31 @@ def parse_config(text: str | None) -> ProxyConfig:
                        period or DEFAULT_SYNC_PERIOD)
 
 
+def config_from_flags(argv: list[str]) -> ProxyConfig | None:
+    """The configuration of a kube-proxy started with flags and no ``--config`` file.
+
+    That is how k3s runs it in-process and RKE2 in its static pod. ``None`` when
+    ``--config`` is given (then the file decides).
+
+    Raises:
+        ConfigError: an unsupported ``--proxy-mode``.
+    """
+    flags: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = str(arg).partition("=")
+        if key.startswith("--") and sep:
+            flags[key[2:]] = value
+    flags.pop(BACKEND_ARG[2:-1], None)  # the lab's own switch, not a configuration
+    if "config" in flags or not flags:
+        return None
+    mode = flags.get("proxy-mode", "iptables") or "iptables"
+    if mode != "iptables":
+        raise ConfigError(f'invalid configuration: KubeProxyConfiguration.Mode: Invalid value: '
+                          f'"{mode}": this lab runs the iptables proxier only')
+    return ProxyConfig(mode, flags.get("kubeconfig", ""), flags.get("cluster-cidr", ""),
+                       _duration(flags.get("iptables-sync-period")) or DEFAULT_SYNC_PERIOD)
+
+
 def _duration(value: object) -> float:
     """Seconds in a Go duration such as ``30s``, ``1m`` or ``1m30s`` (0 when unset)."""
     text = str(value or "").strip()
@@ -172,14 +197,26 @@ class KubeProxy:
 
     async def run(self, ctx: ContainerContext) -> int:
         """Sync rules until stopped; 1 on a bad config or a failed iptables-restore."""
-        cm = ctx.store.find(CONFIGMAPS, "kube-system", "kube-proxy")
         try:
-            cfg = parse_config(((cm or {}).get("data") or {}).get("config.conf"))
+            flagged = config_from_flags([*(ctx.container.get("command") or []),
+                                         *(ctx.container.get("args") or [])])
+            if flagged is None:
+                cm = ctx.store.find(CONFIGMAPS, "kube-system", "kube-proxy")
+                flagged = parse_config(((cm or {}).get("data") or {}).get("config.conf"))
+            cfg = flagged
             backend = choose_backend(ctx)
         except ConfigError as exc:
             ctx.log(klog("E", "run.go:74", "command failed", err=str(exc)))
             return 1
         self._log_start(ctx, cfg, backend)
+        return await self.proxy(ctx, cfg, backend)
+
+    async def proxy(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> int:
+        """Program the node's Service rules and follow Services and EndpointSlices.
+
+        Returns:
+            1 when an ``iptables-restore`` fails (the rules written before stay).
+        """
         q = ctx.store.subscribe()
         runner: web.AppRunner | None = None
         try:
@@ -252,13 +289,28 @@ class KubeProxy:
         saved = await self._iptables(ctx, [f"iptables-{backend}-save", "-t", "nat"])
         existing = [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
         nat, flt = render(ctx.store.items(SERVICES), ctx.store.items(SLICES),
-                          ctx.node.internal_ip, cfg.cluster_cidr, existing_nat_chains=existing)
-        await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"], flt + nat)
-        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}", JUMPS)])
+                          ctx.node.internal_ip, cfg.cluster_cidr,
+                          existing_nat_chains=[self.unname(c) for c in existing])
+        await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"],
+                             self.rename(flt + nat))
+        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}",
+                                                            self.jumps())])
         if self.last_sync is None:
             ctx.log(klog("I", "shared_informer.go:318", "Caches are synced for service config"))
         self.last_sync = datetime.now(UTC)
         self.syncs += 1
+
+    def rename(self, rules: str) -> str:
+        """The rules as written to the node (a replacement writes them under its own names)."""
+        return rules
+
+    def unname(self, chain: str) -> str:
+        """The inverse of :meth:`rename` for one chain name."""
+        return chain
+
+    def jumps(self) -> tuple[Jump, ...]:
+        """The jumps from the built-in chains into this proxy's chains."""
+        return JUMPS
 
     async def _healthz(self, request: web.Request) -> web.Response:
         now = datetime.now(UTC)
@@ -270,6 +322,7 @@ class KubeProxy:
                             content_type="application/json")
 
 
-@builtin(r"kube-proxy:")
+# kubeadm's image (and k3s's in-process kube-proxy); RKE2 runs it from hardened-kubernetes.
+@builtin(r"kube-proxy:|hardened-kubernetes:")
 def _factory() -> KubeProxy:
     return KubeProxy()

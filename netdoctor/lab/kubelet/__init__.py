@@ -164,7 +164,7 @@ class Kubelet:
     def update_nodes(self) -> None:
         """Ready when the node's CNI is initialised, NotReady (and tainted) when not."""
         for name, info in self.lab.nodes.items():
-            problem = cni.network_ready(info.root)
+            problem = cni.network_ready(info.root, self.lab.cni_conf_dir)
             self.store.mutate(NODES, "", name, functools.partial(_node_ready, problem=problem),
                               subresource="all")
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from netdoctor.lab.kubelet import Kubelet
 
 PODS = resource("", "pods")
+NODES = resource("", "nodes")
 MAX_BACKOFF = 300.0
 PULL_ERROR_SECONDS = 1.0
 """How long a failed pull shows ErrImagePull before the back-off (ImagePullBackOff)."""
@@ -149,22 +150,29 @@ class PodWorker:
         delay = 1.0
         while True:
             try:
-                net = cni.resolve(self.node.root)
+                lab = self.k.lab
+                net = cni.resolve(cni.node_cni(
+                    self.node.root, lab.cni_conf_dir, lab.cni_bin_dir,
+                    self.k.store.peek(NODES, "", self.node.name), self.node.ipam_range))
                 ip = cni.allocate(self.node.root, net, self.uid)
                 prefix = net.subnet.prefixlen
-                await podnet.ensure_bridge(
-                    self.node, net.bridge, f"{net.gateway}/{prefix}", net.mtu
-                )
-                await podnet.add_pod(
-                    self.node,
-                    self.netns,
-                    net.bridge,
-                    str(ip),
-                    prefix,
-                    str(net.gateway),
-                    net.mtu,
-                    self._resolv_conf(),
-                )
+                if net.routed:
+                    await podnet.add_routed_pod(self.node, self.netns, net.host_prefix, str(ip),
+                                                str(net.gateway), net.mtu, self._resolv_conf())
+                else:
+                    await podnet.ensure_bridge(
+                        self.node, net.bridge, f"{net.gateway}/{prefix}", net.mtu
+                    )
+                    await podnet.add_pod(
+                        self.node,
+                        self.netns,
+                        net.bridge,
+                        str(ip),
+                        prefix,
+                        str(net.gateway),
+                        net.mtu,
+                        self._resolv_conf(),
+                    )
             except Exception as exc:  # any CNI failure is reported the same way
                 cni.release(self.node.root, self.uid)
                 sandbox = container_id(self.uid, "sandbox", 0).split("//")[1][:64]
@@ -193,8 +201,9 @@ class PodWorker:
             if cfg.get("searches"):
                 lines.append("search " + " ".join(cfg["searches"]))
             return "\n".join(lines) + "\n"
+        domain = lab.cluster_domain
         return (
-            f"search {self.namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
+            f"search {self.namespace}.svc.{domain} svc.{domain} {domain}\n"
             f"nameserver {lab.dns_service_ip}\noptions ndots:5\n"
         )
 

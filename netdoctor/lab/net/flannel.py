@@ -47,11 +47,12 @@ class Peer:
     pod_cidr: str
     vtep_mac: str
     internal_ip: str
+    gateway: str = ""  # the next hop for the subnet; default: its network address
 
     @property
     def vtep_ip(self) -> str:
         """The peer's flannel.1 address: the network address of its subnet."""
-        return str(ipaddress.ip_network(self.pod_cidr).network_address)
+        return self.gateway or str(ipaddress.ip_network(self.pod_cidr).network_address)
 
 
 def vtep_address(pod_cidr: str) -> str:
@@ -93,22 +94,22 @@ async def vxlan_down(node: NodeInfo) -> None:
         await _ns.ip_batch(node.netns, [f"link del {VXLAN_DEV}"], force=True)
 
 
-async def _current(netns: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]],
-                                         set[tuple[str, str]]]:
-    """Routes (dst, gw), neighbours (ip, mac) and FDB entries (mac, dst) on flannel.1."""
+async def _current(netns: str, dev: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]],
+                                                   set[tuple[str, str]]]:
+    """Routes (dst, gw), neighbours (ip, mac) and FDB entries (mac, dst) on ``dev``."""
     routes = {(r["dst"], r.get("gateway", "")) for r in
-              await _ns.ip_json(netns, "route", "show", "dev", VXLAN_DEV)
+              await _ns.ip_json(netns, "route", "show", "dev", dev)
               if r.get("gateway")}
     neigh = {(n["dst"], n.get("lladdr", "")) for n in
-             await _ns.ip_json(netns, "neigh", "show", "dev", VXLAN_DEV)}
+             await _ns.ip_json(netns, "neigh", "show", "dev", dev)}
     fdb = {(f["mac"], f.get("dst", "")) for f in
-           await _ns.ip_json(netns, "fdb", "show", "dev", VXLAN_DEV, tool="bridge")
+           await _ns.ip_json(netns, "fdb", "show", "dev", dev, tool="bridge")
            if f.get("dst")}
     return routes, neigh, fdb
 
 
-async def sync_peers(node: NodeInfo, peers: list[Peer]) -> int:
-    """Make flannel.1's routes, neighbours and FDB match ``peers`` exactly.
+async def sync_peers(node: NodeInfo, peers: list[Peer], dev: str = VXLAN_DEV) -> int:
+    """Make ``dev``'s (flannel.1's) routes, neighbours and FDB match ``peers`` exactly.
 
     Reads the current state first, so repeating a call changes nothing. Entries
     for nodes no longer in ``peers`` are removed.
@@ -119,18 +120,18 @@ async def sync_peers(node: NodeInfo, peers: list[Peer]) -> int:
     Raises:
         CommandError: flannel.1 does not exist or a change was refused.
     """
-    routes, neigh, fdb = await _current(node.netns)
+    routes, neigh, fdb = await _current(node.netns, dev)
     want_routes = {(p.pod_cidr, p.vtep_ip) for p in peers}
     want_neigh = {(p.vtep_ip, p.vtep_mac.lower()) for p in peers}
     want_fdb = {(p.vtep_mac.lower(), p.internal_ip) for p in peers}
-    ip_lines = [f"route del {d} via {g} dev {VXLAN_DEV}" for d, g in routes - want_routes]
-    ip_lines += [f"neigh del {i} dev {VXLAN_DEV}" for i, _ in neigh - want_neigh]
-    ip_lines += [f"neigh replace {i} lladdr {m} dev {VXLAN_DEV} nud permanent"
+    ip_lines = [f"route del {d} via {g} dev {dev}" for d, g in routes - want_routes]
+    ip_lines += [f"neigh del {i} dev {dev}" for i, _ in neigh - want_neigh]
+    ip_lines += [f"neigh replace {i} lladdr {m} dev {dev} nud permanent"
                  for i, m in want_neigh - neigh]
-    ip_lines += [f"route replace {d} via {g} dev {VXLAN_DEV} onlink"
+    ip_lines += [f"route replace {d} via {g} dev {dev} onlink"
                  for d, g in want_routes - routes]
-    br_lines = [f"fdb del {m} dev {VXLAN_DEV} dst {d}" for m, d in fdb - want_fdb]
-    br_lines += [f"fdb append {m} dev {VXLAN_DEV} dst {d}" for m, d in want_fdb - fdb]
+    br_lines = [f"fdb del {m} dev {dev} dst {d}" for m, d in fdb - want_fdb]
+    br_lines += [f"fdb append {m} dev {dev} dst {d}" for m, d in want_fdb - fdb]
     # FDB first: an entry must exist before the route can carry traffic.
     await _ns.ip_batch(node.netns, br_lines, tool="bridge")
     await _ns.ip_batch(node.netns, ip_lines)
@@ -205,11 +206,18 @@ def subnet_env(pod_cidr: str, network: str = NETWORK, mtu: int = MTU) -> str:
             f"{net.prefixlen}\nFLANNEL_MTU={mtu}\nFLANNEL_IPMASQ=true\n")
 
 
-def write_node_files(node: NodeInfo, network: str = NETWORK) -> None:
-    """Write run/flannel/subnet.env and the CNI conflist under the node's root."""
+def write_node_files(node: NodeInfo, network: str = NETWORK,
+                     cni: tuple[str, dict[str, Any]] | None = (CONFLIST, FLANNEL_CONFLIST)
+                     ) -> None:
+    """Write run/flannel/subnet.env and the CNI conflist under the node's root.
+
+    ``cni`` is (path under the root, conflist); ``None`` where another container of
+    the CNI installs the config (Canal's install-cni).
+    """
     env = node.root / SUBNET_ENV
     env.parent.mkdir(parents=True, exist_ok=True)
     env.write_text(subnet_env(node.pod_cidr, network))
-    conf = node.root / CONFLIST
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(json.dumps(FLANNEL_CONFLIST, indent=2) + "\n")
+    if cni is not None:
+        conf = node.root / cni[0]
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(json.dumps(cni[1], indent=2) + "\n")

@@ -75,29 +75,65 @@ async def add_pod(node: NodeInfo, pod_netns: str, bridge: str, ip: str, prefix_l
             bridge is missing); the pod namespace is removed again.
     """
     host_veth = _ns.hashed_name("veth", pod_netns)
+    node_lines = [
+        f"link add {host_veth} type veth peer name eth0 netns {pod_netns}",
+        f"link set {host_veth} mtu {mtu} master {bridge}",
+        f"link set {host_veth} type bridge_slave hairpin on",
+        f"link set {host_veth} up",
+    ]
+    pod_lines = [f"addr add {ip}/{prefix_len} dev eth0", "link set eth0 up",
+                 f"route add default via {gateway} dev eth0"]
+    await _wire(node, pod_netns, resolv_conf, mtu, node_lines, pod_lines)
+    return PodNet(pod_netns, node.name, node.netns, ip, prefix_len, gateway, bridge,
+                  host_veth, mtu)
+
+
+async def add_routed_pod(node: NodeInfo, pod_netns: str, host_prefix: str, ip: str,
+                         gateway: str, mtu: int, resolv_conf: str) -> PodNet:
+    """Create a pod namespace on a routed veth, as Calico's and Cilium's plugins wire pods.
+
+    The pod holds ``ip/32`` with a link route to ``gateway`` and its default route
+    through it; the node routes ``ip/32`` to the host end (``<host_prefix><hash>``),
+    which answers the pod's ARP for the gateway (proxy ARP, the 169.254.1.1 trick,
+    or a gateway address the node owns). No bridge.
+
+    Raises:
+        CommandError: a step failed; the pod namespace is removed again.
+    """
+    host_veth = _ns.hashed_name(host_prefix, pod_netns)
+    node_lines = [
+        f"link add {host_veth} type veth peer name eth0 netns {pod_netns}",
+        f"link set {host_veth} mtu {mtu} address ee:ee:ee:ee:ee:ee",
+        f"link set {host_veth} up",
+        f"route replace {ip}/32 dev {host_veth} scope link",
+    ]
+    pod_lines = [f"addr add {ip}/32 dev eth0", "link set eth0 up",
+                 f"route add {gateway} dev eth0 scope link",
+                 f"route add default via {gateway} dev eth0"]
+    sysctls = (f"net.ipv4.conf.{host_veth}.proxy_arp=1",
+               f"net.ipv4.neigh.{host_veth}.proxy_delay=0")
+    await _wire(node, pod_netns, resolv_conf, mtu, node_lines, pod_lines, sysctls)
+    return PodNet(pod_netns, node.name, node.netns, ip, 32, gateway, "", host_veth, mtu)
+
+
+async def _wire(node: NodeInfo, pod_netns: str, resolv_conf: str, mtu: int,
+                node_lines: list[str], pod_lines: list[str],
+                sysctls: tuple[str, ...] = ()) -> None:
+    """Create the pod namespace with its resolv.conf, then run the node's and the pod's
+    ``ip`` lines; on any failure the namespace is removed again."""
     etc = _ns.ETC_NETNS / pod_netns
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "resolv.conf").write_text(resolv_conf)
     await sh.arun(["ip", "netns", "add", pod_netns])
     try:
-        await _ns.ip_batch(node.netns, [
-            f"link add {host_veth} type veth peer name eth0 netns {pod_netns}",
-            f"link set {host_veth} mtu {mtu} master {bridge}",
-            f"link set {host_veth} type bridge_slave hairpin on",
-            f"link set {host_veth} up",
-        ])
-        await _ns.ip_batch(pod_netns, [
-            "link set lo up",
-            f"link set eth0 mtu {mtu}",
-            f"addr add {ip}/{prefix_len} dev eth0",
-            "link set eth0 up",
-            f"route add default via {gateway} dev eth0",
-        ])
+        await _ns.ip_batch(node.netns, node_lines)
+        if sysctls:
+            await sh.arun(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w", *sysctls])
+        await _ns.ip_batch(pod_netns, ["link set lo up", f"link set eth0 mtu {mtu}",
+                                       *pod_lines])
     except BaseException:
         await delete_pod(pod_netns)
         raise
-    return PodNet(pod_netns, node.name, node.netns, ip, prefix_len, gateway, bridge,
-                  host_veth, mtu)
 
 
 async def delete_pod(pod_netns: str) -> None:

@@ -29,7 +29,7 @@ CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/12"
 POD_MTU = 1450
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap", "flannel")
-NODE_DIRS = ("etc/cni/net.d", "opt/cni/bin", "run/flannel", "var/lib/cni/networks", "var/log")
+NODE_DIRS = ("etc", "var/lib/cni/networks", "var/log")
 # Sysctls a kubeadm node has set before Kubernetes runs; rp_filter=2 is "loose".
 NODE_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -106,8 +106,12 @@ def _check_br_netfilter(netns: str) -> None:
                           "loaded; run `modprobe br_netfilter` on the host")
 
 
-async def create_node(router: Router, node: NodeInfo) -> None:
+async def create_node(router: Router, node: NodeInfo, cni_dirs: tuple[str, str] | None = None,
+                      cni_plugins: tuple[str, ...] = CNI_PLUGINS) -> None:
     """Create a node namespace wired to the router's bridge, plus its filesystem root.
+
+    ``cni_dirs`` is (config dir, bin dir) under the root, where the distribution keeps
+    them; ``cni_plugins`` the plugin binaries its CNI installs there.
 
     Raises:
         LabNetError: br_netfilter is not loaded.
@@ -135,17 +139,19 @@ async def create_node(router: Router, node: NodeInfo) -> None:
     ])
     for key, value in NODE_SYSCTLS.items():
         await set_sysctl(node.netns, key, value)
-    make_node_root(node.root)
+    make_node_root(node.root, cni_dirs, cni_plugins)
 
 
-def make_node_root(root: Path) -> None:
+def make_node_root(root: Path, cni_dirs: tuple[str, str] | None = None,
+                   cni_plugins: tuple[str, ...] = CNI_PLUGINS) -> None:
     """Create a node's directories and placeholder CNI plugin executables."""
-    for sub in NODE_DIRS:
+    conf_dir, bin_dir = cni_dirs or ("etc/cni/net.d", "opt/cni/bin")
+    for sub in (*NODE_DIRS, conf_dir, bin_dir):
         (root / sub).mkdir(parents=True, exist_ok=True)
     # The node's resolver, which the kubelet hands to dnsPolicy=Default pods such as CoreDNS.
     (root / "etc/resolv.conf").write_text(f"nameserver {ROUTER_IP}\n")
-    for plugin in CNI_PLUGINS:
-        path = root / "opt/cni/bin" / plugin
+    for plugin in cni_plugins:
+        path = root / bin_dir / plugin
         # Only presence matters: deleting one simulates a node missing that plugin.
         path.write_text(f"#!/bin/sh\n# lab placeholder for the CNI '{plugin}' plugin\nexit 0\n")
         path.chmod(0o755)
