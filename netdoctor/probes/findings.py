@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -57,14 +58,31 @@ def unhealthy_pods(state: ComponentState, *, restart_threshold: int | None = Non
     return found
 
 
+PROBE_FAILURES = 3
+"""Probe failures of a Ready pod that make a finding: the kubelet's default failureThreshold,
+the count at which it acts (marks the pod unready or restarts it). Fewer, with the pod Ready,
+are a blip (a busy node, a reload), not a component in trouble."""
+TIMEOUT_LINES = 3
+"""``i/o timeout`` log lines in the window that make a finding: one or two are a lost packet
+towards an upstream, which any resolver sees now and then."""
+_TIMES = re.compile(r"\(x(\d+)\)$")
+
+
+def _times(line: str) -> int:
+    """How often an Event line happened (its ``(xN)`` suffix, else once)."""
+    found = _TIMES.search(line)
+    return int(found.group(1)) if found else 1
+
+
 def probe_failures_in_events(state: ComponentState) -> list[Evidence]:
     """Readiness/liveness probe failures in the Events of the component's pods, since each
-    last became Ready (failures while it started, passing since, are no finding)."""
+    last became Ready (failures while it started, passing since, are no finding): a finding
+    when the pod is not Ready, or when they add up to :data:`PROBE_FAILURES`."""
     found: list[Evidence] = []
     for pod in state.pods:
         seen = state.since_ready.get(pod.name, state.events.get(pod.name, ()))
         hits = [e for e in seen if "probe failed" in e.lower()]
-        if hits:
+        if hits and (not pod.ready or sum(map(_times, hits)) >= PROBE_FAILURES):
             found.append(make_evidence(f"{pod.namespace}/{pod.name}: probe failures in Events",
                                        hits, command=f"kubectl get events -n {pod.namespace} "
                                                      f"--field-selector involvedObject.name="
@@ -85,11 +103,12 @@ def missing_workload(state: ComponentState, what: str) -> list[Evidence]:
 
 
 def log_timeouts(state: ComponentState) -> list[Evidence]:
-    """``i/o timeout`` lines in the component's logs (current and previous containers)."""
+    """``i/o timeout`` lines in the component's logs (current and previous containers), per
+    pod with at least :data:`TIMEOUT_LINES` of them."""
     ns = state.workload.namespace if state.workload else ""
     return [make_evidence(f"{pod}: {len(lines)} 'i/o timeout' log lines", lines[-10:],
                           command=f"kubectl logs -n {ns} {pod} --previous")
-            for pod, lines in state.log_lines.items()]
+            for pod, lines in state.log_lines.items() if len(lines) >= TIMEOUT_LINES]
 
 
 def cni_agent_absent(profile: ClusterProfile, state: ComponentState) -> list[Evidence]:

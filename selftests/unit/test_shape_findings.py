@@ -4,6 +4,7 @@ Services scaled to zero, restarts in a window, the cluster domain from resolv.co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -17,6 +18,8 @@ from netdoctor.probes.components import (
     service_endpoints,
 )
 from netdoctor.probes.findings import (
+    TIMEOUT_LINES,
+    log_timeouts,
     probe_failures_in_events,
     services_without_endpoints,
     unhealthy_pods,
@@ -231,10 +234,27 @@ def test_probe_failures_while_starting_are_no_finding_once_ready() -> None:
                                  "coredns-x", ())})
     assert probe_failures_in_events(started) == []
     later = [{**events[0], "lastTimestamp": "2026-01-01T11:55:00Z"}]
-    flapping = ComponentState(None, (pod,), {}, {}, since_ready=events_by_pod(
+    blip = ComponentState(None, (pod,), {}, {}, since_ready=events_by_pod(
         later, {"coredns-x"}, (pod.ready_since or 0) + 1))
+    assert probe_failures_in_events(blip) == []  # once, still Ready: a busy node, no finding
+    flapping = ComponentState(None, (pod,), {}, {}, since_ready=events_by_pod(
+        [{**later[0], "count": 3}], {"coredns-x"}, (pod.ready_since or 0) + 1))
     assert [e.title for e in probe_failures_in_events(flapping)] == [
         "kube-system/coredns-x: probe failures in Events"]
+    unready = dataclasses.replace(pod, ready=False)
+    failing = ComponentState(None, (unready,), {}, {}, since_ready=blip.since_ready)
+    assert [e.title for e in probe_failures_in_events(failing)] == [
+        "kube-system/coredns-x: probe failures in Events"]
+
+
+def test_a_lost_upstream_packet_is_no_timeout_finding() -> None:
+    line = "[ERROR] plugin/errors: 2 example.com. A: read udp 10.244.0.2:5->192.0.2.53:53: " \
+           "i/o timeout"
+    few = ComponentState(None, (), {}, {"coredns-x": (line,) * (TIMEOUT_LINES - 1)})
+    assert log_timeouts(few) == []
+    many = ComponentState(None, (), {}, {"coredns-x": (line,) * TIMEOUT_LINES})
+    assert [e.title for e in log_timeouts(many)] == [
+        f"coredns-x: {TIMEOUT_LINES} 'i/o timeout' log lines"]
 
 
 def test_dns_replicas_asked_on_the_service_target_port() -> None:
