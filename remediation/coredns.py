@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netdoctor.cluster.profile import COREDNS_SELECTOR, Workload, find_by_label_or_name
+from netdoctor.cluster.roles import dns_service
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
 
 from ._common import HookOptions, crashlooping, restarted_or_failing
@@ -193,13 +194,18 @@ class CoreDnsRestart:
         return ctx.rollout_restart("Deployment", dep.namespace, dep.name, self.deadline)
 
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
+        # The cluster's own DNS Service, wherever and however it is named (kube-dns on
+        # kubeadm, rke2-coredns-rke2-coredns on RKE2).
+        svc = dns_service(ctx.list("services"))
+        if svc is None:
+            return "no cluster DNS Service found to check for ready endpoints"
+        ns, name = svc["metadata"].get("namespace", ""), svc["metadata"]["name"]
         end = time.monotonic() + 30.0
         while True:
-            eps = [e for e in ctx.list("endpoints", namespace="kube-system")
-                   if e["metadata"]["name"] == "kube-dns"]
+            eps = [e for e in ctx.list("endpoints", namespace=ns) if e["metadata"]["name"] == name]
             if eps and any(s.get("addresses") for s in eps[0].get("subsets") or []):
                 return None
             if time.monotonic() > end:
-                return "kube-dns has no ready endpoints"
+                return f"Service {ns}/{name} has no ready endpoints"
             time.sleep(0.5)
 

@@ -112,4 +112,6 @@ def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping
         cni=profile.cni, cni_agent=profile.cni_agent is not None,
         cni_embedded=bool(profile.cni_embedded), ipam_from_podcidr=profile.ipam_from_podcidr,
         dns_service=profile.dns_service or "kube-system/kube-dns",
+        dns_workload=(f"{w.namespace}/{w.kind.lower()}/{w.name}"
+                      if (w := profile.coredns) is not None and w.kind != "StaticPod" else ""),
     )

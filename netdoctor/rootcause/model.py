@@ -59,9 +59,11 @@ class Observations:
     cni_embedded: bool = False
     """The CNI runs inside the node agent (no agent pod is expected)."""
     ipam_from_podcidr: bool = True
+    """The CNI hands out pod addresses from node podCIDRs (else a pod outside says nothing)."""
     dns_service: str = "kube-system/kube-dns"
     """``namespace/name`` of the cluster DNS Service."""
-    """The CNI hands out pod addresses from node podCIDRs (else a pod outside says nothing)."""
+    dns_workload: str = ""
+    """``namespace/kind/name`` of the workload serving cluster DNS (``""``: none found)."""
 
     def node(self, name: str) -> NodeView | None:
         """The node called ``name``."""

@@ -102,6 +102,10 @@ def _per_node(cause: str, node: str, subject: str) -> Commands | None:
 
 def _cluster_wide(cause: str, subject: str) -> Commands | None:
     ns, _, name = subject.partition("/")
+    # DNS causes name the workload serving cluster DNS as namespace/kind/name; kubeadm's
+    # CoreDNS stands in only when the run found none.
+    dns_ns, dns_kind, dns_name = (subject.split("/", 2) if subject.count("/") == 2
+                                  else ("kube-system", "deployment", "coredns"))
     table = {
         "flannel-missing": Commands(
             ("kubectl get daemonsets -A -l app=flannel",
@@ -116,15 +120,17 @@ def _cluster_wide(cause: str, subject: str) -> Commands | None:
             ("# reinstall the CNI's agent DaemonSet with the installer or operator the cluster "
              "was built with (netdoctor applies no manifest of another CNI)",)),
         "coredns-cannot-reach-api": Commands(
-            ("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50",
-             "kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide"),
-            ("kubectl -n kube-system rollout restart deployment coredns  "
+            (f"kubectl -n {dns_ns} logs {dns_kind}/{dns_name} --tail=50",
+             f"kubectl -n {dns_ns} describe {dns_kind} {dns_name}"),
+            (f"kubectl -n {dns_ns} rollout restart {dns_kind} {dns_name}  "
              "# after repairing the network of its node",)),
         "upstream-dns-unreachable": Commands(
-            ("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50",
-             "kubectl -n kube-system get configmap coredns -o jsonpath='{.data.Corefile}'"),
-            ("kubectl -n kube-system edit configmap coredns  "
-             "# point 'forward .' at a resolver the nodes reach",)),
+            (f"kubectl -n {dns_ns} logs {dns_kind}/{dns_name} --tail=50",
+             f"kubectl -n {dns_ns} get {dns_kind} {dns_name} "
+             "-o jsonpath='{.spec.template.spec.volumes[*].configMap.name}'  "
+             "# the ConfigMap holding its Corefile"),
+            (f"kubectl -n {dns_ns} edit configmap CONFIGMAP  "
+             "# that ConfigMap: point 'forward .' at a resolver the nodes reach",)),
         "service-selector-matches-nothing": Commands(
             (f"kubectl -n {ns or 'NAMESPACE'} get service {name or 'NAME'} "
              "-o jsonpath='{.spec.selector}'",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from netdoctor.probes.findings import TIMEOUT_LINES
 from netdoctor.rootcause.facts import (
     SYSCTL_BRIDGE_NF,
     SYSCTL_IP_FORWARD,
@@ -232,21 +233,29 @@ def iptables_backends(obs: Observations) -> Iterable[Candidate]:
                             (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0)
 
 
+def _api_unreachable(line: str) -> bool:
+    """A CoreDNS log line saying its kubernetes plugin cannot reach the API server (whatever
+    the API's ClusterIP: ``dial tcp <ip>:443: i/o timeout``, refused, waiting)."""
+    return "waiting for Kubernetes API" in line or ("plugin/kubernetes" in line and any(
+        w in line for w in ("dial tcp", "i/o timeout", "connection refused", "no route")))
+
+
 @detector
 def coredns_side(obs: Observations) -> Iterable[Candidate]:
     """CoreDNS's own view: the API unreachable, or its upstream timing out."""
-    logs = obs.coredns_logs
+    lines = obs.coredns_logs.splitlines()
     nodes = sorted(obs.component_nodes("coredns"))
-    if "waiting for Kubernetes API" in logs or "dial tcp 10.96.0.1" in logs:
-        lines = [ln for ln in logs.splitlines() if "kubernetes" in ln.lower()][-2:]
+    api = [ln for ln in lines if _api_unreachable(ln)]
+    if api:
         yield Candidate("coredns-cannot-reach-api", nodes[0] if len(nodes) == 1 else None,
                         "CoreDNS cannot reach the API server from its node",
-                        tuple(lines), frozenset({COREDNS, ENDPOINTS, DNS}), 4)
-    timeouts = [ln for ln in logs.splitlines() if "i/o timeout" in ln and "read udp" in ln]
-    if timeouts:
+                        tuple(api[-2:]), frozenset({COREDNS, ENDPOINTS, DNS}), 4,
+                        obs.dns_workload)
+    timeouts = [ln for ln in lines if "i/o timeout" in ln and "read udp" in ln]
+    if len(timeouts) >= TIMEOUT_LINES:  # one or two are a lost packet, not a dead upstream
         yield Candidate("upstream-dns-unreachable", None,
                         "CoreDNS's upstream resolver does not answer", tuple(timeouts[-2:]),
-                        frozenset({DNS}), 4)
+                        frozenset({DNS}), 4, obs.dns_workload)
 
 
 @detector
