@@ -147,5 +147,5 @@ def test_pyargs_run_connects_through_the_installed_fixtures(installed: Installed
     done = _run([installed.bin("pytest"), "--pyargs", "netdoctor.suite.tests", "-m",
                  "diagnose", f"--kubeconfig={kubeconfig}"], tmp_path, RUN_TIMEOUT)
     assert done.returncode == 4, done.stdout + done.stderr
-    assert f"netdoctor: cannot use kubeconfig {kubeconfig}" in done.stdout + done.stderr
+    assert f"ERROR: netdoctor: kubeconfig {kubeconfig} has no current-context" in done.stderr
     assert not (tmp_path / "reports").exists()
