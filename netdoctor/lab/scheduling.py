@@ -101,13 +101,49 @@ def daemon_spec(template_spec: Obj) -> Obj:
     return spec
 
 
-def pick_node(spec: Obj, nodes: list[Obj], load: dict[str, int]) -> Obj | None:
+def _selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) matches ``labels``."""
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) \
+        and all(_expr_ok(e, labels) for e in selector.get("matchExpressions") or [])
+
+
+def anti_affinity_ok(pod: Obj, node: Obj, nodes: list[Obj], placed: list[Obj]) -> bool:
+    """No pod already placed in ``node``'s topology domain matches one of ``pod``'s required
+    anti-affinity terms (same namespace unless the term names others), as the scheduler's
+    InterPodAffinity filter checks."""
+    terms = (pod["spec"].get("affinity", {}).get("podAntiAffinity", {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+    if not terms:
+        return True
+    labels_of = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
+    own_ns = pod["metadata"].get("namespace", "")
+    for term in terms:
+        key = term.get("topologyKey", "")
+        domain = labels_of.get(node["metadata"]["name"], {}).get(key)
+        if domain is None:
+            continue
+        namespaces = set(term.get("namespaces") or [own_ns])
+        for other in placed:
+            where = other["spec"].get("nodeName")
+            if (where and labels_of.get(where, {}).get(key) == domain
+                    and other["metadata"].get("namespace") in namespaces
+                    and other["metadata"]["uid"] != pod["metadata"].get("uid")
+                    and _selects(term.get("labelSelector") or {},
+                                 other["metadata"].get("labels") or {})):
+                return False
+    return True
+
+
+def pick_node(spec: Obj, nodes: list[Obj], load: dict[str, int],
+              pod: Obj | None = None, placed: list[Obj] | None = None) -> Obj | None:
     """The fitting node with the fewest pods (ties by name), or ``None``.
 
     Not-ready nodes carry the ``node.kubernetes.io/not-ready`` taint, so only pods
-    that tolerate it land there, as with the real scheduler.
+    that tolerate it land there, as with the real scheduler. With ``pod`` and the pods
+    already ``placed``, its required pod anti-affinity is honoured too.
     """
-    candidates = [n for n in nodes if fits(spec, n)]
+    candidates = [n for n in nodes if fits(spec, n) and (
+        pod is None or anti_affinity_ok(pod, n, nodes, placed or []))]
     if not candidates:
         return None
     return min(

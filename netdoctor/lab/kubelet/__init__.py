@@ -116,10 +116,10 @@ class Kubelet:
     def _schedule(self, pod: Obj) -> None:
         nodes = list(self.store.items(NODES))
         load: dict[str, int] = {}
-        for p in self.store.items(PODS):
-            if p["spec"].get("nodeName"):
-                load[p["spec"]["nodeName"]] = load.get(p["spec"]["nodeName"], 0) + 1
-        node = pick_node(pod["spec"], nodes, load)
+        placed = [p for p in self.store.items(PODS) if p["spec"].get("nodeName")]
+        for p in placed:
+            load[p["spec"]["nodeName"]] = load.get(p["spec"]["nodeName"], 0) + 1
+        node = pick_node(pod["spec"], nodes, load, pod, placed)
         ns, name, uid = (
             pod["metadata"]["namespace"],
             pod["metadata"]["name"],
