@@ -293,7 +293,7 @@ async def wait_ready(
             reason = f"cannot start: {pod_problem(obj)}"
         elif image_pull_problem(obj):
             reason = (f"image problem on {node}: {image_pull_problem(obj)} (mirror the image "
-                      "or give --image-pull-secret; see docs/images.md)")
+                      "or give --image-pull-secret; see docs/access.md)")
         elif name in given_up:
             reason = f"pod network cannot be set up on {node}: {pod_problem(obj)}"
         else:

@@ -229,7 +229,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("node_probe_image", "pinned image for host-network node probes (never 'latest')",
                parse_image, DEFAULT_PROBE_IMAGE, metavar="IMAGE"),
     OptionSpec("echo_image", "pinned agnhost image for the echo workload of -m validate "
-               "(never 'latest'; mirror it for air-gapped clusters, see docs/images.md)",
+               "(never 'latest'; mirror it for air-gapped clusters, see docs/access.md)",
                parse_image, DEFAULT_ECHO_IMAGE, metavar="IMAGE"),
     OptionSpec("image_pull_secret", "name of a Secret in the probe namespace that probe pods "
                "pull their images with (repeatable)", _dns_label, (), kind="list",
