@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from netdoctor.lab.cli import LabError
+from netdoctor.lab.cli import _control as _lab_control
 from netdoctor.lab.pathfaults import PATH_FAULTS
 from selftests.lab.labfixture import (
     ECHO_NODE_PORT,
@@ -164,18 +167,30 @@ def test_healthy_paths(pathlab: Lab) -> None:
     assert all(got.values()), {k: v for k, v in got.items() if not v}
 
 
+def _control(lab: LabCluster, method: str, path: str, body: dict[str, str | None] | None = None
+             ) -> dict[str, Any]:
+    """The lab's control socket, in process (the CLI's own client, without its start-up)."""
+    return _lab_control(lab.state_dir, method, path, body)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.fault}[{c.node}"
                          f"{'->' + c.peer if c.peer else ''}]")
 def test_path_fault(pathlab: Lab, case: Case) -> None:
     lab = pathlab.lab
-    args = ["fault", "inject", case.fault, "--node", case.node,
-            *(["--peer", case.peer] if case.peer else [])]
-    done = cli(lab.state_dir, *args, timeout=60)
-    assert done.returncode == 0, done.stderr
+    entry = {"name": case.fault, "node": case.node, **({"peer": case.peer} if case.peer else {})}
+    # One case goes through the CLI end to end; the others use its client in process.
+    via_cli = case.fault == "route-missing"
+    if via_cli:
+        done = cli(lab.state_dir, "fault", "inject", case.fault, "--node", case.node,
+                   "--peer", str(case.peer), timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"injected {case.fault} on {case.node} (peer {case.peer})"
+        shown = cli(lab.state_dir, "status", timeout=60).stdout
+        assert f"  fault {case.fault} {case.node} peer {case.peer}\n" in shown
+    else:
+        _control(lab, "POST", f"/faults/{case.fault}", {"node": case.node, "peer": case.peer})
     try:
-        entry = {"name": case.fault, "node": case.node,
-                 **({"peer": case.peer} if case.peer else {})}
-        assert lab.status()["faults"] == [entry]
+        assert _control(lab, "GET", "/status")["faults"] == [entry]
         _wait_for(pathlab, case, want_broken=True, deadline=SETTLE)
         if case.fault == "dns-replica-mute":
             muted = [p for p in lab.pods("kube-system", DNS_SELECTOR)
@@ -183,21 +198,29 @@ def test_path_fault(pathlab: Lab, case: Case) -> None:
             assert muted
             assert all(pod_is_ready(p) and p["status"]["phase"] == "Running" for p in muted)
     finally:
-        lab.fault("clear", case.fault)
-    assert lab.status()["faults"] == []
+        # Without --node: the clear finds where the fault is in force.
+        if via_cli:
+            assert lab.fault("clear", case.fault).startswith(f"cleared {case.fault} on ")
+        else:
+            _control(lab, "DELETE", f"/faults/{case.fault}", {})
+    assert _control(lab, "GET", "/status")["faults"] == []
     _wait_for(pathlab, case, want_broken=False, deadline=RECOVERY)
 
 
 def test_refusals(pathlab: Lab) -> None:
     lab = pathlab.lab
-    for args, words in (
-            (("fault", "inject", "firewall-dns", "--peer", W1), "not a pair fault"),
-            (("fault", "inject", "route-missing", "--node", W1, "--peer", W1), "must differ"),
-            (("fault", "inject", "route-missing", "--peer", "worker-9"), "unknown peer"),
-            (("fault", "inject", "dns-replica-mute", "--node", W2), "no DNS replica runs on")):
-        done = cli(lab.state_dir, *args, timeout=60)
-        assert done.returncode == 1, (args, done.stdout)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1, (args, done.stderr)
-        assert words in lines[0], (args, done.stderr)
-    assert lab.status()["faults"] == []
+    # Through the CLI: one line, exit 1.
+    done = cli(lab.state_dir, "fault", "inject", "firewall-dns", "--peer", W1, timeout=60)
+    assert done.returncode == 1, done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "netdoctor lab: firewall-dns is not a pair fault: --peer applies to pair faults only"]
+    for body, words in (
+            ({"name": "route-missing", "node": W1, "peer": W1}, "must differ"),
+            ({"name": "route-missing", "node": None, "peer": "worker-9"}, "unknown peer"),
+            ({"name": "dns-replica-mute", "node": W2, "peer": None}, "no DNS replica runs on")):
+        name = str(body.pop("name"))
+        with pytest.raises(LabError) as err:
+            _control(lab, "POST", f"/faults/{name}", body)
+        assert words in str(err.value)
+        assert "\n" not in str(err.value)
+    assert _control(lab, "GET", "/status")["faults"] == []
