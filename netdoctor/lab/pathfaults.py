@@ -173,6 +173,29 @@ async def _vxlan_allowed(ctx: LabContext, node: str | None) -> None:
     await _ipt(a.netns, "-t", "raw", "-D", *_vxlan_rule(b), check=False)
 
 
+def _underlay_table(a: NodeInfo, b: NodeInfo) -> str:
+    return f"netdoctor_lab_underlay_{min(a.index, b.index)}_{max(a.index, b.index)}"
+
+
+async def _underlay_blocked(ctx: LabContext, node: str | None) -> None:
+    # Outside both nodes, the underlay (a switch ACL, a cloud security group) drops VXLAN
+    # between them both ways: neither node holds a rule or a stale entry to find, and
+    # their other traffic passes.
+    a, b = _pair(ctx, node)
+    drops = "\n".join(f"    ip saddr {x} ip daddr {y} udp dport {VXLAN_PORT} drop"
+                      for x, y in ((a.internal_ip, b.internal_ip), (b.internal_ip, a.internal_ip)))
+    script = (f"table bridge {_underlay_table(a, b)} {{\n  chain forward {{\n"
+              "    type filter hook forward priority 0; policy accept;\n"
+              f"{drops}\n  }}\n}}\n")
+    await arun(["ip", "netns", "exec", ctx.lab.router_netns, "nft", "-f", "-"], input=script)
+
+
+async def _underlay_open(ctx: LabContext, node: str | None) -> None:
+    a, b = _pair(ctx, node)
+    await arun(["ip", "netns", "exec", ctx.lab.router_netns, "nft", "delete", "table", "bridge",
+                _underlay_table(a, b)], check=False)
+
+
 # -- node faults -----------------------------------------------------------------------
 _SOURCE = re.compile(r"(?:^|\s)-s (\S+)")
 
@@ -332,6 +355,9 @@ PATH_FAULTS: tuple[Fault, ...] = (
     Fault("firewall-vxlan", "a raw PREROUTING rule on NODE drops VXLAN (UDP 8472) from "
           "PEER's underlay address", _vxlan_blocked, _vxlan_allowed, node_scoped=True,
           pair=True),
+    Fault("underlay-vxlan-drop", "the underlay between NODE and PEER (a switch ACL, a "
+          "security group) drops their VXLAN both ways; no node holds a rule",
+          _underlay_blocked, _underlay_open, node_scoped=True, pair=True),
     Fault("masquerade-missing", "the pod-network MASQUERADE rule for traffic leaving the "
           "cluster is gone on the node", _masquerade_removed, _masquerade_back,
           node_scoped=True),

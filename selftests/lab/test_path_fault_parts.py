@@ -16,7 +16,8 @@ from netdoctor.lab.net.routed import calico_nat_rules
 from netdoctor.lab.pathfaults import PATH_FAULTS, _leaving_masquerade, _stale_mac, scale_dns
 
 CLUSTER = "10.244.0.0/16"
-PAIR = {"vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan"}
+PAIR = {"vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan",
+        "underlay-vxlan-drop"}
 
 
 def _rules(text: str) -> list[str]:
@@ -65,7 +66,7 @@ def test_path_faults_are_registered_with_their_scope() -> None:
 
 
 @pytest.mark.parametrize(("profile", "refused"), [
-    ("calico", {"vxlan-fdb-stale", "neigh-stale", "firewall-vxlan"}),
+    ("calico", {"vxlan-fdb-stale", "neigh-stale", "firewall-vxlan", "underlay-vxlan-drop"}),
     ("cilium-kpr", {"vxlan-fdb-stale", "neigh-stale", "firewall-nodeport"}),
     ("kubeadm-flannel", set()),
     ("k3s", set()),

@@ -71,7 +71,8 @@ PAIR_CONTROL = (Path("ping", W1, CP), Path("ping", W2, CP), Path("ping", CP, W1)
 # faults do not also take a replica's upstream away.
 CASES = (
     *(Case(name, W1, W2, PAIR_BREAKS, PAIR_CONTROL)
-      for name in ("vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan")),
+      for name in ("vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan",
+                   "underlay-vxlan-drop")),
     Case("masquerade-missing", W2, None, (Path("egress", W2),),
          (Path("egress", W1), Path("ping", W2, W1))),
     Case("underlay-mtu", W2, None, (Path("df-large", W1, W2), Path("df-large", CP, W2)),
