@@ -373,29 +373,3 @@ PATH_FAULTS: tuple[Fault, ...] = (
           "Running and Ready", _replica_muted, _replica_unmuted, node_scoped=True,
           default="coredns"),
 )
-
-
-def scale_dns(seed: list[tuple[str, str, Obj]], dns: Pods, replicas: int) -> None:
-    """Give the DNS Deployment in ``seed`` ``replicas`` replicas on distinct nodes.
-
-    Raises:
-        ValueError: the cluster DNS is not a Deployment (a DaemonSet runs on every node).
-    """
-    for _, plural, obj in seed:
-        labels = (obj["spec"].get("template", {}).get("metadata", {}).get("labels")
-                  if plural in ("deployments", "daemonsets") else None) or {}
-        if obj["metadata"].get("namespace") != dns.namespace or \
-                labels.get(dns.key) != dns.value:
-            continue
-        if plural != "deployments":
-            raise ValueError(f"the cluster DNS {dns.namespace}/{obj['metadata']['name']} is a "
-                             "DaemonSet (one replica per node); --dns-replicas applies to a "
-                             "DNS Deployment")
-        obj["spec"]["replicas"] = replicas
-        # kubeadm's CoreDNS prefers spreading; required here, so N replicas are N nodes.
-        obj["spec"]["template"]["spec"].setdefault("affinity", {})["podAntiAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": [{
-                "labelSelector": {"matchLabels": {dns.key: dns.value}},
-                "topologyKey": "kubernetes.io/hostname"}]}
-        return
-    raise ValueError(f"no DNS Deployment labelled {dns.key}={dns.value} in {dns.namespace}")

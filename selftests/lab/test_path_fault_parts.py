@@ -13,7 +13,8 @@ from netdoctor.lab.components.cilium import masquerade_rules as cilium_masquerad
 from netdoctor.lab.daemon import lab_info
 from netdoctor.lab.net.flannel import masquerade_rules as flannel_masquerade
 from netdoctor.lab.net.routed import calico_nat_rules
-from netdoctor.lab.pathfaults import PATH_FAULTS, _leaving_masquerade, _stale_mac, scale_dns
+from netdoctor.lab.pathfaults import PATH_FAULTS, _leaving_masquerade, _stale_mac
+from netdoctor.lab.profiles import scale_dns
 
 CLUSTER = "10.244.0.0/16"
 PAIR = {"vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan",
@@ -96,7 +97,8 @@ def test_scale_dns_spreads_replicas(tmp_path: Path) -> None:
     (("--dns-replicas", "4"), "--dns-replicas must be between 1 and the number of nodes (3), "
                               "got 4"),
     (("--dns-replicas", "0"), "--dns-replicas must be between 1 and the number of nodes"),
-    (("--scenario", "dns-replica-mute"), "scenario dns-replica-mute needs --dns-replicas 2"),
+    (("--scenario", "dns-replica-mute", "--dns-replicas", "1"),
+     "scenario dns-replica-mute needs --dns-replicas 2 or more"),
     (("--profile", "openshift-dns", "--dns-replicas", "2"),
      "profile openshift-dns: the cluster DNS openshift-dns/dns-default is a DaemonSet"),
 ])
