@@ -78,6 +78,30 @@ async def _vxlan_peer(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> tuple[str, s
     return peer.vtep_mac.lower(), peer.vtep_ip, peer.internal_ip
 
 
+async def _insert_rules(ctx: LabContext, key: str, netns: str, table: str,
+                        rules: list[list[str]]) -> None:
+    """Insert ``rules`` at the top of ``table``, recording whether iptables-nft had to
+    create the table (a clear then removes it again, leaving the node as it was)."""
+    listed = await arun(["ip", "netns", "exec", netns, "nft", "list", "table", "ip", table],
+                        check=False)
+    _record(ctx, key, {"created": listed.code != 0})
+    for rule in rules:
+        await _ipt(netns, "-t", table, "-I", *rule)
+
+
+async def _delete_rules(ctx: LabContext, key: str, netns: str, table: str,
+                        rules: list[list[str]]) -> None:
+    for rule in rules:
+        await _ipt(netns, "-t", table, "-D", *rule, check=False)
+    rec = _recall(ctx, key)
+    left = await arun(["ip", "netns", "exec", netns, "iptables-nft", "-w", "-t", table, "-S"],
+                      check=False)
+    if rec and rec["created"] and not any(line.startswith("-A ")
+                                          for line in left.stdout.splitlines()):
+        await arun(["ip", "netns", "exec", netns, "nft", "delete", "table", "ip", table],
+                   check=False)
+
+
 def _other_ip(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> str:
     """Another node's underlay address, as left by an address reused after a rebuild; an
     unused one on the underlay when the cluster has only these two nodes."""
@@ -165,12 +189,14 @@ async def _vxlan_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall drops B's VXLAN before conntrack, in the raw table (where
     # "notrack"-style hardening rules live), through iptables-nft.
     a, b = _pair(ctx, node)
-    await _ipt(a.netns, "-t", "raw", "-I", *_vxlan_rule(b))
+    await _insert_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+                        [_vxlan_rule(b)])
 
 
 async def _vxlan_allowed(ctx: LabContext, node: str | None) -> None:
     a, b = _pair(ctx, node)
-    await _ipt(a.netns, "-t", "raw", "-D", *_vxlan_rule(b), check=False)
+    await _delete_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+                        [_vxlan_rule(b)])
 
 
 def _underlay_table(a: NodeInfo, b: NodeInfo) -> str:
@@ -268,13 +294,13 @@ def _nodeport_rules() -> list[list[str]]:
 async def _nodeports_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall closes the NodePort range; in mangle PREROUTING it matches before
     # kube-proxy's DNAT rewrites the port.
-    for rule in _nodeport_rules():
-        await _ipt(_netns(ctx, node), "-t", "mangle", "-I", *rule)
+    await _insert_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+                        _nodeport_rules())
 
 
 async def _nodeports_open(ctx: LabContext, node: str | None) -> None:
-    for rule in _nodeport_rules():
-        await _ipt(_netns(ctx, node), "-t", "mangle", "-D", *rule, check=False)
+    await _delete_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+                        _nodeport_rules())
 
 
 def _dns_rules(ctx: LabContext, node: str | None) -> list[list[str]]:
