@@ -13,15 +13,23 @@ so a clear restores exactly what was there.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 from netdoctor.lab.components.flannel import NODES, peer_of
 from netdoctor.lab.containers import NodeInfo
-from netdoctor.lab.faultbase import PODS, TAG, Fault, FaultNotApplicable, LabContext
+from netdoctor.lab.faultbase import (
+    PODS,
+    TAG,
+    Fault,
+    FaultNotApplicable,
+    LabContext,
+    delete_rules,
+    insert_rules,
+    recall,
+    record,
+)
 from netdoctor.lab.faultbase import ipt as _ipt
 from netdoctor.lab.faultbase import netns_of as _netns
 from netdoctor.lab.net import _ns
@@ -31,7 +39,6 @@ from netdoctor.lab.sh import arun
 
 NODEPORT_RANGE = "30000:32767"  # kube-apiserver's default --service-node-port-range
 MTU_DROP = 100  # below the underlay MTU the overlay needs, by more than any header slack
-RECORDS = "fault-records"
 Obj = dict[str, Any]
 
 
@@ -46,27 +53,6 @@ def _pair(ctx: LabContext, node: str | None) -> tuple[NodeInfo, NodeInfo]:
     return ctx.lab.nodes[node], ctx.lab.nodes[ctx.peer]
 
 
-def _record_path(ctx: LabContext, key: str) -> Path:
-    return ctx.lab.state_dir / RECORDS / f"{key}.json"
-
-
-def _record(ctx: LabContext, key: str, data: Obj) -> None:
-    path = _record_path(ctx, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def _recall(ctx: LabContext, key: str) -> Obj | None:
-    """What the inject recorded (and forget it); ``None`` when nothing is in force."""
-    path = _record_path(ctx, key)
-    try:
-        data: Obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    path.unlink(missing_ok=True)
-    return data
-
-
 async def _vxlan_peer(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> tuple[str, str, str]:
     """(B's VTEP MAC, B's VTEP address, B's underlay IP) as B's Node publishes them, after
     checking A has a flannel.1 to hold entries for it."""
@@ -76,30 +62,6 @@ async def _vxlan_peer(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> tuple[str, s
         raise FaultNotApplicable(f"{a.name} holds no Flannel VXLAN entries for {b.name} "
                                  f"(profile {ctx.profile.name} has no {VXLAN_DEV} data plane)")
     return peer.vtep_mac.lower(), peer.vtep_ip, peer.internal_ip
-
-
-async def _insert_rules(ctx: LabContext, key: str, netns: str, table: str,
-                        rules: list[list[str]]) -> None:
-    """Insert ``rules`` at the top of ``table``, recording whether iptables-nft had to
-    create the table (a clear then removes it again, leaving the node as it was)."""
-    listed = await arun(["ip", "netns", "exec", netns, "nft", "list", "table", "ip", table],
-                        check=False)
-    _record(ctx, key, {"created": listed.code != 0})
-    for rule in rules:
-        await _ipt(netns, "-t", table, "-I", *rule)
-
-
-async def _delete_rules(ctx: LabContext, key: str, netns: str, table: str,
-                        rules: list[list[str]]) -> None:
-    for rule in rules:
-        await _ipt(netns, "-t", table, "-D", *rule, check=False)
-    rec = _recall(ctx, key)
-    left = await arun(["ip", "netns", "exec", netns, "iptables-nft", "-w", "-t", table, "-S"],
-                      check=False)
-    if rec and rec["created"] and not any(line.startswith("-A ")
-                                          for line in left.stdout.splitlines()):
-        await arun(["ip", "netns", "exec", netns, "nft", "delete", "table", "ip", table],
-                   check=False)
 
 
 def _other_ip(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> str:
@@ -169,13 +131,13 @@ async def _route_missing(ctx: LabContext, node: str | None) -> None:
     if not line:
         raise FaultNotApplicable(f"{a.name} has no route to {b.name}'s pod range {dst} "
                                  f"(profile {ctx.profile.name} routes it another way)")
-    _record(ctx, f"route-missing-{a.name}-{b.name}", {"route": line})
+    record(ctx, f"route-missing-{a.name}-{b.name}", {"route": line})
     await arun(["ip", "-n", a.netns, "route", "del", *shlex.split(line)])
 
 
 async def _route_back(ctx: LabContext, node: str | None) -> None:
     a, b = _pair(ctx, node)
-    rec = _recall(ctx, f"route-missing-{a.name}-{b.name}")
+    rec = recall(ctx, f"route-missing-{a.name}-{b.name}")
     if rec is not None:
         await arun(["ip", "-n", a.netns, "route", "replace", *shlex.split(rec["route"])])
 
@@ -189,13 +151,13 @@ async def _vxlan_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall drops B's VXLAN before conntrack, in the raw table (where
     # "notrack"-style hardening rules live), through iptables-nft.
     a, b = _pair(ctx, node)
-    await _insert_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+    await insert_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
                         [_vxlan_rule(b)])
 
 
 async def _vxlan_allowed(ctx: LabContext, node: str | None) -> None:
     a, b = _pair(ctx, node)
-    await _delete_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+    await delete_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
                         [_vxlan_rule(b)])
 
 
@@ -238,9 +200,10 @@ def _leaving_masquerade(rule: str, cluster: str) -> bool:
 
 
 async def _masquerade_removed(ctx: LabContext, node: str | None) -> None:
-    # The CNI's pod-network MASQUERADE for traffic leaving the cluster is gone on this
-    # node (flanneld started without --ip-masq, a firewall reload flushed it): its pods'
-    # packets leave with pod source addresses, which the outside cannot route back.
+    # The CNI's pod-network MASQUERADE for traffic leaving the cluster is missing on this
+    # node (its flanneld runs without --ip-masq, so its 5 s iptables resync restores
+    # nothing; Calico's pool has natOutgoing off): its pods' packets leave with pod source
+    # addresses, which the outside cannot route back.
     ns = _netns(ctx, node)
     out = (await arun(["ip", "netns", "exec", ns, "iptables-nft", "-w", "-t", "nat", "-S"])
            ).stdout.splitlines()
@@ -253,13 +216,13 @@ async def _masquerade_removed(ctx: LabContext, node: str | None) -> None:
     if not found:
         raise FaultNotApplicable(f"{node} has no pod-network masquerade rule for traffic "
                                  "leaving the cluster")
-    _record(ctx, f"masquerade-missing-{node}", {"rules": found})
+    record(ctx, f"masquerade-missing-{node}", {"rules": found})
     for rule in reversed(found):
         await _ipt(ns, "-t", "nat", "-D", *shlex.split(str(rule["rule"]))[1:])
 
 
 async def _masquerade_back(ctx: LabContext, node: str | None) -> None:
-    rec = _recall(ctx, f"masquerade-missing-{node}")
+    rec = recall(ctx, f"masquerade-missing-{node}")
     for rule in (rec or {}).get("rules", []):
         args = shlex.split(rule["rule"])[2:]
         await _ipt(_netns(ctx, node), "-t", "nat", "-I", rule["chain"], str(rule["pos"]), *args)
@@ -272,12 +235,12 @@ async def _mtu_lowered(ctx: LabContext, node: str | None) -> None:
     ns = _netns(ctx, node)
     link = (await _ns.ip_json(ns, "link", "show", "dev", "eth0"))[0]
     mtu = int(link["mtu"])
-    _record(ctx, f"underlay-mtu-{node}", {"mtu": mtu})
+    record(ctx, f"underlay-mtu-{node}", {"mtu": mtu})
     await _ns.ip_batch(ns, [f"link set eth0 mtu {mtu - MTU_DROP}"])
 
 
 async def _mtu_restored(ctx: LabContext, node: str | None) -> None:
-    rec = _recall(ctx, f"underlay-mtu-{node}")
+    rec = recall(ctx, f"underlay-mtu-{node}")
     if rec is not None:
         ns = _netns(ctx, node)
         await _ns.ip_batch(ns, [f"link set eth0 mtu {rec['mtu']}"])
@@ -294,12 +257,12 @@ def _nodeport_rules() -> list[list[str]]:
 async def _nodeports_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall closes the NodePort range; in mangle PREROUTING it matches before
     # kube-proxy's DNAT rewrites the port.
-    await _insert_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+    await insert_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
                         _nodeport_rules())
 
 
 async def _nodeports_open(ctx: LabContext, node: str | None) -> None:
-    await _delete_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+    await delete_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
                         _nodeport_rules())
 
 
