@@ -11,90 +11,28 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from netdoctor.lab import profiles
 from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.api.resources import resource
-from netdoctor.lab.api.store import ApiError, Obj, Store
-from netdoctor.lab.containers import LabInfo
+from netdoctor.lab.api.store import ApiError, Obj
+
+# Re-exported: the lab and its tests know these as faults.X.
+from netdoctor.lab.faultbase import PODS as PODS
+from netdoctor.lab.faultbase import TAG as TAG
+from netdoctor.lab.faultbase import Action as Action
+from netdoctor.lab.faultbase import Fault as Fault
+from netdoctor.lab.faultbase import FaultNotApplicable as FaultNotApplicable
+from netdoctor.lab.faultbase import LabContext as LabContext
+from netdoctor.lab.faultbase import ipt as _ipt
+from netdoctor.lab.faultbase import netns_of as _netns
+from netdoctor.lab.pathfaults import PATH_FAULTS
 from netdoctor.lab.sh import arun
 
-PODS = resource("", "pods")
 DAEMONSETS = resource("apps", "daemonsets")
 DEPLOYMENTS = resource("apps", "deployments")
-TAG = "netdoctor-lab-fault"
-
-if TYPE_CHECKING:
-    from netdoctor.lab.nodeagent import NodeAgents
-
-
-class FaultNotApplicable(Exception):
-    """The fault makes no sense on this profile (e.g. kube-proxy faults without kube-proxy)."""
-
-
-@dataclass
-class LabContext:
-    """What a fault may touch: the API objects and the lab's namespaces."""
-
-    store: Store
-    lab: LabInfo
-    # Kills the running containers of a component's pods, as an OOM kill or node reboot
-    # would; the kubelet then restarts them.
-    kill_containers: Callable[[profiles.Pods], int] | None = None
-    agents: NodeAgents | None = None  # components embedded in the node agent (k3s)
-
-    @property
-    def profile(self) -> profiles.Profile:
-        """The profile the lab plays."""
-        return profiles.get(self.lab.profile)
-
-
-Action = Callable[[LabContext, str | None], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A named way to break the lab; ``nodes`` picks the default targets of a node fault."""
-
-    name: str
-    summary: str
-    inject: Action
-    clear: Action
-    node_scoped: bool = False
-    default: str = "worker-1"  # "workers", "all", "coredns" or a node name
-
-    def targets(self, ctx: LabContext, node: str | None) -> list[str | None]:
-        """Nodes the fault applies to (``[None]`` for a cluster-wide fault)."""
-        if not self.node_scoped:
-            return [None]
-        if node is not None:
-            return [node]
-        names = list(ctx.lab.nodes)
-        if self.default == "workers":
-            return [n for n in names if ctx.lab.nodes[n].index > 0]
-        if self.default == "all":
-            return list(names)
-        if self.default == "coredns":
-            dns = ctx.profile.dns
-            nodes = sorted({p["spec"]["nodeName"] for p in ctx.store.items(PODS, dns.namespace)
-                            if dns.matches(p) and p["spec"].get("nodeName")})
-            # A DNS DaemonSet runs everywhere: break it on one worker, as a Deployment's
-            # single replica would be.
-            return nodes[-1:] or [names[0]]
-        return [self.default]
-
-
-def _netns(ctx: LabContext, node: str | None) -> str:
-    if node is None or node not in ctx.lab.nodes:
-        raise ValueError(f"unknown node {node!r}")
-    return ctx.lab.nodes[node].netns
-
-
-async def _ipt(netns: str, *args: str, backend: str = "nft", check: bool = True) -> None:
-    await arun(["ip", "netns", "exec", netns, f"iptables-{backend}", "-w", *args], check=check)
 
 
 def _seed(ctx: LabContext, objs: list[tuple[str, str, Obj]]) -> None:
@@ -318,22 +256,28 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
 )}
 
 
+FAULTS.update({f.name: f for f in PATH_FAULTS})
+
+
 @dataclass(frozen=True)
 class Step:
     """One fault of a scenario, optionally on a given node."""
 
     fault: str
     node: str | None = None
+    peer: str | None = None
 
 
 @dataclass(frozen=True)
 class Scenario:
     """Faults present from the start (``boot``), faults that strike once the cluster is up
-    (``steps``), and where CoreDNS was scheduled (``coredns_node``)."""
+    (``steps``), where CoreDNS was scheduled (``coredns_node``) and how many replicas a DNS
+    Deployment needs for the faults to apply (``dns_replicas``)."""
 
     steps: tuple[Step, ...] = ()
     boot: tuple[Step, ...] = ()
     coredns_node: str | None = None
+    dns_replicas: int = 1
 
 
 # The field guide's incident: a worker whose stray CNI config won from the start and
@@ -347,6 +291,7 @@ SCENARIOS: dict[str, Scenario] = {
         steps=(Step("flannel-missing"), Step("kube-proxy-crashloop"),
                Step("dns-upstream-timeout"))),
     **{name: Scenario(steps=(Step(name),)) for name in FAULTS},
+    "dns-replica-mute": Scenario(steps=(Step("dns-replica-mute"),), dns_replicas=2),
 }
 
 
@@ -372,7 +317,9 @@ def describe() -> list[dict[str, Any]]:
     every = [profiles.get(n) for n in profiles.names()]
     return [{"name": f.name, "summary": f.summary, "node_scoped": f.node_scoped,
              "default_nodes": f.default if f.node_scoped else None,
+             "pair": f.pair, "default_peer": f.default_peer if f.pair else None,
              "profiles": [p.name for p in every if p.supports(f.name) is None]}
             for f in FAULTS.values()] \
         + [{"name": name, "summary": summary, "node_scoped": False, "default_nodes": None,
+            "pair": False, "default_peer": None,
             "profiles": [p.name for p in every]} for name, summary in API_FAULTS.items()]
