@@ -134,7 +134,7 @@ def probe_objects(kubeconfig: Path) -> list[str]:
     import asyncio
 
     from netdoctor.cluster.client import Target, connect
-    from netdoctor.cluster.probes import find_leftovers
+    from netdoctor.cluster.leftovers import find_leftovers
 
     async def look() -> list[str]:
         cluster = await connect(Target(kubeconfig, None))
