@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from netdoctor.cluster.client import Cluster, Target, bounded, connect, status_code
+from netdoctor.cluster.client import Cluster, Target, connect, status_code
 
 LEASE_NAMESPACE = "default"
 """Where the Leases live: a namespace every cluster has (the run's own namespace does not
@@ -40,7 +40,7 @@ DURATION = 30
 """Seconds a Lease stays live without renewal (``spec.leaseDurationSeconds``)."""
 RENEW_EVERY = 10.0
 RELEASE_WITHIN = 5.0
-"""Seconds the end of a run waits for its Leases to be deleted."""
+"""Seconds the end of a run waits for the heartbeat to stop."""
 API_VERSION = "coordination.k8s.io/v1"
 MANAGED_BY = "app.kubernetes.io/managed-by"  # the labels every object of a run carries
 MANAGER = "netdoctor"
@@ -144,6 +144,22 @@ async def acquire(cluster: Cluster, name: str, run_id: str, role: str) -> str:
     return ""
 
 
+async def renew(cluster: Cluster, name: str, run_id: str) -> bool:
+    """Renew the Lease if this run still holds it (never re-create one that was deleted:
+    the run is ending). Returns whether it was renewed."""
+    current = await _get(cluster, name)
+    spec = (current or {}).get("spec") or {}
+    if current is None or spec.get("holderIdentity") != holder(run_id):
+        return False
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    body = lease_body(name, run_id, datetime.now(UTC), str(labels.get(ROLE, "run")),
+                      acquired=spec.get("acquireTime"),
+                      transitions=int(spec.get("leaseTransitions") or 0))
+    body["metadata"]["resourceVersion"] = (current.get("metadata") or {}).get("resourceVersion")
+    await _write(cluster, "PUT", body)
+    return True
+
+
 async def release(cluster: Cluster, name: str) -> None:
     """Delete the Lease (gone already is fine)."""
     try:
@@ -178,8 +194,8 @@ def live_runs(leases: list[dict[str, Any]], now: datetime) -> set[str]:
 
 class Heartbeat:
     """Renews Leases from a thread of its own (the run's event loop only turns while the run
-    calls into it), with its own connection; stops renewing when told or when the process
-    ends."""
+    calls into it), with its own connection, every :attr:`every` seconds; stops renewing
+    when told or when the process ends."""
 
     def __init__(self, target: Target, run_id: str, every: float = RENEW_EVERY) -> None:
         self.target = target
@@ -206,11 +222,10 @@ class Heartbeat:
             self.names.pop(name, None)
 
     def stop(self) -> None:
-        """Stop renewing and delete the Leases held (bounded: a Lease that could not be
-        deleted expires by itself)."""
+        """Stop renewing (bounded); the caller deletes the Leases (:func:`release`)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=RELEASE_WITHIN + 1.0)
+            self._thread.join(timeout=RELEASE_WITHIN)
 
     def _main(self) -> None:
         with contextlib.suppress(Exception):  # the API may be away: the Lease then expires
@@ -218,20 +233,26 @@ class Heartbeat:
 
     async def _beat(self) -> None:
         cluster: Cluster | None = None
-        while not self._stop.is_set():
-            await asyncio.sleep(0)
+        while not self._stop.wait(self.every):
             try:
                 cluster = cluster or await connect(self.target)
                 with self._lock:
                     names = dict(self.names)
-                for name, role in names.items():
-                    await acquire(cluster, name, self.run_id, role)
+                for name in names:
+                    if not self._stop.is_set():
+                        await renew(cluster, name, self.run_id)
             except Exception:  # renewal is retried on the next beat
                 pass
-            await asyncio.to_thread(self._stop.wait, self.every)
-        with self._lock:
-            names = dict(self.names)
-        for name in names:
-            with contextlib.suppress(Exception):
-                cluster = cluster or await connect(self.target)
-                await bounded(_delete(cluster, name), RELEASE_WITHIN, f"delete lease {name}")
+
+
+def release_now(target: Target, name: str) -> str:
+    """:func:`release` from synchronous code, with a connection of its own; returns the
+    problem ("" when the Lease is gone)."""
+    async def go() -> None:
+        await release(await connect(target), name)
+    try:
+        asyncio.run(go())
+    except Exception as exc:  # it expires by itself; said where the caller logs
+        return f"Lease {LEASE_NAMESPACE}/{name} not deleted ({type(exc).__name__}: {exc}); " \
+               f"it expires within {DURATION}s"
+    return ""

@@ -85,24 +85,29 @@ class Leftover:
 async def find_leftovers(cluster: Cluster, run_id: str,
                          now: datetime | None = None) -> list[Leftover]:
     """Namespaces and pods labelled by netdoctor whose run is dead, and the dead runs'
-    Leases: never an object of ``run_id`` or of a run whose Lease is live, nor one younger
-    than a Lease's duration (a run that is starting)."""
+    Leases: never an object of ``run_id`` or of a run whose Lease is live. A run is dead
+    when its Lease expired; an object of a run without any Lease (it could not create one)
+    counts as dead only once it is older than a Lease's duration."""
     selector = f"{MANAGED_BY}={MANAGER}"
     namespaces, pod_objs, run_leases = await asyncio.gather(
         cluster.list("namespaces", selector=selector), cluster.list("pods", selector=selector),
         leases.run_leases(cluster))
     now = now or datetime.now(UTC)
     alive = leases.live_runs(run_leases, now) | {run_id}
+    expired = {str((o["metadata"].get("labels") or {}).get(RUN_ID)) for o in run_leases} - alive
 
     def dead(obj: dict[str, Any]) -> bool:
         owner = (obj["metadata"].get("labels") or {}).get(RUN_ID, "?")
+        if owner in alive:
+            return False
+        if owner in expired:  # its heartbeat stopped a Lease duration ago or more
+            return True
         born = leases.parse_time(str(obj["metadata"].get("creationTimestamp") or ""))
-        young = born is not None and now - born < timedelta(seconds=leases.DURATION)
-        return owner not in alive and not young
+        return born is None or now - born >= timedelta(seconds=leases.DURATION)
 
     found = [_leftover("namespace", o) for o in namespaces if dead(o)]
     found += [_leftover("pod", o) for o in pod_objs if dead(o)]
-    found += [_leftover("lease", o) for o in run_leases if dead(o) and not leases.live(o, now)]
+    found += [_leftover("lease", o) for o in run_leases if dead(o)]
     return found
 
 

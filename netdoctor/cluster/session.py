@@ -175,8 +175,14 @@ class ClusterSession:
         problems: list[str] = []
         if self.cluster is not None and self.probes.created:
             problems = self.run(pods.remove(self.cluster, self.probes))
-        if self.heartbeat is not None:  # last: the objects above are gone (or listed)
+        if self.heartbeat is not None and self.cluster is not None:  # last: after the objects
             self.heartbeat.stop()
+            name = leases.run_lease_name(self.options.run_id)
+            try:
+                self.run(leases.release(self.cluster, name))
+            except Exception as exc:  # it expires by itself
+                problems.append(f"Lease {leases.LEASE_NAMESPACE}/{name}: {exc}; it expires "
+                                f"within {leases.DURATION}s")
         self._runner.close()
         return problems
 

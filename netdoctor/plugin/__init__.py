@@ -120,15 +120,19 @@ def pytest_configure(config: pytest.Config) -> None:
 _PREVIOUS_SIGTERM = pytest.StashKey[object]()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal_name(signum))
-
-
 def _sigterm_as_interrupt(config: pytest.Config) -> None:
-    # SIGTERM would end the process without running finalizers; as an interrupt, pytest
-    # tears fixtures down and unconfigures, so probe pods (and a --lab cluster) are removed.
+    # SIGTERM would end the process without running finalizers; as a Ctrl-C, pytest tears
+    # fixtures down and unconfigures, so probe pods (and a --lab cluster) are removed. It is
+    # raised again as SIGINT rather than as an exception here: inside the run's event loop,
+    # asyncio turns SIGINT into a clean cancellation of its task.
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        state = config.stash.get(STATE, None)
+        if state is not None and not state.interrupted:
+            state.interrupted = signal_name(signum)
+        signal.raise_signal(signal.SIGINT)
+
     if threading.current_thread() is threading.main_thread():
-        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.hookimpl(optionalhook=True)

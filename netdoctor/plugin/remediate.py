@@ -26,7 +26,12 @@ from typing import Any
 import pytest
 
 from netdoctor.cluster.client import Target, server_url
-from netdoctor.cluster.leases import LEASE_NAMESPACE, REMEDIATION_LEASE, Heartbeat
+from netdoctor.cluster.leases import (
+    LEASE_NAMESPACE,
+    REMEDIATION_LEASE,
+    Heartbeat,
+    release_now,
+)
 from netdoctor.plugin.activation import get_activation
 from netdoctor.plugin.interrupts import EXIT_INTERRUPTED, Deferred
 from netdoctor.plugin.options import OPTIONS, Settings
@@ -183,7 +188,7 @@ class Remediation:
         try:
             self.result = self._remediate(summary)
         except KeyboardInterrupt as exc:
-            self._stopped(str(exc) or "SIGINT")
+            self._stopped(get_state(self.config).interrupted or str(exc) or "SIGINT")
         finally:
             with Deferred():  # cleanup is bounded; a second signal still interrupts it
                 self._close()
@@ -205,7 +210,8 @@ class Remediation:
             if result.log_path is not None:
                 RemediationLog(result.log_path).write(f"remediation interrupted by {why} "
                                                       f"while {self.phase}")
-        get_state(self.config).interrupted = why
+        state = get_state(self.config)
+        state.interrupted = state.interrupted or why
 
     def _remediate(self, summary: dict[str, Any]) -> Result:
         state = get_state(self.config)
@@ -341,7 +347,7 @@ class Remediation:
                 outcome.mode = "interrupted"
                 outcome.reason = (f"{check.interrupted} during the verification run: the steps "
                                   "above were applied; the next run checks them again")
-                state.interrupted = check.interrupted
+                state.interrupted = state.interrupted or check.interrupted
                 break
             pending.clear()
             applied = any(s.status == "applied" for s in done.steps)
@@ -404,6 +410,9 @@ class Remediation:
     def _release(self) -> None:
         if self.lease is not None:
             self.lease.stop()
+            problem = release_now(self.lease.target, REMEDIATION_LEASE)
+            if problem and self.result is not None and self.result.log_path is not None:
+                RemediationLog(self.result.log_path).write(problem)
             self.lease = None
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
