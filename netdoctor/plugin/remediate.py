@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,19 @@ from netdoctor.cluster.leases import (
     release_now,
 )
 from netdoctor.plugin.activation import get_activation
-from netdoctor.plugin.interrupts import EXIT_INTERRUPTED, Deferred
-from netdoctor.plugin.options import OPTIONS, Settings
+from netdoctor.plugin.interrupts import Deferred
+from netdoctor.plugin.options import Settings
+from netdoctor.plugin.repairresult import EXIT_REFUSED, Result, summary_lines
 from netdoctor.plugin.state import get_state
 from netdoctor.plugin.verify import (
     Verification,
     child_env,
     child_run_id,
+    failing_functions,
     remove_run,
     run_verification,
+    verification_argv,
 )
-from netdoctor.redact import redact
 from netdoctor.repair.live import LiveContext, LiveOptions
 from netdoctor.repair.model import Plan, Undo
 from netdoctor.repair.pending import PENDING_NAME, PendingRepair
@@ -60,103 +61,13 @@ from netdoctor.repair.runner import (
 )
 from netdoctor.repair.undo import COOLDOWN_NAME, Cooldown, write_undo
 
-EXIT_REFUSED = 6
+__all__ = ["EXIT_REFUSED", "Remediation", "Result", "failing_functions", "summary_lines",
+           "verification_argv"]
+
 LOG_NAME = "remediation.log"
 # A repair can uncover a cause the cascade hid (CoreDNS that reaches the API again shows
 # its upstream timing out): the verification's ranking is planned once more, as a new plan.
 ROUNDS = 2
-# Options that steer remediation or the reports; everything else is passed on to the
-# verification run so that it looks at the same cluster the same way.
-_NOT_PASSED = {"lab", "report_dir", "overwrite_report", "cleanup_only", "remediate", "dry_run",
-               "force", "non_interactive", "yes", "max_changes", "max_changes_per_node",
-               "allow_control_plane", "fix_selectors", "retry_failed", "flannel_manifest",
-               "dns_fallback"}
-
-
-@dataclass
-class Result:
-    """summary.json's ``remediation`` block, plus what the terminal and exit status need."""
-
-    outcome: Outcome
-    score_before: int
-    score_after: int | None = None
-    verification: str = ""
-    still_failing: list[str] = field(default_factory=list)
-    log_path: Path | None = None
-    log_lines: list[str] = field(default_factory=list)
-    run_id: str = ""
-    plan: list[dict[str, Any]] = field(default_factory=list)
-    plan_files: list[str] = field(default_factory=list)
-    undo_path: Path | None = None
-    budget: Budget | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """As summary.json stores it (``still_failing`` only after a verification run;
-        the keys after ``score_after`` are documented in docs/summary-json.md)."""
-        block: dict[str, Any] = {
-            "mode": self.outcome.mode, "reason": self.outcome.reason,
-            "steps": [s.to_json() for s in self.outcome.steps],
-            "score_before": self.score_before, "score_after": self.score_after}
-        if self.verification:
-            block["still_failing"] = list(self.still_failing)
-        block.update({"run_id": self.run_id, "plan": self.plan, "plan_files": self.plan_files,
-                      "changes": self.outcome.changes, "left": list(self.outcome.left)})
-        if self.budget is not None:
-            block["budget"] = {"max_changes": self.budget.total,
-                               "max_changes_per_node": self.budget.per_node}
-        if self.undo_path is not None:
-            block["backups"] = {"undo": str(self.undo_path),
-                                "nodes": f"/var/backups/netdoctor/{self.run_id}/",
-                                "rollback": f"netdoctor rollback {self.run_id} "
-                                            f"--report-dir {self.undo_path.parent}"}
-        return block
-
-    def exit_status(self, pytest_status: int) -> int:
-        """0 when nothing remains, 1 when something does, EXIT_REFUSED when refused,
-        EXIT_INTERRUPTED when a signal stopped it."""
-        if self.outcome.mode == "interrupted":
-            return EXIT_INTERRUPTED
-        if self.outcome.mode == "refused":
-            return EXIT_REFUSED
-        if self.outcome.mode in ("over-budget", "blocked"):
-            return 1  # the run stopped with work left
-        if self.outcome.mode == "applied":
-            repaired = self.score_after == 0 and not self.still_failing
-            return 0 if repaired and not self.outcome.failed and not self.outcome.left else 1
-        return 0 if self.score_before == 0 else max(pytest_status, 1)
-
-
-def verification_argv(settings: Settings, nodeids: Sequence[str], report_dir: Path,
-                      inipath: Path | None) -> list[str]:
-    """The command that runs the failing checks again, against the same cluster.
-
-    Example:
-        >>> from netdoctor.plugin.options import resolve_settings
-        >>> s = resolve_settings({"kubeconfig": "/k", "remediate": True}, {}, {}, cwd=Path("/"))
-        >>> verification_argv(s, ["t.py::a"], Path("/r"), None)[3:6]
-        ['t.py::a', '--kubeconfig=/k', '--report-dir=/r']
-    """
-    argv = [sys.executable, "-m", "pytest", *nodeids]
-    for spec in OPTIONS:
-        value = getattr(settings, spec.name)
-        if spec.name in _NOT_PASSED or value == spec.default or value is None:
-            continue
-        if spec.kind == "flag":
-            argv += [spec.flag] if value else []
-        elif spec.kind == "list":
-            argv += [f"{spec.flag}={item}" for item in value]
-        else:
-            argv.append(f"{spec.flag}={value}")
-    argv += [f"--report-dir={report_dir}", "--overwrite-report", "-q", "-p", "no:cacheprovider"]
-    return argv + ([f"-c={inipath}"] if inipath else [])
-
-
-def failing_functions(results: Sequence[Any]) -> list[str]:
-    """Node ids of failed checks without their parameters (the nodes may have changed)."""
-    ids = [r.nodeid.split("[", 1)[0] for r in results if r.outcome in ("failed", "error")]
-    return list(dict.fromkeys(ids))
-
-
 class Remediation:
     """The ``--remediate`` plugin object (one per run, on the controller)."""
 
@@ -428,30 +339,6 @@ class Remediation:
         terminalreporter.write_sep("=", "netdoctor remediation")
         for line in summary_lines(self.result):
             terminalreporter.write_line(line)
-
-
-def summary_lines(result: Result) -> list[str]:
-    """The terminal section's lines."""
-    after = "-" if result.score_after is None else str(result.score_after)
-    lines = [f"mode: {result.outcome.mode} ({result.outcome.reason})",
-             f"score before: {result.score_before}, after: {after}"
-             + (f" ({result.verification})" if result.verification else "")]
-    for step in result.outcome.steps:
-        first = step.detail.splitlines()[0] if step.detail else ""
-        lines.append(f"  {step.status.upper():8} {step.name} {step.node or '-'}: {redact(first)}")
-    lines += [f"  STILL FAILING {nodeid}" for nodeid in result.still_failing]
-    if result.outcome.left:
-        lines.append(f"left when it stopped: {', '.join(result.outcome.left)}")
-    if result.budget is not None and result.outcome.mode != "refused":
-        lines.append(f"changes: {result.outcome.changes} of --max-changes {result.budget.total}")
-    if result.plan_files:
-        lines.append(f"plan: {', '.join(result.plan_files)}")
-    if result.undo_path is not None:
-        lines.append(f"undo: {result.undo_path} (netdoctor rollback {result.run_id} "
-                     f"--report-dir {result.undo_path.parent})")
-    if result.log_path is not None:
-        lines.append(f"log: {result.log_path}")
-    return lines
 
 
 def _causes(ranked: Any) -> tuple[tuple[str, str | None], ...]:

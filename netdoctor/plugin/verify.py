@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,16 @@ from typing import Any
 from netdoctor.cluster import leases
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Target, connect
+from netdoctor.plugin.options import OPTIONS, Settings
 from netdoctor.plugin.state import RUN_ID_ENV
 from netdoctor.repair.runner import RemediationLog
 
+# Options that steer remediation or the reports; everything else is passed on to the
+# verification run so that it looks at the same cluster the same way.
+_NOT_PASSED = {"lab", "report_dir", "overwrite_report", "cleanup_only", "remediate", "dry_run",
+               "force", "non_interactive", "yes", "max_changes", "max_changes_per_node",
+               "allow_control_plane", "fix_selectors", "retry_failed", "flannel_manifest",
+               "dns_fallback"}
 VERIFY_TIMEOUT = 600.0
 CHILD_GRACE = 30.0
 
@@ -39,6 +47,37 @@ class Verification:
     summary: dict[str, Any] = field(default_factory=dict)
     interrupted: str = ""
     """The signal that stopped it ("" when it ran to its end)."""
+
+
+def verification_argv(settings: Settings, nodeids: Sequence[str], report_dir: Path,
+                      inipath: Path | None) -> list[str]:
+    """The command that runs the failing checks again, against the same cluster.
+
+    Example:
+        >>> from netdoctor.plugin.options import resolve_settings
+        >>> s = resolve_settings({"kubeconfig": "/k", "remediate": True}, {}, {}, cwd=Path("/"))
+        >>> verification_argv(s, ["t.py::a"], Path("/r"), None)[3:6]
+        ['t.py::a', '--kubeconfig=/k', '--report-dir=/r']
+    """
+    argv = [sys.executable, "-m", "pytest", *nodeids]
+    for spec in OPTIONS:
+        value = getattr(settings, spec.name)
+        if spec.name in _NOT_PASSED or value == spec.default or value is None:
+            continue
+        if spec.kind == "flag":
+            argv += [spec.flag] if value else []
+        elif spec.kind == "list":
+            argv += [f"{spec.flag}={item}" for item in value]
+        else:
+            argv.append(f"{spec.flag}={value}")
+    argv += [f"--report-dir={report_dir}", "--overwrite-report", "-q", "-p", "no:cacheprovider"]
+    return argv + ([f"-c={inipath}"] if inipath else [])
+
+
+def failing_functions(results: Sequence[Any]) -> list[str]:
+    """Node ids of failed checks without their parameters (the nodes may have changed)."""
+    ids = [r.nodeid.split("[", 1)[0] for r in results if r.outcome in ("failed", "error")]
+    return list(dict.fromkeys(ids))
 
 
 def child_run_id(parent: str, round_no: int) -> str:
