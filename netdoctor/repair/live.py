@@ -111,11 +111,11 @@ class LiveContext:
         self._api_ips = {a.get("ip") for e in endpoints if e["metadata"]["name"] == "kubernetes"
                          for s in e.get("subsets") or [] for a in s.get("addresses") or []}
 
-    def acquire_lease(self) -> str:
-        """Take the cluster-wide remediation Lease: "" when this run holds it now, else
-        who does (:func:`netdoctor.cluster.leases.acquire`)."""
-        return self._run(leases.acquire(self._api, leases.REMEDIATION_LEASE,
-                                        self.options.run_id, "remediation"))
+    def acquire_lease(self, name: str = leases.REMEDIATION_LEASE,
+                      role: str = "remediation") -> str:
+        """Take a Lease (by default the cluster-wide remediation Lease): "" when this run
+        holds it now, else who does (:func:`netdoctor.cluster.leases.acquire`)."""
+        return self._run(leases.acquire(self._api, name, self.options.run_id, role))
 
     def close(self) -> list[str]:
         """Remove the node probes and agents (idempotent); return what could not be removed."""
