@@ -99,8 +99,8 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
         >>> spec = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="abc123")
         >>> spec["spec"]["nodeName"], spec["metadata"]["labels"]["netdoctor.io/run-id"]
         ('w1', 'abc123')
-        >>> agent = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="a",
-        ...                        node_level=True, writable=True)
+        >>> agent = probe_pod_spec(node="w1", namespace="netdoctor-a-repair", image="img:1",
+        ...                        run_id="a", node_level=True, writable=True)
         >>> agent["metadata"]["name"], agent["spec"]["hostNetwork"]
         ('nodeagent-w1', True)
     """
