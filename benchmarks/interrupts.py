@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from netdoctor.plugin.interrupts import EXIT_INTERRUPTED
-from selftests.e2e.interruptrun import interrupt_at, namespaces, wait_gone
+from selftests.e2e.interruptrun import interrupt_at, namespaces, pods_by_run, wait_gone
 from selftests.e2e.labrun import REPO, _env, diagnose_argv, lab_up, run_diagnose
 
 POINTS = (
@@ -31,9 +31,9 @@ POINTS = (
     ("consent", r"remediation mode=applied: .*--yes"),
     ("first exec", r"exec node=\S+: set -e"),
     ("after a step", r"applied \S+ node="),
+    ("verification", r"verify: -m pytest"),
     ("API step", r"patch \S+ \S+: \["),
     ("second exec", r"exec node=\S+: exit 0"),
-    ("verification", r"verify: -m pytest"),
 )
 
 
@@ -82,16 +82,22 @@ def concurrent(runs: int, work: Path) -> bool:
                           "--probe-namespace=nd-shared"),
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for i in range(runs)]
+        end = time.monotonic() + 120.0  # every run live, its probes in place
+        while len(pods_by_run(lab)) < runs and time.monotonic() < end:
+            time.sleep(0.2)
+        live = pods_by_run(lab)
         cleanup = run_diagnose(lab.kubeconfig, work / "cleanup", "--cleanup-only")
+        kept = pods_by_run(lab) == live
         gate.touch()
         codes = [p.wait(timeout=300) for p in procs]
         verdicts = [json.loads((work / f"run-{i}" / "summary.json").read_text())["verdict"]
                     for i in range(runs)]
         left = wait_gone(lab)
         ok = codes == [0] * runs and verdicts == ["none"] * runs and not left \
-            and cleanup.returncode == 0
+            and cleanup.returncode == 0 and kept and len(live) == runs
         print(f"{runs} concurrent runs + cleanup: exits {codes}, verdicts {verdicts}, "
-              f"{time.monotonic() - started:.1f}s, left {len(left)} {'ok' if ok else 'FAILED'}")
+              f"live runs' pods kept: {kept}, {time.monotonic() - started:.1f}s, "
+              f"left {len(left)} {'ok' if ok else 'FAILED'}")
         return ok
     finally:
         lab.down()

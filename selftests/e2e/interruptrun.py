@@ -61,6 +61,19 @@ def netdoctor_objects(lab: Lab) -> list[str]:
             for o in json.loads(out.stdout)["items"]]
 
 
+def pods_by_run(lab: Lab) -> dict[str, list[str]]:
+    """netdoctor's pods, ``namespace/name`` by run id."""
+    out = subprocess.run(["kubectl", f"--kubeconfig={lab.kubeconfig}", "get", "pods", "-A",
+                          "-l", "app.kubernetes.io/managed-by=netdoctor", "-o", "json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    runs: dict[str, list[str]] = {}
+    for pod in json.loads(out.stdout)["items"]:
+        meta = pod["metadata"]
+        runs.setdefault(meta["labels"]["netdoctor.io/run-id"], []).append(
+            f"{meta['namespace']}/{meta['name']}")
+    return runs
+
+
 def wait_gone(lab: Lab, within: float = 30.0) -> list[str]:
     """netdoctor's objects, once none are left or ``within`` seconds passed (a namespace
     being deleted lists for a moment)."""

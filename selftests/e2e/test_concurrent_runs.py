@@ -13,7 +13,7 @@ from typing import Any
 
 from netdoctor.cluster.leases import DURATION, LEASE_NAMESPACE, REMEDIATION_LEASE, lease_body
 from netdoctor.plugin.remediate import EXIT_REFUSED
-from selftests.e2e.interruptrun import netdoctor_objects, wait_gone
+from selftests.e2e.interruptrun import netdoctor_objects, pods_by_run, wait_gone
 from selftests.e2e.labrun import REPO, Lab, _env, diagnose_argv, run_diagnose
 
 SHARED = "nd-shared"
@@ -34,17 +34,6 @@ def _create(lab: Lab, obj: dict[str, Any]) -> None:
 
 def _expired_lease(name: str, run_id: str) -> dict[str, Any]:
     return lease_body(name, run_id, datetime.now(UTC) - timedelta(seconds=10 * DURATION))
-
-
-def _pods_by_run(lab: Lab) -> dict[str, list[str]]:
-    out = json.loads(_kubectl(lab, "get", "pods", "-A", "-l",
-                              "app.kubernetes.io/managed-by=netdoctor", "-o", "json"))
-    runs: dict[str, list[str]] = {}
-    for pod in out["items"]:
-        meta = pod["metadata"]
-        runs.setdefault(meta["labels"]["netdoctor.io/run-id"], []).append(
-            f"{meta['namespace']}/{meta['name']}")
-    return runs
 
 
 def _wait(what: str, check: Any, within: float = PROBES_UP) -> Any:
@@ -77,13 +66,13 @@ def test_two_runs_and_a_cleanup_at_once(healthy_lab: Lab, tmp_path: Path) -> Non
                             ("c", []))}
     try:
         live = _wait("three runs with their probes", lambda: (
-            found if len(found := _pods_by_run(lab)) == 3 else None))
+            found if len(found := pods_by_run(lab)) == 3 else None))
         cleanup = run_diagnose(lab.kubeconfig, tmp_path / "cleanup", "--cleanup-only")
         assert cleanup.returncode == 0, cleanup.output
         assert f"netdoctor-{DEAD}" in cleanup.output, cleanup.output
         for run_id in live:
             assert run_id not in cleanup.output, cleanup.output
-        assert _pods_by_run(lab).keys() == live.keys()  # nothing of a live run deleted
+        assert pods_by_run(lab).keys() == live.keys()  # nothing of a live run deleted
         assert f"lease {LEASE_NAMESPACE}/netdoctor-run-{DEAD}" not in " ".join(
             netdoctor_objects(lab))
     finally:

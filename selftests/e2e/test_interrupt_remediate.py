@@ -43,6 +43,8 @@ def _coherent(run: Stopped, point: str) -> None:
     assert "Traceback" not in run.output, said
     assert "verdict: none" not in run.output, said
     assert "verdict: interrupted" in run.output, said
+    for report in ("report.html", "summary.json", "analysis.md"):  # every report written
+        assert f"/{report}" in run.output, said
     summary = run.summary
     assert summary.get("verdict") == "interrupted", said
     assert summary.get("interrupted") == "SIGINT", said
