@@ -69,11 +69,14 @@ def test_sigint_at_five_points_then_the_repair_completes(incident: Lab, tmp_path
         left = wait_gone(incident)
         assert left == [], f"{point}: left in the cluster: {left}"
         block = run.summary["remediation"]
-        if point in ("planning", "consent"):
-            assert "applied " not in run.log.replace("mode=applied", ""), run.log
+        done = sum(1 for s in block["steps"] if s["status"] == "applied")
+        if point == "planning":
+            assert done == 0, run.log
+        elif point == "consent":  # a step already in flight finishes, then it stops
+            assert done <= 1, run.log
         else:  # every later run went on from where the last stopped, without --force
             assert "mode=refused" not in run.log, run.log
-            applied += sum(1 for s in block["steps"] if s["status"] == "applied")
+            applied += done
         if point == "verification":
             assert block["score_after"] is None, block
             assert "verify: interrupted (SIGINT); interrupting the verification run" in run.log
