@@ -241,3 +241,25 @@ class CheckResult:
     def raises_signals(self) -> bool:
         """Only real failures raise signals: errors and skips say nothing about the network."""
         return self.outcome == "failed"
+
+
+class ProbeNotStarted(Exception):
+    """Not observed because a probe pod could not start for a reason outside the pod network
+    (its image cannot be pulled): the other form of :class:`NotObserved`.
+
+    Reported the same way (``not observed: <reason>`` in ``summary.json``'s ``not_observed``,
+    no signal, no root cause), but raised in setup it ends the check as an *error*: the
+    run's setup is broken, and the exit status says so (docs/access.md).
+
+    Example:
+        >>> str(ProbeNotStarted("image problem on w1: ErrImagePull"))
+        'image problem on w1: ErrImagePull'
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+UNOBSERVED: tuple[type[BaseException], ...] = (NotObserved, ProbeNotStarted)
+"""The exceptions that say a check observed nothing (each carries ``reason``)."""

@@ -286,6 +286,11 @@ class Cluster:
         return await bounded(call(), self.timeout, what)
 
 
+def server_url(target: Target) -> str:
+    """The API server URL the target's kubeconfig names ("" when it cannot be read)."""
+    return _server_of(target)
+
+
 def _server_of(target: Target) -> str:
     """The server URL of the chosen context, best effort (for messages only)."""
     import os

@@ -32,7 +32,7 @@ from netdoctor.cluster.probes import (
     object_events,
     pod_problem,
     pod_ready,
-    probe_name,
+    run_name,
 )
 
 ECHO_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53"
@@ -60,7 +60,7 @@ def echo_deployment_spec(*, node: str, namespace: str, run_id: str,
     pod_labels = {**labels(run_id), **echo_labels(run_id), NODE_LABEL: node[:63]}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": probe_name(node, "echo"), "namespace": namespace,
+        "metadata": {"name": run_name(namespace, run_id, "echo", node), "namespace": namespace,
                      "labels": {**labels(run_id), **echo_labels(run_id)}},
         "spec": {
             "replicas": 1,
@@ -89,7 +89,8 @@ def echo_service_spec(*, namespace: str, run_id: str) -> dict[str, Any]:
     """The NodePort Service selecting every echo pod of the run."""
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": SERVICE, "namespace": namespace, "labels": labels(run_id)},
+        "metadata": {"name": run_name(namespace, run_id, SERVICE), "namespace": namespace,
+                     "labels": labels(run_id)},
         "spec": {"type": "NodePort", "selector": echo_labels(run_id),
                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": ECHO_PORT,
                             "protocol": "TCP"}]},
@@ -127,7 +128,7 @@ class Echo:
 
     def dns_name(self, domain: str) -> str:
         """The Service's DNS name in the cluster domain ``domain`` (from resolv.conf)."""
-        return f"{SERVICE}.{self.namespace}.svc.{domain}"
+        return f"{run_name(self.namespace, self.run_id, SERVICE)}.{self.namespace}.svc.{domain}"
 
 
 async def _create(cluster: Cluster, echo: Echo, path: str, version: str,
@@ -168,7 +169,8 @@ async def wait_endpoints(cluster: Cluster, echo: Echo, timeout: float = ENDPOINT
     end = loop.time() + timeout
     while want and loop.time() < end:
         slices = await cluster.list("endpointslices", namespace=echo.namespace,
-                                    selector=f"kubernetes.io/service-name={SERVICE}")
+                                    selector="kubernetes.io/service-name="
+                                             f"{run_name(echo.namespace, echo.run_id, SERVICE)}")
         ready = {a for s in slices for e in s.get("endpoints") or []
                  if (e.get("conditions") or {}).get("ready", True)
                  for a in e.get("addresses") or []}

@@ -61,6 +61,9 @@ DIAGNOSE: tuple[Need, ...] = (
     Need("", ("services", "configmaps"), ("list",), "cluster DNS, Services, kube-proxy mode"),
     Need("apps", ("daemonsets", "deployments"), ("list",), "CNI, kube-proxy and CoreDNS"),
     Need("discovery.k8s.io", ("endpointslices",), ("list",), "Services without endpoints"),
+    Need("coordination.k8s.io", ("leases",), ("list", "get", "create", "update", "delete"),
+         "the run's Lease in namespace default, renewed while it runs: objects of a live "
+         "run are never touched, and two repairs never overlap"),
 )
 VALIDATE: tuple[Need, ...] = (
     *DIAGNOSE,

@@ -21,15 +21,16 @@ from typing import Any
 
 import kr8s.asyncio.objects as k8s
 
-from netdoctor.cluster.client import Cluster, bounded, status_code
+from netdoctor.cluster.client import Cluster, bounded
 from netdoctor.cluster.exec import ExecTarget
 from netdoctor.cluster.images import IMAGE_GRACE, Placement, image_pull_problem
+from netdoctor.cluster.leases import MANAGED_BY as MANAGED_BY  # the labels of every object
+from netdoctor.cluster.leases import MANAGER as MANAGER
+from netdoctor.cluster.leases import RUN_ID as RUN_ID
+from netdoctor.cluster.leftovers import CLEANUP_BUDGET, Leftover, delete_object
 from netdoctor.cluster.profile import NodeInfo
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-RUN_ID = "netdoctor.io/run-id"
 NODE_LABEL = "netdoctor.io/node"
-MANAGER = "netdoctor"
 CONTAINER = "probe"
 # A safety net for runs killed with SIGKILL: the kubelet ends a forgotten probe after this.
 ACTIVE_DEADLINE_SECONDS = 3600
@@ -45,6 +46,27 @@ def probe_name(node: str, kind: str = "probe") -> str:
         return base
     digest = hashlib.sha1(node.encode()).hexdigest()[:8]
     return f"{base[:54].rstrip('-')}-{digest}"
+
+
+def own_namespace(namespace: str, run_id: str) -> bool:
+    """Whether ``namespace`` is one the run made for itself (else it is shared with other
+    runs, ``--probe-namespace``)."""
+    return namespace in (f"netdoctor-{run_id}", f"netdoctor-{run_id}-repair")
+
+
+def run_name(namespace: str, run_id: str, kind: str, node: str | None = None) -> str:
+    """The name of a run's object: ``kind-node`` in the run's own namespace; in a shared
+    one the run id is part of it, so two runs there never collide (or exec into, or
+    measure, each other's pods).
+
+    Example:
+        >>> run_name("netdoctor-abc123", "abc123", "probe", "w1")
+        'probe-w1'
+        >>> run_name("shared", "abc123", "probe", "w1")
+        'probe-abc123-w1'
+    """
+    prefix = kind if own_namespace(namespace, run_id) else f"{kind}-{run_id}"
+    return probe_name(node, prefix) if node is not None else prefix
 
 
 def labels(run_id: str) -> dict[str, str]:
@@ -77,8 +99,8 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
         >>> spec = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="abc123")
         >>> spec["spec"]["nodeName"], spec["metadata"]["labels"]["netdoctor.io/run-id"]
         ('w1', 'abc123')
-        >>> agent = probe_pod_spec(node="w1", namespace="nd", image="img:1", run_id="a",
-        ...                        node_level=True, writable=True)
+        >>> agent = probe_pod_spec(node="w1", namespace="netdoctor-a-repair", image="img:1",
+        ...                        run_id="a", node_level=True, writable=True)
         >>> agent["metadata"]["name"], agent["spec"]["hostNetwork"]
         ('nodeagent-w1', True)
     """
@@ -107,7 +129,7 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
                                       "readOnly": not writable}]
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": probe_name(node, kind), "namespace": namespace,
+        "metadata": {"name": run_name(namespace, run_id, kind, node), "namespace": namespace,
                      "labels": {**labels(run_id), NODE_LABEL: node[:63],
                                 "netdoctor.io/role": kind}},
         "spec": spec,
@@ -306,11 +328,6 @@ def _hopeless(obj: Mapping[str, Any]) -> bool:
     return str(obj.get("status", {}).get("phase")) in ("Failed", "Succeeded")
 
 
-CLEANUP_BUDGET = 180.0
-"""Seconds each delete keeps retrying an API that does not answer (longer than most API
-server restarts): the run's objects must go once the API is back."""
-
-
 async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
                  budget: float = CLEANUP_BUDGET) -> list[str]:
     """Delete what this run created, newest first, then anything else carrying its run id
@@ -325,7 +342,7 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
     probes.created.clear()
 
     async def delete(kind: str, namespace: str, name: str) -> None:
-        if not await _delete(cluster, kind, namespace, name, problems, budget):
+        if not await delete_object(cluster, kind, namespace, name, problems, budget):
             failed.append(Leftover(kind, namespace if kind == "pod" else "", name,
                                    probes.run_id))
 
@@ -360,78 +377,6 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
     return problems
 
 
-async def _delete(cluster: Cluster, kind: str, namespace: str, name: str,
-                  problems: list[str], budget: float = CLEANUP_BUDGET) -> bool:
-    """Delete one object (retried while the API does not answer: a repeated delete is
-    harmless); True when it is gone or going."""
-    path = f"pods/{name}" if kind == "pod" else f"namespaces/{name}"
-
-    async def call() -> Any:
-        return await cluster.request("DELETE", path, namespace=namespace or None,
-                                     body={"gracePeriodSeconds": 0,
-                                           "propagationPolicy": "Background"},
-                                     what=f"delete {kind} {name}")
-
-    try:
-        await cluster.idempotent(call, f"delete {kind} {name}", budget)
-    except Exception as exc:
-        if status_code(exc) != 404:
-            problems.append(f"{kind} {namespace + '/' if namespace else ''}{name}: {exc}")
-            return False
-    return True
-
-
 async def _gone(cluster: Cluster, probes: ProbeSet) -> None:
     while await cluster.list("pods", selector=f"{RUN_ID}={probes.run_id}"):
         await asyncio.sleep(0.1)
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """An object of another run, found by its labels."""
-
-    kind: str
-    namespace: str
-    name: str
-    run_id: str
-
-    def describe(self) -> str:
-        """``pod ns/name (run abc123)``."""
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {where}{self.name} (run {self.run_id})"
-
-    def command(self) -> str:
-        """The ``kubectl`` command that removes it.
-
-        Example:
-            >>> Leftover("pod", "nd-1", "probe-w1", "abc123").command()
-            'kubectl delete pod -n nd-1 probe-w1 --grace-period=0 --wait=false'
-        """
-        where = f" -n {self.namespace}" if self.namespace else ""
-        return (f"kubectl delete {self.kind}{where} {self.name} "
-                + ("--grace-period=0 " if self.kind == "pod" else "") + "--wait=false")
-
-    def to_json(self) -> dict[str, str]:
-        """``summary.json``'s form (``leftovers`` entries)."""
-        return {"kind": self.kind, "namespace": self.namespace, "name": self.name,
-                "run_id": self.run_id, "command": self.command()}
-
-
-async def find_leftovers(cluster: Cluster, run_id: str) -> list[Leftover]:
-    """Namespaces and pods labelled by netdoctor with another run id."""
-    selector = f"{MANAGED_BY}={MANAGER}"
-    namespaces, pods = await asyncio.gather(cluster.list("namespaces", selector=selector),
-                                            cluster.list("pods", selector=selector))
-    found = [Leftover("namespace", "", o["metadata"]["name"],
-                      (o["metadata"].get("labels") or {}).get(RUN_ID, "?")) for o in namespaces]
-    found += [Leftover("pod", o["metadata"]["namespace"], o["metadata"]["name"],
-                       (o["metadata"].get("labels") or {}).get(RUN_ID, "?")) for o in pods]
-    return [f for f in found if f.run_id != run_id]
-
-
-async def delete_leftovers(cluster: Cluster, leftovers: Sequence[Leftover]) -> list[str]:
-    """Delete leftovers (pods first, then namespaces); return what could not be deleted."""
-    problems: list[str] = []
-    for item in sorted(leftovers, key=lambda x: x.kind != "pod"):
-        await _delete(cluster, item.kind, item.namespace, item.name, problems)
-    return problems

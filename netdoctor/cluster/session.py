@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from netdoctor.cluster import permissions
+from netdoctor.cluster import leases, permissions
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import (
     AccessProblem,
@@ -24,6 +24,7 @@ from netdoctor.cluster.client import (
     forbidden_or_none,
 )
 from netdoctor.cluster.images import Placement
+from netdoctor.cluster.leftovers import Leftover, find_leftovers
 from netdoctor.cluster.profile import ClusterProfile, read_profile
 
 T = TypeVar("T")
@@ -59,15 +60,17 @@ class ClusterSession:
         self.probes = pods.ProbeSet(options.namespace, options.run_id,
                                     placement=options.placement,
                                     pod_security=options.pod_security)
-        self.leftovers: list[pods.Leftover] = []
+        self.leftovers: list[Leftover] = []
         self.closed = False
+        self.heartbeat: leases.Heartbeat | None = None
+        """Renews the run's Lease (:mod:`netdoctor.cluster.leases`) from connect to close."""
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the session's loop (Ctrl-C cancels it and raises KeyboardInterrupt)."""
         return self._runner.run(coro)
 
     def connect(self) -> ClusterProfile:
-        """Connect, read the profile and find leftovers of other runs.
+        """Connect, take the run's Lease, read the profile and find leftovers of dead runs.
 
         Raises:
             AccessProblem: One line saying why the cluster cannot be used.
@@ -90,9 +93,10 @@ class ClusterSession:
             raise AccessProblem(permissions.message(self.options.mode, lacking))
         if not self.options.own_namespace:
             self._check_admission(cluster)
+        self._hold_lease(cluster)
         try:
             self.profile = self.run(read_profile(cluster))
-            self.leftovers = self.run(pods.find_leftovers(cluster, self.options.run_id))
+            self.leftovers = self.run(find_leftovers(cluster, self.options.run_id))
         except DeadlineExceeded as exc:
             raise AccessProblem(f"the API server stopped answering: {exc}") from None
         except Exception as exc:
@@ -100,6 +104,21 @@ class ClusterSession:
             raise AccessProblem(f"{problem}. {permissions.hint(self.options.mode)}" if problem
                                 else f"reading the cluster failed: {exc}") from None
         return self.profile
+
+    def _hold_lease(self, cluster: Cluster) -> None:
+        """Take the run's Lease before creating anything, and keep renewing it."""
+        name = leases.run_lease_name(self.options.run_id)
+        try:
+            self.run(leases.acquire(cluster, name, self.options.run_id, "run"))
+        except Exception as exc:  # the run works without it; other runs cannot see it alive
+            cluster.problems.append(
+                f"could not create Lease {leases.LEASE_NAMESPACE}/{name} "
+                f"({type(exc).__name__}: {exc}): a concurrent --cleanup-only may take this "
+                "run's objects for leftovers")
+            return
+        self.heartbeat = leases.Heartbeat(Target(self.options.kubeconfig, self.options.context),
+                                          self.options.run_id)
+        self.heartbeat.hold(name, "run")
 
     def _check_admission(self, cluster: Cluster) -> None:
         """In a namespace the run did not make, ask (dry run, one pod at a time) whether its
@@ -156,6 +175,14 @@ class ClusterSession:
         problems: list[str] = []
         if self.cluster is not None and self.probes.created:
             problems = self.run(pods.remove(self.cluster, self.probes))
+        if self.heartbeat is not None and self.cluster is not None:  # last: after the objects
+            self.heartbeat.stop()
+            name = leases.run_lease_name(self.options.run_id)
+            try:
+                self.run(leases.release(self.cluster, name))
+            except Exception as exc:  # it expires by itself
+                problems.append(f"Lease {leases.LEASE_NAMESPACE}/{name}: {exc}; it expires "
+                                f"within {leases.DURATION}s")
         self._runner.close()
         return problems
 

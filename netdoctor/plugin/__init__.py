@@ -33,6 +33,7 @@ from types import FrameType
 import pytest
 
 from netdoctor.plugin import activation, argv, hooks, junit, markers, options, results
+from netdoctor.plugin.interrupts import EXIT_INTERRUPTED, signal_name
 from netdoctor.plugin.reports import build_summary, write_reports
 from netdoctor.plugin.scoring import (
     BUILTIN_SIGNALS,
@@ -43,6 +44,7 @@ from netdoctor.plugin.scoring import (
     analyze,
 )
 from netdoctor.plugin.state import (
+    RUN_ID_ENV,
     STATE,
     RunState,
     get_cluster_profile,
@@ -93,7 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
     argv.refuse_spaced_paths(config)
     settings = options.settings_from_config(config, os.environ)
     worker_input = getattr(config, "workerinput", {})
-    state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id") or new_run_id())
+    state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id")
+                     or os.environ.get(RUN_ID_ENV) or new_run_id())
     config.stash[STATE] = state
     config.pluginmanager.register(results, "netdoctor-results")
     config.pluginmanager.register(junit, "netdoctor-junit")
@@ -102,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_worker(config) or config.option.collectonly:
         return
     config.pluginmanager.register(results.ResultCollector(config), "netdoctor-collector")
+    config.pluginmanager.register(_InterruptWatch(config), "netdoctor-interrupts")
     if (config.pluginmanager.hasplugin("html") and getattr(config.option, "htmlpath", None)
             and activation.get_activation(config).asked):
         # pytest-html picks its report class now: a netdoctor run's report is one file
@@ -116,15 +120,19 @@ def pytest_configure(config: pytest.Config) -> None:
 _PREVIOUS_SIGTERM = pytest.StashKey[object]()
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _sigterm_as_interrupt(config: pytest.Config) -> None:
-    # SIGTERM would end the process without running finalizers; as an interrupt, pytest
-    # tears fixtures down and unconfigures, so probe pods (and a --lab cluster) are removed.
+    # SIGTERM would end the process without running finalizers; as a Ctrl-C, pytest tears
+    # fixtures down and unconfigures, so probe pods (and a --lab cluster) are removed. It is
+    # raised again as SIGINT rather than as an exception here: inside the run's event loop,
+    # asyncio turns SIGINT into a clean cancellation of its task.
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        state = config.stash.get(STATE, None)
+        if state is not None and not state.interrupted:
+            state.interrupted = signal_name(signum)
+        signal.raise_signal(signal.SIGINT)
+
     if threading.current_thread() is threading.main_thread():
-        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -199,12 +207,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or _is_worker(config):
         return
     found = activation.get_activation(config)
-    found.nothing_ran = activation.ran_nothing(config, exitstatus)
+    found.nothing_ran = "" if state.interrupted else activation.ran_nothing(config, exitstatus)
     if found.nothing_ran:
         session.exitstatus = (exitstatus if exitstatus == pytest.ExitCode.INTERRUPTED
                               else activation.EXIT_NOTHING_RAN)
         return
-    if state.report_paths is None or not activation.measured(config):
+    if state.interrupted:
+        session.exitstatus = EXIT_INTERRUPTED
+    if state.report_paths is None or not (activation.measured(config) or state.interrupted):
         return
     settings = state.settings
     analysis = analyze(
@@ -222,12 +232,33 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.analysis = analysis
     summary = build_summary(analysis)
     config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    if state.interrupted:  # before the checks ended, or while repairing: no verdict
+        state.analysis = analysis = dataclasses.replace(analysis, verdict="interrupted")
+        summary.update(verdict="interrupted", interrupted=state.interrupted)
+        session.exitstatus = EXIT_INTERRUPTED
     state.summary = summary
     written = write_reports(analysis, summary, state.report_paths)
     html = state.report_paths.html if config.pluginmanager.hasplugin("html") else None
     state.written = tuple(([html] if html else []) + written)
     if analysis.verdict == "inconclusive" and session.exitstatus in (0, 1):
         session.exitstatus = EXIT_INCONCLUSIVE  # failed checks or not: the answer is unknown
+
+
+class _InterruptWatch:
+    """Remembers a Ctrl-C or SIGTERM (not a ``pytest.exit``) that stopped the checks."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Mark the run interrupted: verdict ``interrupted``, exit status 8."""
+        state = self.config.stash.get(STATE, None)
+        # pytest.exit() and "Interrupted: N errors during collection" are KeyboardInterrupts too
+        if isinstance(excinfo.value, pytest.exit.Exception | pytest.Session.Interrupted) or (
+                state is None):
+            return
+        if not state.interrupted:
+            state.interrupted = str(excinfo.value) or "SIGINT"
 
 
 def pytest_terminal_summary(
@@ -250,6 +281,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
     for name in ("netdoctor-remediate", "netdoctor-html", "netdoctor-collector",
+                 "netdoctor-interrupts",
                  "netdoctor-junit", "netdoctor-results"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

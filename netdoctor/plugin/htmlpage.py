@@ -25,7 +25,8 @@ NARROW_TABLE = 5
 """A per-node table with at most this many checks goes in the first screen's right column."""
 HEADLINES = {"confirmed": "Pod network broken: failure pattern confirmed",
              "partial": "Pod network degraded: failure pattern partly present",
-             "none": "No failure pattern"}
+             "none": "No failure pattern",
+             "interrupted": "Run interrupted: no verdict"}
 
 
 def _e(value: object) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from netdoctor.model import (
+    UNOBSERVED,
     Attempt,
     CheckFailed,
     CheckResult,
@@ -99,8 +100,8 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, CheckFailed):
         return exc.message
-    if isinstance(exc, NotObserved):
-        return f"not observed: {exc.reason}"
+    if isinstance(exc, UNOBSERVED):
+        return f"not observed: {getattr(exc, 'reason', exc)}"
     if report.skipped:
         wasxfail = getattr(report, "wasxfail", None)
         if wasxfail is not None:

@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 from netdoctor.model import CheckResult
 
-Verdict = Literal["confirmed", "partial", "none", "inconclusive"]
-VERDICTS: tuple[str, ...] = ("confirmed", "partial", "none", "inconclusive")
+Verdict = Literal["confirmed", "partial", "none", "inconclusive", "interrupted"]
+VERDICTS: tuple[str, ...] = ("confirmed", "partial", "none", "inconclusive", "interrupted")
+"""``interrupted``: SIGINT or SIGTERM stopped the run (exit status 8, see
+:mod:`netdoctor.plugin.interrupts`); whatever was measured is reported, nothing is judged."""
 EXIT_INCONCLUSIVE = 7
 """Exit status of a run whose verdict is ``inconclusive`` (pytest uses 0-5; 4 also means the
 cluster could not be used; 6 is a refused remediation)."""

@@ -47,6 +47,8 @@ class RunState:
     summary: dict[str, Any] | None = None
     """The ``summary.json`` document once the run is scored (reports render it)."""
     written: tuple[Path, ...] = ()
+    interrupted: str = ""
+    """The signal that interrupted the run (``SIGINT``, ``SIGTERM``), "" when none did."""
 
     @property
     def probe_namespace(self) -> str:
@@ -54,6 +56,8 @@ class RunState:
         return self.settings.probe_namespace or f"netdoctor-{self.run_id}"
 
 
+RUN_ID_ENV = "NETDOCTOR_RUN_ID"
+"""The run id a ``--remediate`` run gives its verification run (never set by hand)."""
 STATE = pytest.StashKey[RunState]()
 CLUSTER_PROFILE = pytest.StashKey[dict[str, Any]]()
 NOT_APPLICABLE = pytest.StashKey[dict[str, str]]()

@@ -28,6 +28,7 @@ import kr8s
 import kr8s.asyncio.objects as k8s
 import yaml
 
+from netdoctor.cluster import leases
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, Target, bounded, connect, status_code
 from netdoctor.cluster.exec import exec_once
@@ -109,6 +110,12 @@ class LiveContext:
         endpoints = self._run(self.cluster.list("endpoints", namespace="default"))
         self._api_ips = {a.get("ip") for e in endpoints if e["metadata"]["name"] == "kubernetes"
                          for s in e.get("subsets") or [] for a in s.get("addresses") or []}
+
+    def acquire_lease(self, name: str = leases.REMEDIATION_LEASE,
+                      role: str = "remediation") -> str:
+        """Take a Lease (by default the cluster-wide remediation Lease): "" when this run
+        holds it now, else who does (:func:`netdoctor.cluster.leases.acquire`)."""
+        return self._run(leases.acquire(self._api, name, self.options.run_id, role))
 
     def close(self) -> list[str]:
         """Remove the node probes and agents (idempotent); return what could not be removed."""

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 Level = Literal["api", "node"]
-StepStatus = Literal["planned", "applied", "skipped", "failed"]
-Mode = Literal["applied", "dry-run", "refused", "skipped", "over-budget", "blocked"]
+StepStatus = Literal["planned", "applied", "skipped", "failed", "interrupted"]
+Mode = Literal["applied", "dry-run", "refused", "skipped", "over-budget", "blocked",
+               "interrupted"]
 UndoKind = Literal["node", "api-patch", "api-delete", "none"]
 
 # Stages run in this order; a failure stops every later stage.

@@ -30,13 +30,19 @@ class Policy:
     yes: bool = False
 
 
-def decide(verdict: str, policy: Policy) -> Decision:
+def decide(verdict: str, policy: Policy, resume: str = "") -> Decision:
     """The verdict gate: ``confirmed`` goes on to planning, ``partial`` and ``none`` need
     ``--force``; ``--dry-run`` only plans. ``applied`` here still needs :func:`consent`.
+
+    ``resume`` names an earlier run whose consented repair was interrupted: a ``partial`` or
+    ``none`` verdict (the repaired half no longer shows) then goes on to finish it without
+    ``--force`` (the plan is shown and consented to again; it may be empty).
 
     Example:
         >>> decide("partial", Policy()).reason
         'verdict partial: pass --force to remediate anyway'
+        >>> decide("partial", Policy(), resume="abc123").mode
+        'applied'
     """
     if policy.dry_run:
         return Decision("dry-run", f"--dry-run: the plan for verdict {verdict}, nothing applied")
@@ -44,6 +50,9 @@ def decide(verdict: str, policy: Policy) -> Decision:
         return Decision("applied", "verdict confirmed")
     if policy.force:
         return Decision("applied", f"verdict {verdict}, --force")
+    if verdict in ("partial", "none") and resume:
+        return Decision("applied", f"verdict {verdict}: finishing the consented repair of "
+                                   f"run {resume}, which was interrupted")
     if verdict == "partial":
         return Decision("refused", "verdict partial: pass --force to remediate anyway")
     return Decision("skipped", f"verdict {verdict}: nothing to remediate "

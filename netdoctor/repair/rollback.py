@@ -18,7 +18,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from netdoctor.cluster.client import Target
+from netdoctor.cluster.leases import (
+    LEASE_NAMESPACE,
+    REMEDIATION_LEASE,
+    Heartbeat,
+    release_now,
+    run_lease_name,
+)
 from netdoctor.plugin.options import DEFAULT_PROBE_IMAGE, parse_image
+from netdoctor.plugin.repairresult import EXIT_REFUSED
 from netdoctor.plugin.state import new_run_id
 from netdoctor.repair.live import LiveContext, LiveOptions
 from netdoctor.repair.runner import RemediationLog
@@ -47,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Undo the run; 0 when every change was reverted, 1 when one failed, 2 for bad input."""
+    """Undo the run; 0 when every change was reverted, 1 when one failed, 2 for bad input,
+    6 while another repair holds the remediation Lease."""
     path = find_undo(args.report_dir, args.run_id)
     if path is None:
         print(f"netdoctor rollback: no undo.json of run {args.run_id} under {args.report_dir}",
@@ -65,8 +75,21 @@ def run(args: argparse.Namespace) -> int:
                                   SETUP_TIMEOUT), frozenset(), (), log)
     done: list[str] = []
     failed: list[str] = []
+    beat = Heartbeat(Target(args.kubeconfig, args.context), ctx.options.run_id)
     try:
         ctx.connect()
+        # A rollback changes the cluster as a repair does: never while another one runs;
+        # its node agents belong to a live run for as long as it lasts.
+        holder = ctx.acquire_lease()
+        if holder:
+            print(f"netdoctor rollback: another repair is running (Lease {LEASE_NAMESPACE}/"
+                  f"{REMEDIATION_LEASE} held by {holder}): run again when it has ended",
+                  file=sys.stderr)
+            return EXIT_REFUSED
+        beat.hold(REMEDIATION_LEASE, "remediation")
+        run_lease = run_lease_name(ctx.options.run_id)
+        if not ctx.acquire_lease(run_lease, "run"):
+            beat.hold(run_lease, "run")
         for undo in reversed(undos):
             try:
                 done.append(undo_one(ctx, undo))
@@ -77,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for problem in ctx.close():
             print(f"netdoctor rollback: cleanup: {problem}", file=sys.stderr)
+        beat.stop()
+        for name in beat.names:
+            if problem := release_now(beat.target, name):
+                print(f"netdoctor rollback: cleanup: {problem}", file=sys.stderr)
     (path.parent / "rollback.json").write_text(json.dumps(
         {"run_id": args.run_id, "undone": done, "failed": failed}, indent=1) + "\n")
     for line in done:

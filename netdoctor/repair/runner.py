@@ -203,12 +203,17 @@ def apply(hooks: Iterable[RemediationHook], ctx: RepairContext, decision: Decisi
           cooling: Mapping[str, str] | None = None,
           on_undo: Callable[[list[Undo]], object] | None = None,
           spent: Outcome | None = None,
-          clock: Callable[[], float] = time.monotonic) -> Outcome:
+          clock: Callable[[], float] = time.monotonic,
+          stop: Callable[[], str] | None = None) -> Outcome:
     """Apply the consented plan stage by stage (each hook re-plans when its stage comes).
 
     ``cooling`` maps hooks that may not run (their cooldown) to why; ``on_undo`` receives
     the undo records after every applied step, so they survive an interrupted run;
     ``spent`` is an earlier round of the same run, whose changes count against the budget.
+    ``stop`` says why the run must stop (a deferred Ctrl-C), or ""; it is asked before every
+    step, and the steps not run are listed in ``left``. A ``KeyboardInterrupt`` in a step
+    (the signal came twice, or the step outlived the grace) marks that step
+    ``interrupted`` and ends the run the same way (mode ``interrupted``).
     """
     outcome = Outcome(decision.mode, decision.reason, plan=list(consented),
                       changes=spent.changes if spent else 0,
@@ -217,6 +222,7 @@ def apply(hooks: Iterable[RemediationHook], ctx: RepairContext, decision: Decisi
                  cooling or {}, outcome)
     log.write(f"remediation mode={decision.mode}: {decision.reason}")
     for hook in relevant(hooks, ctx):
+        _interrupted(state, stop and stop())
         if state.stopped:
             outcome.left.append(hook.name)
             outcome.steps.append(Step(hook.name, None, "skipped", f"not run: {state.stopped}"))
@@ -230,11 +236,35 @@ def apply(hooks: Iterable[RemediationHook], ctx: RepairContext, decision: Decisi
             state.stopped = f"{hook.name} failed"
             continue
         for plan in plans:
-            _one(hook, plan, state, on_undo, clock)
+            _interrupted(state, stop and stop())
+            try:
+                _one(hook, plan, state, on_undo, clock)
+            except KeyboardInterrupt as exc:
+                where = plan.node or "-"
+                detail = (f"interrupted ({exc or 'SIGINT'}) while it ran: it may be half "
+                          "applied; the next run plans it again from the cluster's state")
+                outcome.steps.append(Step(hook.name, plan.node, "interrupted", detail))
+                outcome.left.append(f"{hook.name} {where}")
+                log.write(f"INTERRUPTED {hook.name} node={where}: {detail}")
+                # What the step changed before it was stopped is recorded for rollback too.
+                outcome.undos += [replace(u, step=hook.name) for u in ctx.undos]
+                ctx.undos.clear()
+                if on_undo is not None:
+                    on_undo(outcome.undos)
+                _interrupted(state, str(exc) or "SIGINT")
     for plan in outcome.plan:
         if plan.hook == "manual":
             outcome.steps.append(Step("manual", plan.node, "skipped", plan.detail))
     return outcome
+
+
+def _interrupted(state: _Run, signal: str | None) -> None:
+    if signal and state.outcome.mode != "interrupted":
+        state.stopped = f"interrupted ({signal})"
+        state.outcome.mode = "interrupted"
+        state.outcome.reason = (f"{signal}: stopped after the step in flight; "
+                                "the steps left are listed, the next run finishes them")
+        state.log.write(f"remediation interrupted by {signal}")
 
 
 def _one(hook: RemediationHook, plan: Plan, state: _Run,

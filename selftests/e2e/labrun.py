@@ -130,14 +130,21 @@ def interrupt(proc: subprocess.Popen[str], sig: int = signal.SIGINT, wait: float
 
 
 def probe_objects(kubeconfig: Path) -> list[str]:
-    """Every namespace and pod labelled as netdoctor's, of any run."""
+    """Every namespace, pod and Lease labelled as netdoctor's, of any run, live or dead."""
     import asyncio
 
     from netdoctor.cluster.client import Target, connect
-    from netdoctor.cluster.probes import find_leftovers
+    from netdoctor.cluster.leases import LEASE_NAMESPACE
 
     async def look() -> list[str]:
         cluster = await connect(Target(kubeconfig, None))
-        return [item.describe() for item in await find_leftovers(cluster, run_id="")]
+        selector = "app.kubernetes.io/managed-by=netdoctor"
+        found = [f"namespace {o['metadata']['name']}"
+                 for o in await cluster.list("namespaces", selector=selector)]
+        found += [f"pod {o['metadata']['namespace']}/{o['metadata']['name']}"
+                  for o in await cluster.list("pods", selector=selector)]
+        found += [f"lease {LEASE_NAMESPACE}/{o['metadata']['name']}" for o in
+                  await cluster.list("leases", namespace=LEASE_NAMESPACE, selector=selector)]
+        return found
 
     return asyncio.run(look())

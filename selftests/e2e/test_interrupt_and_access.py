@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netdoctor.plugin.interrupts import EXIT_INTERRUPTED
 from selftests.e2e.labrun import Lab, interrupt, probe_objects, run_diagnose, start_diagnose
 
 PROBES_APPEAR = 30.0
@@ -25,8 +27,13 @@ def test_interrupt_removes_probes(healthy_lab: Lab, tmp_path: Path, sig: int) ->
     assert seen, "the run never created its probes"
     time.sleep(0.5)  # the run is now inside a held check, probes in place
     code, out = interrupt(proc, sig)
-    assert code != 0, out
-    assert probe_objects(healthy_lab.kubeconfig) == [], out
+    assert code == EXIT_INTERRUPTED, out
+    assert "Traceback" not in out, out
+    assert "verdict: interrupted" in out, out
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["verdict"] == "interrupted", summary
+    assert summary["interrupted"] == signal.Signals(sig).name, summary
+    assert probe_objects(healthy_lab.kubeconfig) == [], out  # pods, namespace and Lease
 
 
 def _with_server(source: Path, target: Path, server: str) -> Path:

@@ -113,3 +113,40 @@ def test_not_found_and_forbidden(api_client: Any, lab: ApiLab) -> None:
         "Forbidden", {"name": "web-1", "group": "", "kind": "pods"})
     assert status["message"] == ('pods "web-1" is forbidden: User "jane" cannot delete resource '
                                  '"pods" in API group "" in the namespace "default"')
+
+
+def test_leases_as_coordination_v1(api_client: Any) -> None:
+    """Leases are served as kube-apiserver serves coordination.k8s.io/v1: strict models
+    round-trip, a stale resourceVersion is a 409 (the lab's admission, not installed here,
+    refuses a non-positive duration: ``test_lease_validation``)."""
+    coord = client.CoordinationV1Api(api_client)
+    body = client.V1Lease(metadata=client.V1ObjectMeta(name="holder", labels={"a": "b"}),
+                          spec=client.V1LeaseSpec(
+                              holder_identity="run-1", lease_duration_seconds=30,
+                              renew_time="2026-01-01T00:00:00.000000Z", lease_transitions=0))
+    made = coord.create_namespaced_lease("default", body, _request_timeout=10)
+    assert made.spec.holder_identity == "run-1"
+    assert made.spec.renew_time.year == 2026
+    listed = coord.list_namespaced_lease("default", label_selector="a=b", _request_timeout=10)
+    assert [x.metadata.name for x in listed.items] == ["holder"]
+    made.spec.holder_identity = "run-2"
+    renewed = coord.replace_namespaced_lease("holder", "default", made, _request_timeout=10)
+    assert renewed.metadata.resource_version != made.metadata.resource_version
+    with pytest.raises(ApiException) as stale:
+        coord.replace_namespaced_lease("holder", "default", made, _request_timeout=10)
+    assert stale.value.status == 409
+    coord.delete_namespaced_lease("holder", "default", _request_timeout=10)
+
+
+@pytest.mark.parametrize(("field", "value"), [("leaseDurationSeconds", 0),
+                                              ("leaseTransitions", -1)])
+def test_lease_validation(field: str, value: int) -> None:
+    from netdoctor.lab.api.defaults import Defaulter
+    from netdoctor.lab.api.store import ApiError, Store
+
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "x", "namespace": "default"}, "spec": {field: value}}
+    with pytest.raises(ApiError) as invalid:
+        Defaulter(Store())(resource("coordination.k8s.io", "leases"), lease, None)
+    assert invalid.value.code == 422
+    assert f"spec.{field}" in invalid.value.message

@@ -149,3 +149,37 @@ def test_leftovers_end_the_terminal_output(pytester: pytest.Pytester) -> None:
         "kubectl delete pod -n netdoctor-abc123 probe-w1 --grace-period=0 --wait=false",
         "kubectl delete namespace netdoctor-abc123 --wait=false"]
     assert summary["api_problems"] == ["API problem: delete pod probe-w1: gave up"]
+
+
+IMAGE_CHECKS = """
+import pytest
+from netdoctor.model import ProbeNotStarted
+
+pytestmark = pytest.mark.diagnose
+
+@pytest.fixture
+def probes():
+    raise ProbeNotStarted("image problem on w2: ErrImagePull (mirror the image)")
+
+@pytest.mark.signal("pod_connectivity_failed")
+def test_ping(probes):
+    pass
+
+@pytest.mark.signal("flannel_missing")
+def test_flannel():
+    pass
+"""
+
+
+def test_a_probe_that_never_started_is_not_observed_and_an_error(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_checks=IMAGE_CHECKS)
+    run = pytester.runpytest(*PLUGIN, "--report-dir=out")
+    assert run.parseoutcomes() == {"passed": 1, "errors": 1}
+    assert run.ret == pytest.ExitCode.TESTS_FAILED  # the setup is broken: said by the status
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["not_observed"] == [{
+        "nodeid": "test_checks.py::test_ping", "outcome": "error",
+        "reason": "not observed: image problem on w2: ErrImagePull (mirror the image)"}]
+    assert summary["signals"]["pod_connectivity_failed"] is False
+    run.stdout.fnmatch_lines(["*image problem on w2: ErrImagePull*"])

@@ -103,6 +103,18 @@ class Defaulter:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
 
+    def _lease(self, obj: Obj, old: Obj | None) -> None:
+        # As kube-apiserver validates coordination.k8s.io/v1 LeaseSpec: both optional,
+        # a duration must be positive and the transition count not negative.
+        spec = obj.setdefault("spec", {})
+        for field, least in (("leaseDurationSeconds", 1), ("leaseTransitions", 0)):
+            value = spec.get(field)
+            if value is not None and (not isinstance(value, int) or value < least):
+                must = "greater than 0" if least else "greater than or equal to 0"
+                raise ApiError(422, "Invalid", f'Lease.coordination.k8s.io "'
+                               f'{obj["metadata"].get("name", "")}" is invalid: spec.{field}: '
+                               f"Invalid value: {value!r}: must be {must}")
+
     def _pod(self, obj: Obj, old: Obj | None) -> None:
         if old is None:
             pod_spec(obj.setdefault("spec", {}))

@@ -53,6 +53,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(RBAC, "v1", "Role", "roles", True),
     Resource(RBAC, "v1", "RoleBinding", "rolebindings", True),
     Resource("batch", "v1", "Job", "jobs", True, (), ("status",)),
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", True),
     Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
              False, verbs=("create",)),
