@@ -192,7 +192,8 @@ class Remediation:
         signals = frozenset(n for n, present in analysis.signals.items() if present)
         self.context = ctx = LiveContext(LiveOptions(
             settings.kubeconfig, settings.context, state.run_id, settings.node_probe_image,
-            settings.allow_control_plane, settings.setup_timeout), signals,
+            settings.allow_control_plane, settings.setup_timeout, settings.api_qps,
+            settings.api_burst), signals,
             _causes(summary.get("root_causes")), log)
         try:
             ctx.connect()
