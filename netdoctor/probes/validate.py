@@ -138,10 +138,11 @@ async def _namespace_ready(cluster: Cluster, namespace: str, deadline: float) ->
     # The diagnose pass creates the run's namespace; objects in it wait until it exists.
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
+    pauses = pods.poll_pauses()
     while loop.time() < end:
         if any(o["metadata"]["name"] == namespace for o in await cluster.list("namespaces")):
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pauses))
 
 
 async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
