@@ -18,6 +18,7 @@ from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import (
     DnsQuery,
     PairId,
+    ask_again,
     batcher,
     dns_lookups,
     node_pairs,
@@ -132,6 +133,8 @@ async def observe(
                                      plan.probe_timeout, batch)
             obs.pings.update(more)
             obs.widened = tuple(more)
+        obs.dns = await ask_again(obs.dns, probes.ready, plan.probe_image, plan.probe_timeout,
+                                  batch)
 
     async def probe_network() -> None:
         try:

@@ -20,7 +20,7 @@ import kr8s.asyncio.objects as k8s
 from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, bounded
-from netdoctor.cluster.exec import ExecTarget, Measured
+from netdoctor.cluster.exec import ExecTarget, Measured, asked_again
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import PairId
@@ -334,9 +334,7 @@ async def _ask_again(run: Runner, v: Validation, probes: Mapping[str, ExecTarget
     again = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None, c.port)
                                    for c in failed))
     for case, second in zip(failed, again, strict=True):
-        first = v.dns[case]
-        v.dns[case] = Measured(second.result, first.attempts + second.attempts,
-                               second.command)
+        v.dns[case] = asked_again(v.dns[case], second)
 
 
 def _lost(series: Series[Any] | None) -> bool:
