@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ import kr8s.asyncio
 import tenacity
 
 from netdoctor.cluster import kubeconfig
+from netdoctor.cluster.ratelimit import TokenBucket, limit
 
 T = TypeVar("T")
 API_CALL_TIMEOUT = 15.0
@@ -185,8 +187,11 @@ class Cluster:
     """A kr8s API with bounded, dict-returning helpers (API objects, never tables)."""
 
     def __init__(self, api: Any, target: Target, timeout: float = API_CALL_TIMEOUT,
-                 read_budget: float = READ_BUDGET) -> None:
+                 read_budget: float = READ_BUDGET, bucket: TokenBucket | None = None) -> None:
         self.api = api
+        self.bucket = bucket or TokenBucket()
+        """The run's request limiter (every request of :attr:`api` waits for it once
+        :func:`connect` made the client)."""
         self.target = target
         self.timeout = timeout
         self.read_budget = read_budget
@@ -234,32 +239,40 @@ class Cluster:
         a list leaves out of its items): no kr8s object per item, whose construction was
         a third of the client's CPU in a 12-node run that polls lists of pods.
         """
-
-        async def collect() -> list[dict[str, Any]]:
-            out: list[dict[str, Any]] = []
-            params = {"limit": str(LIST_PAGE)}
-            while True:
-                try:
-                    async with self.api.async_get_kind(
-                            kind, namespace=namespace or kr8s.ALL,
-                            label_selector=selector or None,
-                            params=dict(params)) as (cls, resp):
-                        page = resp.json()
-                except UnboundLocalError as exc:
-                    # kr8s only warns when the kind's discovery request fails, then trips
-                    # over the name it never learnt: the API failed, not the list.
-                    raise DiscoveryFailed(f"discovery of {kind} failed") from exc
-                for item in page.get("items") or []:
-                    item.setdefault("kind", cls.kind)
-                    item.setdefault("apiVersion", cls.version)
-                    out.append(item)
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    return out
-                params["continue"] = str(token)
-
         where = f" in {namespace}" if namespace else ""
-        return await self.read(collect, f"list {kind}{where}")
+        out: list[dict[str, Any]] = []
+        params = {"limit": str(LIST_PAGE)}
+        pages = 0
+        while True:
+            pages += 1
+            # Each page has its own deadline and retries: a long list is never cut short by
+            # one deadline for all of it, and a page that cannot be read fails the whole list
+            # (an incomplete list is an error, never a shorter answer).
+            page, cls = await self.read(partial(self._page, kind, namespace, selector,
+                                                dict(params)),
+                                        f"list {kind}{where}" + (f" (page {pages})"
+                                                                 if pages > 1 else ""))
+            for item in page.get("items") or []:
+                item.setdefault("kind", cls.kind)
+                item.setdefault("apiVersion", cls.version)
+                out.append(item)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return out
+            params["continue"] = str(token)
+
+    async def _page(self, kind: str, namespace: str | None, selector: str | None,
+                    params: dict[str, str]) -> tuple[dict[str, Any], Any]:
+        """One page of a list: the response body and the kind's kr8s class."""
+        try:
+            async with self.api.async_get_kind(
+                    kind, namespace=namespace or kr8s.ALL, label_selector=selector or None,
+                    params=params) as (cls, resp):
+                return resp.json(), cls
+        except UnboundLocalError as exc:
+            # kr8s only warns when the kind's discovery request fails, then trips over the
+            # name it never learnt: the API failed, not the list.
+            raise DiscoveryFailed(f"discovery of {kind} failed") from exc
 
     async def request(
         self, method: str, path: str, *, namespace: str | None = None, version: str = "v1",
@@ -322,8 +335,10 @@ def explain(exc: BaseException, target: Target, timeout: float, action: str) -> 
     return f"cannot use {target.describe()}: {type(exc).__name__}: {exc}"
 
 
-async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
-    """Create the client and prove the API answers and lets us list nodes.
+async def connect(target: Target, timeout: float = API_CALL_TIMEOUT,
+                  bucket: TokenBucket | None = None) -> Cluster:
+    """Create the client (its requests limited by ``bucket``, default
+    :class:`TokenBucket`'s defaults) and prove the API answers and lets us list nodes.
 
     Raises:
         AccessProblem: Bad kubeconfig, unreachable API, 401, or 403 on listing nodes.
@@ -340,7 +355,8 @@ async def connect(target: Target, timeout: float = API_CALL_TIMEOUT) -> Cluster:
             "connect", budget=CONNECT_BUDGET, timeout=timeout)
         # The first contact retries only briefly: a wrong server or port should be said at
         # once, not after a minute of back-off.
-        cluster = Cluster(api, target, timeout, read_budget=CONNECT_BUDGET)
+        cluster = Cluster(api, target, timeout, read_budget=CONNECT_BUDGET, bucket=bucket)
+        limit(api, cluster.bucket)
         await cluster.list("nodes")
         cluster.read_budget = READ_BUDGET
     except Exception as exc:

@@ -32,6 +32,7 @@ from netdoctor.cluster.probes import (
     object_events,
     pod_problem,
     pod_ready,
+    poll_pauses,
     run_name,
 )
 
@@ -167,6 +168,7 @@ async def wait_endpoints(cluster: Cluster, echo: Echo, timeout: float = ENDPOINT
     loop = asyncio.get_running_loop()
     want = {p.ip for p in echo.pods.values() if p.ready and p.ip}
     end = loop.time() + timeout
+    pauses = poll_pauses()
     while want and loop.time() < end:
         slices = await cluster.list("endpointslices", namespace=echo.namespace,
                                     selector="kubernetes.io/service-name="
@@ -176,7 +178,7 @@ async def wait_endpoints(cluster: Cluster, echo: Echo, timeout: float = ENDPOINT
                  for a in e.get("addresses") or []}
         if want <= ready:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pauses))
     echo.endpoints_at = loop.time()
 
 
@@ -187,6 +189,7 @@ async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout:
     selector = ",".join(f"{k}={v}" for k, v in echo_labels(echo.run_id).items())
     by_node: dict[str, dict[str, Any]] = {}
     given_up: set[str] = set()
+    pauses = poll_pauses()
     while time.monotonic() - started < timeout:
         listed = await cluster.list("pods", namespace=echo.namespace, selector=selector)
         by_node = {o["spec"].get("nodeName", ""): o for o in listed
@@ -199,7 +202,7 @@ async def wait_pods(cluster: Cluster, echo: Echo, nodes: Sequence[str], timeout:
                     given_up.add(n)
         if not set(pending) - given_up:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pauses))
     for n in nodes:
         obj = by_node.get(n)
         if obj is None:

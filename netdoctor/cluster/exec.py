@@ -61,6 +61,12 @@ class Measured(Generic[R]):
         return len(self.attempts) > 1
 
 
+def asked_again(first: Measured[R], second: Measured[R]) -> Measured[R]:
+    """``second``'s result, with the attempts of both: a measurement repeated after ``first``
+    failed keeps the failure as evidence (and counts as retried)."""
+    return Measured(second.result, first.attempts + second.attempts, second.command)
+
+
 def kubectl_exec(namespace: str, pod: str, argv: Sequence[str]) -> str:
     """The copy-paste ``kubectl exec`` command for evidence."""
     return f"kubectl exec -n {namespace} {pod} -- {shlex.join(argv)}"

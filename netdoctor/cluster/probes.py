@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,23 @@ ACTIVE_DEADLINE_SECONDS = 3600
 NETWORK_SETUP_REASONS = ("FailedCreatePodSandBox", "FailedSetupNetwork", "NetworkNotReady")
 # Seconds a probe may keep failing its network setup before its node counts as broken.
 NETWORK_GRACE = 8.0
+POLL_FIRST, POLL_GROWTH, POLL_MAX = 0.1, 1.5, 1.0
+"""Seconds between lists of the run's pods while waiting: 0.1 s at first, growing to 1 s."""
+
+
+def poll_pauses() -> Iterator[float]:
+    """The pauses of a polling loop: short at first (most objects are ready within a
+    second), then at most :data:`POLL_MAX`, so a long wait costs the API one list a second.
+
+    Example:
+        >>> pauses = poll_pauses()
+        >>> [round(next(pauses), 3) for _ in range(7)]
+        [0.1, 0.15, 0.225, 0.338, 0.506, 0.759, 1.0]
+    """
+    pause = POLL_FIRST
+    while True:
+        yield pause
+        pause = min(pause * POLL_GROWTH, POLL_MAX)
 
 
 def probe_name(node: str, kind: str = "probe") -> str:
@@ -205,12 +222,22 @@ def event_lines(events: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
 
 async def object_events(cluster: Cluster, namespace: str, name: str) -> tuple[str, ...]:
     """Event lines about one object (empty when Events cannot be read)."""
+    return (await namespace_events(cluster, namespace, [name])).get(name, ())
+
+
+async def namespace_events(cluster: Cluster, namespace: str, names: Sequence[str]
+                           ) -> dict[str, tuple[str, ...]]:
+    """Event lines about each of ``names``, from one list of the namespace's Events (one
+    request however many objects are asked about; empty when Events cannot be read)."""
+    if not names:
+        return {}
     try:
         events = await cluster.list("events", namespace=namespace)
     except Exception:  # Events are evidence only; their absence must not hide the finding
-        return ()
-    return event_lines([e for e in events
-                        if (e.get("involvedObject") or {}).get("name") == name])
+        return {}
+    return {name: event_lines([e for e in events
+                               if (e.get("involvedObject") or {}).get("name") == name])
+            for name in names}
 
 
 async def ensure_namespace(cluster: Cluster, probes: ProbeSet, create: bool) -> None:
@@ -279,6 +306,7 @@ async def wait_ready(
     given_up: set[str] = set()
     pulling_since: dict[str, float] = {}
     next_event_check = started + network_grace
+    pauses = poll_pauses()
     while pending.keys() - given_up and time.monotonic() < end:
         listed = await cluster.list("pods", namespace=probes.namespace,
                                     selector=f"{RUN_ID}={probes.run_id}")
@@ -300,17 +328,21 @@ async def wait_ready(
                     given_up.add(name)
         if time.monotonic() >= next_event_check:
             next_event_check = time.monotonic() + 2.0
-            for name in pending.keys() - given_up:
-                lines = await object_events(cluster, probes.namespace, name)
+            waiting = sorted(pending.keys() - given_up)
+            for name, lines in (await namespace_events(cluster, probes.namespace,
+                                                       waiting)).items():
                 if any(r in line for line in lines for r in NETWORK_SETUP_REASONS):
                     given_up.add(name)
         if pending.keys() - given_up:
-            await asyncio.sleep(0.1)
+            # Most probes are Ready within a second; the rest need not be asked 10 times
+            # a second (every ask lists the run's pods).
+            await asyncio.sleep(next(pauses))
     probes.wait_seconds = time.monotonic() - started
+    all_events = await namespace_events(cluster, probes.namespace, sorted(pending))
     for name, pod in pending.items():
         obj = by_name.get(name, pod.raw)
         node = obj["spec"]["nodeName"]
-        events = await object_events(cluster, probes.namespace, name)
+        events = all_events.get(name, ())
         if _hopeless(obj):
             reason = f"cannot start: {pod_problem(obj)}"
         elif image_pull_problem(obj):
@@ -378,5 +410,6 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
 
 
 async def _gone(cluster: Cluster, probes: ProbeSet) -> None:
+    pauses = poll_pauses()
     while await cluster.list("pods", selector=f"{RUN_ID}={probes.run_id}"):
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pauses))

@@ -26,6 +26,7 @@ from netdoctor.cluster.client import (
 from netdoctor.cluster.images import Placement
 from netdoctor.cluster.leftovers import Leftover, find_leftovers
 from netdoctor.cluster.profile import ClusterProfile, read_profile
+from netdoctor.cluster.ratelimit import DEFAULT_BURST, DEFAULT_QPS, TokenBucket
 
 T = TypeVar("T")
 
@@ -47,6 +48,10 @@ class SessionOptions:
     """Pod Security level of the run's own namespace (baseline without node probes)."""
     mode: permissions.Mode = "validate"
     """Whose permissions to check before starting (``deploy/rbac/<mode>.yaml``)."""
+    api_qps: float = DEFAULT_QPS
+    """Requests per second the run may send to the API on average."""
+    api_burst: int = DEFAULT_BURST
+    """Requests the run may send at once above ``api_qps``."""
 
 
 class ClusterSession:
@@ -76,8 +81,9 @@ class ClusterSession:
             AccessProblem: One line saying why the cluster cannot be used.
         """
         try:
-            self.cluster = self.run(connect(Target(self.options.kubeconfig,
-                                                   self.options.context)))
+            self.cluster = self.run(connect(
+                Target(self.options.kubeconfig, self.options.context),
+                bucket=TokenBucket(self.options.api_qps, self.options.api_burst)))
         except AccessProblem as exc:
             if str(exc).startswith("forbidden:"):
                 raise AccessProblem(f"{exc}. {permissions.hint(self.options.mode)}") from None

@@ -17,6 +17,7 @@ from typing import Any
 
 from netdoctor.lab import faults, profiles
 from netdoctor.lab.api.apifaults import API_FAULTS
+from netdoctor.lab.net import neightable
 from netdoctor.lab.sh import missing_tools
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, default_state_dir, pid_alive, prefix_for
 
@@ -36,6 +37,7 @@ REQUIRED_TOOLS = (
     "unshare",
 )
 UP_DEADLINE = 150.0
+MAX_WORKERS = 99
 
 
 class LabError(Exception):
@@ -141,8 +143,8 @@ def up(args: argparse.Namespace) -> int:
         raise LabError(str(exc.args[0])) from None
     except faults.FaultNotApplicable as exc:
         raise LabError(str(exc)) from None
-    if not 1 <= args.workers <= 50:
-        raise LabError("--workers must be between 1 and 50")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise LabError(f"--workers must be between 1 and {MAX_WORKERS}")
     args.dns_replicas = _dns_replicas(args)
     preflight()
     state_dir: Path = args.state_dir
@@ -154,6 +156,9 @@ def up(args: argparse.Namespace) -> int:
         )
     _teardown(state_dir)  # leftovers of a crashed lab
     state_dir.mkdir(parents=True, exist_ok=True)
+    sized = neightable.reserve(prefix_for(state_dir), state_dir, args.workers + 1)
+    if note := sized.message(args.workers + 1):
+        print(f"netdoctor lab: {note} (restored by 'lab down')", file=sys.stderr)
     log_path = state_dir / "daemon.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -258,6 +263,9 @@ def _teardown(state_dir: Path) -> None:
     from netdoctor.lab.net import topology
 
     asyncio.run(topology.destroy(prefix_for(state_dir), state_dir))
+    restored = neightable.release(prefix_for(state_dir))
+    if restored is not None and (note := restored.message(0)):
+        print(f"netdoctor lab: {note}", file=sys.stderr)
     marks = state_dir / "mountpoints"
     if marks.exists():
         for line in reversed(marks.read_text().splitlines()):

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
 from netdoctor.lab.api.podsecurity import PodSecurity
 from netdoctor.lab.api.rbac import Authorizer, bootstrap_policy
+from netdoctor.lab.api.requestcount import REQUESTS
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.server import make_app, serve
 from netdoctor.lab.api.store import Obj, Store
@@ -165,6 +167,8 @@ class Lab:
         self.ctx = faults.LabContext(self.store, self.info, self._kill_containers, self.agents,
                                      pod_netns=self._pod_netns)
         self.api_faults = ApiFaultState()
+        self.requests: Counter[str] = Counter()
+        """API requests served, by ``verb resource`` (``lab status --json``)."""
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
         self.web: external.WebServers | None = None
@@ -282,6 +286,7 @@ class Lab:
         app = make_app(self.store, LabRuntime(self.kubelet), tokens,
                        Authorizer(self.store, audit=self.dir / AUDIT_FILE),
                        faults=self.api_faults)
+        self.requests = app[REQUESTS]
         cp = next(n for n in self.info.nodes.values() if n.index == 0)
         local = nsock.listener_in(None, "127.0.0.1", 0)
         inner = nsock.listener_in(cp.netns, self.info.apiserver_ip, self.info.apiserver_port)
@@ -398,7 +403,8 @@ class Lab:
                                   "nodes": {n: {"netns": i.netns, "ip": i.internal_ip,
                                                 "podCIDR": i.pod_cidr, "root": str(i.root)}
                                             for n, i in self.info.nodes.items()},
-                                  "faults": self.state.faults, "pods": pods})
+                                  "faults": self.state.faults, "pods": pods,
+                                  "requests": dict(sorted(self.requests.items()))})
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.stop.set()

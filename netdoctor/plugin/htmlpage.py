@@ -202,8 +202,10 @@ def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -
              f'<section><h2>Node to node</h2>{heatmaps(summary.get("matrix") or {}, results)}'
              f'</section>{table if narrow else ""}</div></div>')
     remediation = summary.get("remediation")
+    statement = (summary.get("coverage") or {}).get("statement")
+    coverage = f'<p class="nd-coverage">{_e(statement)}</p>' if statement else ""
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
-            f"{first}{'' if narrow else table}"
+            f"{coverage}{first}{'' if narrow else table}"
             + (remediation_html(remediation, summary) if isinstance(remediation, Mapping)
                else "")
             + f"<h2>Checks</h2></div><script>{SCRIPT}</script>")

@@ -99,6 +99,16 @@ def _positive_int(raw: str, _: Path) -> int:
     return value
 
 
+def _positive_rate(raw: str, _: Path) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadValue(f"expected a number per second, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BadValue(f"expected a positive number per second, got {raw!r}")
+    return value
+
+
 def _count(raw: str, _: Path) -> int:
     try:
         value = int(raw)
@@ -259,6 +269,18 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("setup_timeout", "seconds to wait for probe pods to become ready "
                f"({SETUP_TIMEOUT_RANGE[0]:g} to {SETUP_TIMEOUT_RANGE[1]:g})",
                _seconds_between(*SETUP_TIMEOUT_RANGE), 120.0, metavar="SECONDS"),
+    OptionSpec("peers", "pod paths measured per node: each node to K peers, chosen by a rotation "
+               "that covers every pair over successive seeds (default 3)", _positive_int, 3,
+               metavar="K"),
+    OptionSpec("coverage_seed", "which rotation of --peers this run measures (default: the "
+               "minute the run started); seeds 0 to ceil((n-1)/K)-1 cover every pair", _count,
+               None, metavar="N"),
+    OptionSpec("full_mesh", "measure every ordered pair of nodes (n*(n-1) paths) instead of "
+               "--peers", _bool, False, kind="flag"),
+    OptionSpec("api_qps", "requests per second the run may send to the API server on average "
+               "(one limiter for every request)", _positive_rate, 50.0, metavar="QPS"),
+    OptionSpec("api_burst", "requests the run may send to the API server at once, above "
+               "--api-qps", _positive_int, 100, metavar="N"),
     OptionSpec("report_dir", "directory for report.html, summary.json and analysis.md", _path,
                Path("reports"), metavar="DIR"),
     OptionSpec("overwrite_report", "overwrite existing reports instead of writing into a new "
@@ -356,6 +378,11 @@ class Settings:
     retry_failed: bool
     flannel_manifest: Path | None
     dns_fallback: tuple[str, ...]
+    peers: int
+    coverage_seed: int | None
+    full_mesh: bool
+    api_qps: float
+    api_burst: int
     sources: Mapping[str, str]
     """Where each value came from (``"--probe-timeout"``, ``"default"``, ...)."""
 

@@ -164,7 +164,8 @@ class Remediation:
                       f"{', '.join(f'{c}@{n or chr(45)}' for c, n in carried)} are planned too")
         self.context = ctx = LiveContext(LiveOptions(
             settings.kubeconfig, settings.context, state.run_id, settings.node_probe_image,
-            settings.allow_control_plane, settings.setup_timeout), signals,
+            settings.allow_control_plane, settings.setup_timeout, settings.api_qps,
+            settings.api_burst), signals,
             ranked + carried, log)
         try:
             ctx.connect()

@@ -114,6 +114,9 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
     lines = [f"verdict: {analysis.verdict} (score {analysis.score}/{analysis.applicable}"
              f"{': ' + ', '.join(present) if present else ''}) run {analysis.run_id}"
              + (" - healthy: no failure signal, no failed check" if _healthy(analysis) else "")]
+    coverage = summary.get("coverage") or {}
+    if coverage.get("statement"):
+        lines.append(str(coverage["statement"]))
     if analysis.undecided:
         lines.append(f"undecided: {', '.join(analysis.undecided)} (decided {analysis.decided}"
                      f" of {analysis.applicable}; {len(analysis.not_observed)} check(s) not "

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from netdoctor.cluster.exec import Batcher, ExecTarget, Measured, measure
+from netdoctor.cluster.exec import Batcher, ExecTarget, Measured, asked_again, measure
 from netdoctor.probes.commands import dns_argv, parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import LookupResult, PingResult
 
@@ -89,3 +89,25 @@ async def dns_lookups(
                 deadline=timeout + 5, run=run)
         for node, name in jobs))
     return [DnsQuery(node, name, server, m) for (node, name), m in zip(jobs, results, strict=True)]
+
+
+async def ask_again(
+    queries: Sequence[DnsQuery], probes: Mapping[str, ExecTarget], image: str, timeout: float,
+    batch: Batcher | None = None,
+) -> list[DnsQuery]:
+    """Ask each lookup that failed during the pass's burst of measurements once more, after
+    it: one try with a short deadline, made while every probe pings its peers, can miss its
+    answer on a loaded node; asked again alone it tells a slow moment from a broken resolver.
+    Both attempts are kept as the lookup's evidence."""
+    run = (batch or batcher()).exec
+    failed = [i for i, q in enumerate(queries)
+              if q.measured.result.conclusive and not q.measured.result.ok and q.node in probes]
+    again = await asyncio.gather(*(
+        measure(probes[queries[i].node], dns_argv(image, queries[i].name, queries[i].server,
+                                                  timeout),
+                parse_dns_attempt, deadline=timeout + 5, run=run) for i in failed))
+    out = list(queries)
+    for i, second in zip(failed, again, strict=True):
+        q = queries[i]
+        out[i] = DnsQuery(q.node, q.name, q.server, asked_again(q.measured, second))
+    return out

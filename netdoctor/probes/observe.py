@@ -14,9 +14,11 @@ from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
 from netdoctor.probes.components import read_services as _read_services
+from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import (
     DnsQuery,
     PairId,
+    ask_again,
     batcher,
     dns_lookups,
     node_pairs,
@@ -46,6 +48,8 @@ class Plan:
     want_probes: bool = True
     recent: float | None = None
     """Seconds of component Events and log lines that count (None: all of them)."""
+    coverage: Coverage | None = None
+    """The node pairs to ping (None: every ordered pair)."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Observations:
     seconds: float = 0.0
     resolv: ResolvConf | None = None
     """A probe pod's resolv.conf: the cluster DNS address and domain as pods see them."""
+    widened: tuple[PairId, ...] = ()
+    """Pairs pinged beyond the sampled ones, around sampled pairs that failed."""
 
     @property
     def dns_server(self) -> str:
@@ -95,7 +101,8 @@ async def observe(
     async def network() -> None:
         probes = await start_probes()
         obs.probes = probes
-        pairs = node_pairs([n.name for n in profile.ready_nodes])
+        pairs = (list(plan.coverage.pairs) if plan.coverage is not None
+                 else node_pairs([n.name for n in profile.ready_nodes]))
         batch = batcher()  # a probe's pings and lookups share its execs
 
         async def dns() -> list[DnsQuery]:
@@ -117,6 +124,17 @@ async def observe(
 
         obs.pings, obs.dns = await asyncio.gather(
             ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout, batch), dns())
+        if plan.coverage is not None:
+            # A sampled path failed: measure its nodes against every peer, so the failure
+            # can still be pinned to a node or a pair.
+            extra = widen(plan.coverage, [p for p, m in obs.pings.items()
+                                          if m.result.conclusive and not m.result.ok])
+            more = await ping_matrix(probes.ready, extra, plan.probe_image,
+                                     plan.probe_timeout, batch)
+            obs.pings.update(more)
+            obs.widened = tuple(more)
+        obs.dns = await ask_again(obs.dns, probes.ready, plan.probe_image, plan.probe_timeout,
+                                  batch)
 
     async def probe_network() -> None:
         try:

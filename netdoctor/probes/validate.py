@@ -20,8 +20,9 @@ import kr8s.asyncio.objects as k8s
 from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, bounded
-from netdoctor.cluster.exec import ExecTarget, Measured
+from netdoctor.cluster.exec import ExecTarget, Measured, asked_again
 from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import PairId
 from netdoctor.probes.observe import cluster_name
 from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
@@ -53,6 +54,8 @@ class ValidatePlan:
     """Fetched from every pod ("" when offline)."""
     node_probes: bool = True
     """Start the privileged node probes (off with ``--no-node-probes``)."""
+    coverage: Coverage | None = None
+    """The node pairs to measure besides each node to itself (None: every ordered pair)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,15 @@ class Validation:
     coredns_logs: str = ""
     kube_proxy_logs: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    widened: tuple[PairId, ...] = ()
+    """Pod paths measured beyond the sampled ones, around sampled paths that failed."""
+
+
+def planned_pairs(plan: ValidatePlan, nodes: Sequence[str]) -> list[PairId]:
+    """Each node to itself and the plan's coverage of the others (every pair without one)."""
+    chosen = set(plan.coverage.pairs) if plan.coverage is not None else None
+    return [PairId(a, b) for a in nodes for b in nodes
+            if a == b or chosen is None or PairId(a, b) in chosen]
 
 
 async def _guard(v: Validation, key: str, aw: Awaitable[None]) -> None:
@@ -126,10 +138,11 @@ async def _namespace_ready(cluster: Cluster, namespace: str, deadline: float) ->
     # The diagnose pass creates the run's namespace; objects in it wait until it exists.
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
+    pauses = pods.poll_pauses()
     while loop.time() < end:
         if any(o["metadata"]["name"] == namespace for o in await cluster.list("namespaces")):
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(next(pauses))
 
 
 async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
@@ -197,7 +210,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
     n = plan.repeats
     echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
     nodes = [x.name for x in profile.ready_nodes]
-    pairs = [PairId(a, b) for a in nodes for b in nodes]
+    pairs = planned_pairs(plan, nodes)
     cross = [p for p in pairs if p.source != p.target]
 
     async def api_ip() -> None:
@@ -205,8 +218,8 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
                if s["metadata"]["name"] == "kubernetes"]
         v.api_ip = str(svc[0]["spec"].get("clusterIP", "")) if svc else ""
 
-    async def pod_paths() -> None:
-        go = [p for p in pairs if p.source in probes and p.target in echo_ips]
+    async def pod_paths_of(want: Sequence[PairId]) -> None:
+        go = [p for p in want if p.source in probes and p.target in echo_ips]
         # pings and GETs issued together: the batcher puts a pod's commands in one exec
         pings, https = await asyncio.gather(
             asyncio.gather(*(run.series(partial(run.ping, probes[p.source], echo_ips[p.target]),
@@ -214,9 +227,21 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
             asyncio.gather(*(run.http_rows(
                 probes[src], [f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"
                               for p in row], n) for src, row in _rows(go))))
-        v.pod_ping = dict(zip(go, pings, strict=True))
-        v.pod_http = {p: s for (_, row), series in zip(_rows(go), https, strict=True)
-                      for p, s in zip(row, series, strict=True)}
+        v.pod_ping.update(zip(go, pings, strict=True))
+        v.pod_http.update({p: s for (_, row), series in zip(_rows(go), https, strict=True)
+                           for p, s in zip(row, series, strict=True)})
+
+    async def pod_paths() -> None:
+        await pod_paths_of(pairs)
+        if plan.coverage is None:
+            return
+        # A sampled path lost packets: measure its nodes against every peer, so the
+        # failure can still be pinned to a node or a pair.
+        failed = [p for p in pairs if p.source != p.target and (
+            _lost(v.pod_ping.get(p)) or _lost(v.pod_http.get(p)))]
+        extra = widen(plan.coverage, failed)
+        await pod_paths_of(extra)
+        v.widened = tuple(p for p in extra if p in v.pod_ping)
 
     async def programmed() -> None:
         # Paths through a Service wait until kube-proxy has had its time to program the
@@ -292,8 +317,30 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
     await asyncio.gather(*(_guard(v, key, job) for key, job in (
         ("pod-paths", pod_paths()), ("service-paths", service_paths()), ("dns", dns()),
         ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
+    await _guard(v, "dns-again", _ask_again(run, v, probes))
     await _guard(v, "logs", read_logs(cluster, profile, v))
     return v
+
+
+async def _ask_again(run: Runner, v: Validation, probes: Mapping[str, ExecTarget]) -> None:
+    """Ask each lookup that failed during the burst of measurements once more, after it.
+
+    One lookup of one try with a short deadline, made while every path of the cluster is
+    measured at once, can miss its answer on a loaded node; asked again alone it tells a
+    slow moment from a broken resolver. Both attempts are kept as its evidence.
+    """
+    failed = [c for c, m in v.dns.items() if m.result.conclusive and not m.result.ok
+              and c.node in probes]
+    again = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None, c.port)
+                                   for c in failed))
+    for case, second in zip(failed, again, strict=True):
+        v.dns[case] = asked_again(v.dns[case], second)
+
+
+def _lost(series: Series[Any] | None) -> bool:
+    """Some run of the series answered with a failure (not merely went unobserved)."""
+    return series is not None and any(m.result.conclusive and not m.result.ok
+                                      for m in series.runs)
 
 
 def _rows(pairs: Sequence[PairId]) -> list[tuple[str, list[PairId]]]:

@@ -33,6 +33,7 @@ from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, Target, bounded, connect, status_code
 from netdoctor.cluster.exec import exec_once
 from netdoctor.cluster.profile import ClusterProfile, read_profile
+from netdoctor.cluster.ratelimit import DEFAULT_BURST, DEFAULT_QPS, TokenBucket
 from netdoctor.repair.model import EvictionBlocked, Undo
 from netdoctor.repair.runner import RemediationLog
 from netdoctor.repair.undo import event_body, reverse_patch
@@ -54,6 +55,8 @@ class LiveOptions:
     image: str
     allow_control_plane: bool
     setup_timeout: float
+    api_qps: float = DEFAULT_QPS
+    api_burst: int = DEFAULT_BURST
 
 
 def rollout_done(kind: str, obj: Mapping[str, Any]) -> bool:
@@ -104,7 +107,9 @@ class LiveContext:
 
     def connect(self) -> None:
         """Connect and read the nodes and the profile."""
-        self.cluster = self._run(connect(Target(self.options.kubeconfig, self.options.context)))
+        self.cluster = self._run(connect(Target(self.options.kubeconfig, self.options.context),
+                                            bucket=TokenBucket(self.options.api_qps,
+                                                               self.options.api_burst)))
         self.profile = self._run(read_profile(self.cluster))
         self._node_objs = self._run(self.cluster.list("nodes"))
         endpoints = self._run(self.cluster.list("endpoints", namespace="default"))

@@ -110,6 +110,7 @@ def test_checkout_loads_each_suite_module_once_under_one_name(kubeconfig: Path) 
                  for line in done.stdout.splitlines()
                  if line.startswith(("PLUGINS", "MODULES", "TESTS")))
     assert lines["PLUGINS"].split() == ["netdoctor.suite.fixtures.cluster",
+                                        "netdoctor.suite.fixtures.coverage",
                                         "netdoctor.suite.fixtures.observations",
                                         "netdoctor.suite.fixtures.validation"], done.stdout
     assert lines["MODULES"] == ""  # never the checkout's folders under their own names

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from netdoctor.lab.api.auth import (
 )
 from netdoctor.lab.api.crud import NOT_FOUND, Target, handle, read_json, respond
 from netdoctor.lab.api.rbac import Authorizer
+from netdoctor.lab.api.requestcount import REQUESTS, count_requests
 from netdoctor.lab.api.runtime import PodRuntime
 from netdoctor.lab.api.store import ApiError, Store
 
@@ -167,8 +169,10 @@ def make_app(store: Store, runtime: PodRuntime, tokens: dict[str, Access],
     Returns:
         The aiohttp application; serve it with :func:`serve`.
     """
-    app = web.Application(middlewares=[api_faults, status_errors, authentication],
+    app = web.Application(middlewares=[count_requests, api_faults, status_errors,
+                                       authentication],
                           client_max_size=16 * 1024 * 1024)
+    app[REQUESTS] = Counter()
     app[STORE], app[RUNTIME], app[TOKENS] = store, runtime, tokens
     app[AUTHORIZER] = authorizer or Authorizer(store)
     app[API_FAULTS] = faults or ApiFaultState()

@@ -1,0 +1,138 @@
+"""Diagnose and validate at scale with default coverage: wall time, failed checks on healthy
+labs, API requests per node.
+
+Run as root from the repository: ``python -m benchmarks.scale [--nodes 3 --nodes 100]
+[--runs N]``. One healthy lab per size (one at a time, removed before the next); each run's
+API requests are read from the lab's own counts (``lab status --json``, ``requests``).
+Targets: diagnose at the largest size <= 4x the smallest, validate <= 6x; 0 failed checks on
+every healthy run; requests per node per diagnose run bounded (the same order at every size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from selftests.e2e.labrun import REPO, Lab, LabDidNotStart, _env, diagnose_argv, lab_cli, lab_up
+
+LAB_URL = "http://198.51.100.10/"  # the lab's outside web server (a documentation address)
+TARGETS = {"diagnose": 4.0, "validate": 6.0}
+RUN_TIMEOUT = 1800.0
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """One run: wall seconds, failed and passed checks, API requests it caused."""
+
+    seconds: float
+    failed: int
+    passed: int
+    requests: int
+    exit_code: int
+
+
+def lab_requests(lab: Lab) -> dict[str, int]:
+    """The lab API server's request counts so far, by ``verb resource``."""
+    done = lab_cli("status", "--json", "--state-dir", str(lab.state_dir))
+    counts: dict[str, int] = json.loads(done.stdout).get("requests", {})
+    return counts
+
+
+def run(lab: Lab, mode: str, reports: Path, *extra: str) -> RunFigures:
+    """One ``pytest -m MODE`` run as a user types it, and what it cost the API."""
+    argv = diagnose_argv(lab.kubeconfig, reports, f"--external-url={LAB_URL}", *extra)
+    argv[argv.index("diagnose")] = mode
+    before = sum(lab_requests(lab).values())
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT, check=False)
+    seconds = time.monotonic() - started
+    after = sum(lab_requests(lab).values())
+    summary_path = reports / "summary.json"
+    tests = json.loads(summary_path.read_text()).get("tests", []) if summary_path.exists() \
+        else []
+    failed = sum(1 for t in tests if t.get("outcome") in ("failed", "error"))
+    passed = sum(1 for t in tests if t.get("outcome") == "passed")
+    if failed or done.returncode not in (0,):
+        tail = "\n    ".join((done.stdout + done.stderr).strip().splitlines()[-6:])
+        print(f"    {mode}: exit {done.returncode}, {failed} failed:\n    {tail}", flush=True)
+    return RunFigures(seconds, failed, passed, after - before, done.returncode)
+
+
+@dataclass(frozen=True)
+class SizeFigures:
+    """Every run at one lab size."""
+
+    nodes: int
+    diagnose: list[RunFigures]
+    validate: list[RunFigures]
+
+
+def measure(nodes: int, runs: int, base: Path) -> SizeFigures:
+    """``runs`` diagnose and ``runs`` validate runs on one healthy lab of ``nodes`` nodes."""
+    lab = lab_up(base / f"lab-{nodes}", "healthy", nodes - 1)
+    try:
+        diagnose = [run(lab, "diagnose", base / "reports") for _ in range(runs)]
+        validate = [run(lab, "validate", base / "reports") for _ in range(runs)]
+    finally:
+        lab.down()
+    return SizeFigures(nodes, diagnose, validate)
+
+
+def describe(size: SizeFigures) -> list[str]:
+    """The printed lines for one size."""
+    lines = []
+    for mode, figures in (("diagnose", size.diagnose), ("validate", size.validate)):
+        secs = [f.seconds for f in figures]
+        reqs = [f.requests for f in figures]
+        lines.append(
+            f"{size.nodes:>3} nodes {mode:<8} median {statistics.median(secs):7.2f}s "
+            f"(runs {', '.join(f'{s:.1f}' for s in secs)}); failed checks per run "
+            f"{[f.failed for f in figures]} of {figures[0].passed + figures[0].failed}; "
+            f"API requests per node {statistics.median(reqs) / size.nodes:6.1f} "
+            f"(per run {reqs})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Lines per size, then the ratios against their targets; exit 1 when one is missed or a
+    healthy run failed a check."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, action="append", default=[],
+                        help="lab size (repeat; default 3 and 100)")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    sizes = sorted(args.nodes or [3, 100])
+    results: list[SizeFigures] = []
+    with tempfile.TemporaryDirectory(prefix="netdoctor-scale-") as tmp:
+        for nodes in sizes:
+            try:
+                results.append(measure(nodes, args.runs, Path(tmp)))
+            except LabDidNotStart as exc:
+                print(f"{nodes} nodes: lab did not start: {exc}")
+                return 1
+            for line in describe(results[-1]):
+                print(line, flush=True)
+    ok = all(f.failed == 0 and f.exit_code == 0 for s in results
+             for f in s.diagnose + s.validate)
+    if len(results) > 1:
+        small, large = results[0], results[-1]
+        for mode, target in TARGETS.items():
+            a = statistics.median(f.seconds for f in getattr(small, mode))
+            b = statistics.median(f.seconds for f in getattr(large, mode))
+            met = b <= target * a
+            ok &= met
+            print(f"{mode}: {large.nodes} nodes / {small.nodes} nodes = {b / a:5.2f}x "
+                  f"(target <= {target:g}x): {'met' if met else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
