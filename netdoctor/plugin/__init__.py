@@ -220,7 +220,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             raise pytest.UsageError(f"pytest_netdoctor_verdict returned {override!r}")
         analysis = dataclasses.replace(analysis, verdict=override)
     state.analysis = analysis
+    # The end of a run, in order: results -> analysis -> causes -> summary (remediation acts
+    # in its hook) -> reports.
+    from netdoctor.plugin.validation import cause_summary, rank_causes  # a registered plugin
+
     summary = build_summary(analysis)
+    ranking = rank_causes(config, analysis.results)
+    if ranking is not None:
+        summary.update(cause_summary(ranking, config))
     config.hook.pytest_netdoctor_summary(summary=summary, config=config)
     state.summary = summary
     written = write_reports(analysis, summary, state.report_paths)

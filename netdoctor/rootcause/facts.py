@@ -79,6 +79,7 @@ class NodeFacts:
     flannel_mtu: int | None = None
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mtus: dict[str, int] = field(default_factory=dict)
+    macs: dict[str, str] = field(default_factory=dict)  # link -> MAC address
     routes: tuple[Route, ...] = ()
     vxlan_neighbors: dict[str, str] = field(default_factory=dict)  # ip -> mac
     vxlan_fdb: dict[str, str] = field(default_factory=dict)  # mac -> underlay ip
@@ -156,6 +157,18 @@ class NodeFacts:
         """``-A`` rules of one ``table`` (``filter``, ``nat``...) held by ``backend``."""
         by_table = self.nft_by_table if backend == "nft" else self.legacy_by_table
         return by_table.get(table, ())
+
+    def device_of(self, ip: str) -> str | None:
+        """The link that holds address ``ip`` (the underlay device for a node's InternalIP)."""
+        return next((dev for dev, addrs in self.addresses.items()
+                     if any(a.split("/")[0] == ip for a in addrs)), None)
+
+    def all_rules(self) -> tuple[tuple[str, str, str], ...]:
+        """Every ``-A`` rule as ``(backend, table, rule)``, both backends, every table."""
+        return tuple((backend, table, rule)
+                     for backend, by_table in (("nft", self.nft_by_table),
+                                               ("legacy", self.legacy_by_table))
+                     for table, rules in sorted(by_table.items()) for rule in rules)
 
     def bridge_gateway(self, bridge: str = "cni0") -> tuple[str, ...]:
         """IPv4 addresses (CIDR) on a bridge."""
@@ -250,9 +263,12 @@ def parse(node: str, text: str) -> NodeFacts:
     env = _env(s.get("subnet-env", []))
     addresses: dict[str, tuple[str, ...]] = {}
     mtus: dict[str, int] = {}
+    macs: dict[str, str] = {}
     for link in _json(s.get("addr", [])):
         name = str(link.get("ifname", ""))
         mtus[name] = int(link.get("mtu", 0))
+        if link.get("address"):
+            macs[name] = str(link["address"])
         addresses[name] = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
                                 if a.get("family") == "inet")
     routes = tuple(Route(str(r.get("dst", "")), str(r.get("dev", "")), r.get("gateway"))
@@ -263,7 +279,7 @@ def parse(node: str, text: str) -> NodeFacts:
         cni_binaries=frozenset(ln.strip() for ln in s.get("cni-bin", []) if ln.strip()),
         flannel_subnet=env.get("FLANNEL_SUBNET"),
         flannel_mtu=int(env["FLANNEL_MTU"]) if env.get("FLANNEL_MTU", "").isdigit() else None,
-        addresses=addresses, mtus=mtus, routes=routes,
+        addresses=addresses, mtus=mtus, macs=macs, routes=routes,
         vxlan_neighbors={str(n["dst"]): str(n.get("lladdr", "")) for n in _json(s.get("neigh", []))
                          if "dst" in n},
         vxlan_fdb={str(f["mac"]): str(f.get("dst", "")) for f in _json(s.get("fdb", []))
