@@ -72,6 +72,9 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--profile", default=profiles.DEFAULT,
                     help="the cluster shape to play (see 'lab profile list'; default "
                     f"{profiles.DEFAULT})")
+    up.add_argument("--dns-replicas", type=int, default=1, metavar="N",
+                    help="replicas of the profile's DNS Deployment, each on its own node "
+                    "(default: 1)")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
@@ -86,7 +89,11 @@ def add_parser(sub: Any) -> None:
     fault = cmd("fault", "list, inject or clear faults")
     fault.add_argument("action", choices=("list", "inject", "clear"))
     fault.add_argument("name", nargs="?")
-    fault.add_argument("--node", default=None)
+    fault.add_argument("--node", default=None,
+                       help="the node to break (a pair fault: the node holding the bad state; "
+                       "default worker-1)")
+    fault.add_argument("--peer", default=None,
+                       help="for pair faults: the other node of the pair (default worker-2)")
     fault.add_argument("--seconds", type=float, default=None,
                        help="for api-* faults: clear the fault by itself after this many "
                             "seconds (default: until 'lab fault clear')")
@@ -136,6 +143,7 @@ def up(args: argparse.Namespace) -> int:
         raise LabError(str(exc)) from None
     if not 1 <= args.workers <= 50:
         raise LabError("--workers must be between 1 and 50")
+    _check_dns_replicas(args)
     preflight()
     state_dir: Path = args.state_dir
     running = _running(state_dir)
@@ -164,6 +172,8 @@ def up(args: argparse.Namespace) -> int:
                 *(f"--image={image}" for image in args.image),
                 "--profile",
                 args.profile,
+                "--dns-replicas",
+                str(args.dns_replicas),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -180,6 +190,25 @@ def up(args: argparse.Namespace) -> int:
     assert state is not None
     print(f"export KUBECONFIG={state.kubeconfig}")
     return 0
+
+
+def _check_dns_replicas(args: argparse.Namespace) -> None:
+    """``--dns-replicas`` fits the lab: at most one replica per node, a DNS Deployment."""
+    from netdoctor.lab.daemon import lab_info, node_names
+    from netdoctor.lab.pathfaults import scale_dns
+
+    n, nodes = args.dns_replicas, len(node_names(args.workers))
+    if not 1 <= n <= nodes:
+        raise LabError(f"--dns-replicas must be between 1 and the number of nodes ({nodes}), "
+                       f"got {n}")
+    if args.scenario == "dns-replica-mute" and n < 2:
+        raise LabError("scenario dns-replica-mute needs --dns-replicas 2 or more")
+    if n != 1:
+        prof = profiles.get(args.profile)
+        try:
+            scale_dns(prof.seed(lab_info(args.state_dir, args.workers, prof.name)), prof.dns, n)
+        except ValueError as exc:
+            raise LabError(f"profile {prof.name}: {exc}") from None
 
 
 def _wait_ready(state_dir: Path, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -272,7 +301,8 @@ def status(args: argparse.Namespace) -> int:
             f"{'ready' if p['ready'] else 'not ready'}"
         )
     for f in data["faults"]:
-        print(f"  fault {f['name']} {f['node'] or ''}")
+        peer = f" peer {f['peer']}" if f.get("peer") else ""
+        print(f"  fault {f['name']} {f['node'] or ''}{peer}".rstrip())
     return 0
 
 
@@ -309,6 +339,8 @@ def fault_cmd(args: argparse.Namespace) -> int:
         every = set(profiles.names())
         for f in faults.describe():
             scope = f"node ({f['default_nodes']})" if f["node_scoped"] else "cluster"
+            if f["pair"]:
+                scope = f"pair ({f['default_nodes']}, {f['default_peer']})"
             where = "all profiles" if set(f["profiles"]) == every else \
                 "profiles: " + ", ".join(f["profiles"])
             print(f"{f['name']:<24} {scope:<18} {f['summary']} [{where}]")
@@ -320,13 +352,17 @@ def fault_cmd(args: argparse.Namespace) -> int:
         raise LabError(f"unknown fault {args.name!r}; known: {', '.join(known)}")
     if args.seconds is not None and (args.name not in API_FAULTS or args.seconds <= 0):
         raise LabError("--seconds takes a number > 0 and applies to api-* faults only")
+    if args.peer is not None and not next(f["pair"] for f in faults.describe()
+                                          if f["name"] == args.name):
+        raise LabError(f"{args.name} is not a pair fault: --peer applies to pair faults only")
     method = "POST" if args.action == "inject" else "DELETE"
-    body: dict[str, object] = {"node": args.node}
+    body: dict[str, object] = {"node": args.node, "peer": args.peer}
     if args.seconds is not None:
         body["seconds"] = args.seconds
     data = _control(args.state_dir, method, f"/faults/{args.name}", body)
     nodes = ", ".join(n or "cluster" for n in data["nodes"])
-    print(f"{args.action}ed {args.name} on {nodes}")
+    peer = f" (peer {data['peer']})" if data.get("peer") else ""
+    print(f"{args.action}ed {args.name} on {nodes}{peer}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -37,6 +38,7 @@ from netdoctor.lab.kubelet import Kubelet
 from netdoctor.lab.kubelet.runtime import LabRuntime
 from netdoctor.lab.net import external, topology
 from netdoctor.lab.nodeagent import NodeAgents
+from netdoctor.lab.pathfaults import scale_dns
 from netdoctor.lab.sh import arun
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 
@@ -76,13 +78,14 @@ def _pods(store: Store, sel: profiles.Pods) -> list[Obj]:
     return [p for p in store.items(PODS, sel.namespace) if sel.matches(p)]
 
 
-def system_ready(store: Store, lab: LabInfo, with_dns: bool) -> bool:
-    """The per-node agents Ready on every node (and CoreDNS Ready when asked)."""
+def system_ready(store: Store, lab: LabInfo, with_dns: bool, dns_replicas: int = 1) -> bool:
+    """The per-node agents Ready on every node (and ``dns_replicas`` DNS pods Ready when
+    asked)."""
     prof, n = profiles.get(lab.profile), len(lab.nodes)
     for sel in prof.per_node:
         if sum(pod_ready(p) for p in _pods(store, sel)) < n:
             return False
-    return not with_dns or any(pod_ready(p) for p in _pods(store, prof.dns))
+    return not with_dns or sum(pod_ready(p) for p in _pods(store, prof.dns)) >= dns_replicas
 
 
 def _crashed(pod: Obj) -> bool:
@@ -159,7 +162,8 @@ class Lab:
         self.kubelet = Kubelet(self.store, self.info)
         self.kubelet.registry.add(images)
         self.agents = NodeAgents(self.store, self.info, self.profile.node_tasks)
-        self.ctx = faults.LabContext(self.store, self.info, self._kill_containers, self.agents)
+        self.ctx = faults.LabContext(self.store, self.info, self._kill_containers, self.agents,
+                                     pod_netns=self._pod_netns)
         self.api_faults = ApiFaultState()
         self.tasks: list[asyncio.Task[None]] = []
         self.runners: list[web.AppRunner] = []
@@ -175,6 +179,10 @@ class Lab:
                     worker.kill(name)
                     killed += 1
         return killed
+
+    def _pod_netns(self, pod: Obj) -> str | None:
+        worker = self.kubelet.workers.get(pod["metadata"].get("uid", ""))
+        return worker.netns if worker is not None and worker.sandbox_ready else None
 
     async def start(self) -> None:
         """Build the network, serve the API, seed the cluster, apply the scenario."""
@@ -192,12 +200,13 @@ class Lab:
                   if n["metadata"]["name"] != "default"]
         self.store.admission.append(PodSecurity(self.store, self.pod_security, exempt=system))
         for step in scenario.boot:
-            await self.inject(step.fault, step.node)
+            await self.inject(step.fault, step.node, peer=step.peer)
         await self._serve(lab_certs)
         self.tasks += [asyncio.create_task(ControllerManager(self.store).run()),
                        asyncio.create_task(self.kubelet.run())]
         self.agents.start_all()
-        await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot),
+        await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot,
+                                            self.state.dns_replicas),
                        STARTUP_DEADLINE, "the system pods to become Ready")
         if scenario.steps:
             # A Ready agent pod has not necessarily done its first work yet; a fault that
@@ -205,7 +214,7 @@ class Lab:
             await wait_async(lambda: agents_settled(self.info), STARTUP_DEADLINE,
                              "Flannel's node files and kube-proxy's first rules on every node")
         for step in scenario.steps:
-            await self.inject(step.fault, step.node)
+            await self.inject(step.fault, step.node, peer=step.peer)
         for name in dict.fromkeys(s.fault for s in (*scenario.boot, *scenario.steps)):
             await self._settled(name)
         if scenario.coredns_node and scenario.steps:
@@ -246,7 +255,10 @@ class Lab:
 
     def _seed(self, coredns_node: str | None) -> None:
         dns = self.profile.dns
-        for group, plural, obj in [*self.profile.seed(self.info), *bootstrap_policy()]:
+        seed = self.profile.seed(self.info)
+        if self.state.dns_replicas != 1:
+            scale_dns(seed, dns, self.state.dns_replicas)
+        for group, plural, obj in [*seed, *bootstrap_policy()]:
             labels = obj["metadata"].get("labels") or {}
             if coredns_node and plural == "deployments" and \
                     obj["metadata"].get("namespace") == dns.namespace and \
@@ -290,23 +302,40 @@ class Lab:
         await web.UnixSite(runner, str(self.dir / CONTROL_SOCKET)).start()
         self.runners.append(runner)
 
-    async def inject(self, name: str, node: str | None, clear: bool = False) -> list[str | None]:
-        """Inject (or clear) fault ``name`` on ``node`` (default targets when None)."""
+    async def inject(self, name: str, node: str | None, clear: bool = False,
+                     peer: str | None = None) -> list[tuple[str | None, str | None]]:
+        """Inject (or clear) fault ``name`` on ``node`` (default targets when None); a pair
+        fault's other node is ``peer`` (its default when None). A clear without a node
+        clears what is in force of that fault, wherever it was injected.
+
+        Returns:
+            (node, peer) of each target; peer ``None`` unless a pair fault.
+        """
         fault = faults.FAULTS[name]
         reason = self.profile.supports(name)
         if reason is not None:
             raise faults.FaultNotApplicable(f"fault {name} does not apply to profile "
                                             f"{self.profile.name}: {reason}")
-        targets = fault.targets(self.ctx, node)
-        for target in targets:
-            await (fault.clear if clear else fault.inject)(self.ctx, target)
-            entry = {"name": name, "node": target}
+        if peer is not None and not fault.pair:
+            raise ValueError(f"{name} is not a pair fault: --peer applies to pair faults")
+        active = [(f["node"], f.get("peer")) for f in self.state.faults if f["name"] == name]
+        if clear and node is None and peer is None and active:
+            pairs = active
+        else:
+            other = (peer or fault.default_peer) if fault.pair else None
+            pairs = [(t, other) for t in fault.targets(self.ctx, node)]
+        for target, other in pairs:
+            ctx = dataclasses.replace(self.ctx, peer=other)
+            await (fault.clear if clear else fault.inject)(ctx, target)
+            entry: dict[str, str | None] = {"name": name, "node": target}
+            if fault.pair:
+                entry["peer"] = other
             if clear:
                 self.state.faults = [f for f in self.state.faults if f != entry]
             elif entry not in self.state.faults:
                 self.state.faults.append(entry)
         self.state.save()
-        return targets
+        return pairs
 
     def api_fault(self, name: str, seconds: float | None, clear: bool = False) -> None:
         """Put the API server's fault ``name`` in force (for ``seconds``), or clear it."""
@@ -341,16 +370,22 @@ class Lab:
             return web.json_response({"fault": name, "nodes": [None], "seconds": seconds})
         if name not in faults.FAULTS:
             return web.json_response({"error": f"unknown fault {name!r}"}, status=404)
-        node = body.get("node")
-        if node is not None and node not in self.info.nodes:
-            return web.json_response({"error": f"unknown node {node!r}"}, status=404)
+        node, peer = body.get("node"), body.get("peer")
+        for what, value in (("node", node), ("peer", peer)):
+            if value is not None and value not in self.info.nodes:
+                return web.json_response({"error": f"unknown {what} {value!r}; nodes: "
+                                                   f"{', '.join(self.info.nodes)}"}, status=404)
         try:
-            targets = await self.inject(name, node, clear=request.method == "DELETE")
+            pairs = await self.inject(name, node, clear=request.method == "DELETE", peer=peer)
         except faults.FaultNotApplicable as exc:
             return web.json_response({"error": str(exc)}, status=409)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         except Exception as exc:  # reported to the CLI, the lab keeps running
             return web.json_response({"error": str(exc)}, status=500)
-        return web.json_response({"fault": name, "nodes": targets})
+        peers = sorted({p for _, p in pairs if p is not None})
+        return web.json_response({"fault": name, "nodes": [t for t, _ in pairs],
+                                  "peer": ", ".join(peers) or None})
 
     async def _status(self, request: web.Request) -> web.Response:
         pods = [{"namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"],
@@ -359,6 +394,7 @@ class Lab:
                 for p in self.store.items(PODS)]
         return web.json_response({"phase": self.state.phase, "prefix": self.info.prefix,
                                   "profile": self.profile.name,
+                                  "dns_replicas": self.state.dns_replicas,
                                   "nodes": {n: {"netns": i.netns, "ip": i.internal_ip,
                                                 "podCIDR": i.pod_cidr, "root": str(i.root)}
                                             for n, i in self.info.nodes.items()},
@@ -428,11 +464,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pod-security", default="privileged",
                         choices=("privileged", "baseline", "restricted"))
     parser.add_argument("--profile", default=profiles.DEFAULT)
+    parser.add_argument("--dns-replicas", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state = LabState(state_dir=str(args.state_dir.resolve()), prefix=prefix_for(args.state_dir),
                      workers=args.workers, scenario=args.scenario, pid=os.getpid(),
-                     profile=args.profile)
+                     profile=args.profile, dns_replicas=args.dns_replicas)
     state.save()
     return asyncio.run(amain(state, tuple(args.image), args.pod_security))
 

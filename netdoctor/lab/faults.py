@@ -45,6 +45,9 @@ class LabContext:
     # would; the kubelet then restarts them.
     kill_containers: Callable[[profiles.Pods], int] | None = None
     agents: NodeAgents | None = None  # components embedded in the node agent (k3s)
+    # The network namespace of a running pod's sandbox (None: not started).
+    pod_netns: Callable[[Obj], str | None] | None = None
+    peer: str | None = None  # the other node of a pair fault, set per call
 
     @property
     def profile(self) -> profiles.Profile:
@@ -57,7 +60,11 @@ Action = Callable[[LabContext, str | None], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Fault:
-    """A named way to break the lab; ``nodes`` picks the default targets of a node fault."""
+    """A named way to break the lab; ``default`` picks the targets of a node fault.
+
+    A ``pair`` fault breaks what its node holds about another node, ``ctx.peer``
+    (``default_peer`` unless given).
+    """
 
     name: str
     summary: str
@@ -65,6 +72,8 @@ class Fault:
     clear: Action
     node_scoped: bool = False
     default: str = "worker-1"  # "workers", "all", "coredns" or a node name
+    pair: bool = False
+    default_peer: str = "worker-2"
 
     def targets(self, ctx: LabContext, node: str | None) -> list[str | None]:
         """Nodes the fault applies to (``[None]`` for a cluster-wide fault)."""
@@ -318,12 +327,20 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
 )}
 
 
+# Path faults live in their own module (this one stays short); they build on the types
+# above, so they are imported once those exist.
+from netdoctor.lab.pathfaults import PATH_FAULTS  # noqa: E402
+
+FAULTS.update({f.name: f for f in PATH_FAULTS})
+
+
 @dataclass(frozen=True)
 class Step:
     """One fault of a scenario, optionally on a given node."""
 
     fault: str
     node: str | None = None
+    peer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,7 +389,9 @@ def describe() -> list[dict[str, Any]]:
     every = [profiles.get(n) for n in profiles.names()]
     return [{"name": f.name, "summary": f.summary, "node_scoped": f.node_scoped,
              "default_nodes": f.default if f.node_scoped else None,
+             "pair": f.pair, "default_peer": f.default_peer if f.pair else None,
              "profiles": [p.name for p in every if p.supports(f.name) is None]}
             for f in FAULTS.values()] \
         + [{"name": name, "summary": summary, "node_scoped": False, "default_nodes": None,
+            "pair": False, "default_peer": None,
             "profiles": [p.name for p in every]} for name, summary in API_FAULTS.items()]

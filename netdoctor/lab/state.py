@@ -40,6 +40,7 @@ class LabState:
     error: str = ""
     faults: list[dict[str, Any]] = field(default_factory=list)
     profile: str = "kubeadm-flannel"
+    dns_replicas: int = 1  # replicas of the profile's DNS Deployment
 
     @property
     def kubeconfig(self) -> Path:

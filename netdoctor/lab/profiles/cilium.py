@@ -108,5 +108,10 @@ CILIUM_KPR = register(Profile(
         "kube-proxy-crashloop": "there is no kube-proxy: Cilium replaces it",
         "iptables-mixed-backend": "there is no kube-proxy writing iptables rules",
         "cni-bridge-conflict": "Cilium wires pods to routed veths, there is no cni0 bridge",
+        **dict.fromkeys(("vxlan-fdb-stale", "neigh-stale"),
+                        "Cilium keeps tunnel endpoints in BPF maps, not in a kernel FDB or "
+                        "neighbour table"),
+        "firewall-nodeport": "Cilium's BPF NodePort runs before netfilter: an iptables rule "
+                             "does not see NodePort traffic",
     },
 ))
