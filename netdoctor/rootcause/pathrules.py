@@ -122,14 +122,16 @@ def _traffic(obs: Observations) -> Iterable[tuple[Locus, str | None, Traffic,
                 (("node_port", "target" if x.direction == "to" else "either"),)
     ports = tuple(sorted({53, obs.dns_port}))
     for x in node_loci(obs.checks, ("dns", "cluster_dns_answers"), "DNS"):
+        # A replica on the node sends its upstream lookups from there too.
+        upstream = (("dns[external]", "any"),) if any(
+            r.node == x.node for r in obs.replicas) else ()
         yield x, x.node, Traffic(f"DNS (udp/{'/'.join(map(str, ports))}) from pods on "
                                  f"{x.node}", "udp", ports, _cidr(obs, x.node)), \
-            (("dns", "either"), ("cluster_dns_answers", "either"))
+            (("dns", "either"), ("cluster_dns_answers", "either"), *upstream)
     for r in obs.replicas:
         if r.silent and r.node:
             x = Locus("DNS replica", r.node, None, "at", (), ())
-            yield x, r.node, Traffic(f"DNS (udp/{obs.dns_port}) to {r.ref} ({r.ip})", "udp",
-                                     (obs.dns_port,), dst=(r.ip,)), (("dns", "any"),)
+            yield x, r.node, _replica_traffic(obs, r), (("dns", "any"),)
     for x in node_loci(obs.checks, ("egress_http",), "egress"):
         yield x, x.node, Traffic(f"egress from pods on {x.node}", "tcp", (80, 443),
                                  _cidr(obs, x.node)), (("egress_http", "either"),)
@@ -159,6 +161,12 @@ def host_firewall(obs: Observations) -> Iterable[Candidate]:
                             tests=locus.tests)
 
 
+def _replica_traffic(obs: Observations, r: ReplicaProbe) -> Traffic:
+    """The lookups a replica did not answer: from the pods of the nodes it was silent to."""
+    return Traffic(f"DNS (udp/{obs.dns_port}) to {r.ref} ({r.ip})", "udp", (obs.dns_port,),
+                   tuple(c for n in sorted(r.silent) for c in _cidr(obs, n)), (r.ip,))
+
+
 def _reachable(obs: Observations, r: ReplicaProbe) -> set[str]:
     """Nodes whose pod paths to the replica's node pass (a silent replica from them is the
     replica, not the path)."""
@@ -171,13 +179,14 @@ def dns_replica(obs: Observations) -> Iterable[Candidate]:
     answers them."""
     answering = [r for r in obs.replicas if r.answered]
     for r in obs.replicas:
-        reach = _reachable(obs, r)
-        silent = sorted(r.silent & reach) if reach else sorted(r.silent)
-        if not silent or not any(x is not r for x in answering):
+        others = set().union(*(x.answered for x in obs.replicas if x is not r))
+        # Silent from nodes another replica answers and whose pod paths reach its node:
+        # the replica, not the nodes or the path (those silence every replica).
+        silent = sorted(r.silent & _reachable(obs, r) & others)
+        if not silent:
             continue
         facts = obs.facts.get(r.node or "")
-        fw = firewall(facts, Traffic(f"DNS to {r.ref}", "udp", (obs.dns_port,),
-                                     dst=(r.ip,))) if facts else []
+        fw = firewall(facts, _replica_traffic(obs, r)) if facts else []
         if fw:
             continue  # the host-firewall detector names the rule, from the DNS loci
         yield Candidate(
