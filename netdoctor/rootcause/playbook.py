@@ -59,41 +59,50 @@ def _restart_flannel(node: str) -> str:
             f"spec.nodeName={node}  # its agent rewrites routes, neighbours and FDB entries")
 
 
-def _path_commands(cause: str, node: str, peer: str, subject: str) -> Commands | None:
-    """Commands of causes on the path between nodes (``peer``: the other end, or ``PEER``)."""
-    ips = (f"kubectl get node {node} {peer} -o custom-columns=NAME:.metadata.name,"
+def _path_commands(cause: str, node: str, peer: str | None, subject: str) -> Commands | None:
+    """Commands of causes on the path between nodes (``peer``: the other end, if any)."""
+    ends = f"{node} {peer}" if peer else node
+    ips = (f"kubectl get node {ends} -o custom-columns=NAME:.metadata.name,"
            "IP:.status.addresses[0].address,PODCIDR:.spec.podCIDR,"
            "VTEP:.metadata.annotations.flannel\\.alpha\\.coreos\\.com/backend-data")
+    state = "sh -c 'ip route; ip -d link; iptables-nft-save'"
     table = {
-        "vxlan-fdb-stale": Commands((_vxlan_state(node), ips),
-                                    (_restart_flannel(node),)),
-        "vxlan-neighbor-stale": Commands((_vxlan_state(node), ips),
-                                         (_restart_flannel(node),)),
+        "vxlan-fdb-stale": Commands((_vxlan_state(node), ips), (_restart_flannel(node),)),
+        "vxlan-neighbor-stale": Commands((_vxlan_state(node), ips), (_restart_flannel(node),)),
         "pod-route-missing": Commands((on_node(node, "ip route"), ips),
                                       (_restart_flannel(node),)),
         "mtu-mismatch": Commands(
-            (on_node(node, "ip -d link"), on_node(peer, "ip -d link"),
-             on_node(node, "cat /host/run/flannel/subnet.env")),
-            ("# set the underlay MTU of the node back to the other nodes' (netplan, "
+            (on_node(node, "ip -d link"), on_node(node, "cat /host/run/flannel/subnet.env"),
+             f"{ips}  # then ip -d link on another node, to compare"),
+            (f"# set the underlay MTU of {node} back to the other nodes' (netplan, "
              "NetworkManager or the cloud's NIC settings); then restart its Flannel agent",
              _restart_flannel(node))),
         "masquerade-missing": Commands(
-            (on_node(node, "iptables-save -t nat", change=True),
-             on_node(peer, "iptables-save -t nat", change=True)),
+            (on_node(node, "iptables-save -t nat", change=True)
+             + "  # compare with another node's",),
             (_restart_flannel(node) + " (the agent owning the pod network's NAT rules)",)),
         "host-firewall": Commands(
             (on_node(node, "sh -c 'iptables-nft-save; iptables-legacy-save; "
                            "nft list ruleset'", change=True),),
             (f"# remove the rule from {node}'s firewall configuration (firewalld, ufw, "
              f"nftables.conf or the tool that wrote it): {subject or 'see the evidence'}",)),
+        "dns-replica-unresponsive": _replica_commands(node, subject),
         "path-unexplained": Commands(
-            (ips, on_node(node, "sh -c 'ip route; ip -d link; iptables-nft-save'",
-                          change=True),
-             on_node(peer, "sh -c 'ip route; ip -d link; iptables-nft-save'", change=True)),
-            ("# no node fact explains it: check the underlay between the two nodes' IPs "
-             "(cloud security groups, switches, the hypervisor's firewall)",)),
+            (ips, on_node(node, state, change=True),
+             *((on_node(peer, state, change=True),) if peer else ())),
+            (f"# no node fact explains it: check the underlay of {ends} (cloud security "
+             "groups, switches, the hypervisor's firewall)",)),
     }
     return table.get(cause)
+
+
+def _replica_commands(node: str, subject: str) -> Commands:
+    ns, _, pod = subject.partition("/")
+    ns, pod = ns or "kube-system", pod or "POD"
+    return Commands((f"kubectl -n {ns} get pod {pod} -o wide  # on {node}",
+                     f"kubectl -n {ns} logs {pod} --tail=50  # the replica on {node}"),
+                    (f"kubectl -n {ns} delete pod {pod}  # its controller starts a new replica "
+                     f"(on {node} or elsewhere)",))
 
 
 def _per_node(cause: str, node: str, subject: str) -> Commands | None:
@@ -138,13 +147,6 @@ def _per_node(cause: str, node: str, subject: str) -> Commands | None:
                      change=True),
              f"kubectl -n kube-system delete pod -l k8s-app=kube-proxy "
              f"--field-selector spec.nodeName={node}")),
-        "dns-replica-unresponsive": Commands(
-            (f"kubectl -n {subject.partition('/')[0] or 'kube-system'} logs "
-             f"{subject.partition('/')[2] or 'POD'} --tail=50",
-             f"kubectl -n {subject.partition('/')[0] or 'kube-system'} describe pod "
-             f"{subject.partition('/')[2] or 'POD'}"),
-            (f"kubectl -n {subject.partition('/')[0] or 'kube-system'} delete pod "
-             f"{subject.partition('/')[2] or 'POD'}  # its controller starts a new replica",)),
         "rp-filter-strict": Commands(
             (on_node(node, "cat /proc/sys/net/ipv4/conf/all/rp_filter"),),
             (on_node(node, "sysctl -w net.ipv4.conf.all.rp_filter=2 && echo "
@@ -211,6 +213,6 @@ def commands(cause: str, node: str | None, subject: str, peer: str | None = None
             a Service as ``namespace/name``); ``""`` otherwise.
         peer: The other node of a cause between two nodes.
     """
-    found = ((_path_commands(cause, node, peer or "PEER", subject)
+    found = ((_path_commands(cause, node, peer, subject)
               or _per_node(cause, node, subject)) if node else None)
     return found or _cluster_wide(cause, subject) or Commands()
