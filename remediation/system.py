@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD
+from netdoctor.rootcause import nodefindings
+from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD, NodeFacts
 
 from ._common import HookOptions, read_facts, restarted_or_failing, run_plan
 
@@ -18,21 +19,29 @@ IPTABLES_TYPES = {"filter": "filter", "nat": "nat", "raw": "filter", "security":
                   "mangle": "filter"}
 
 
-def _persist_cmd() -> str:
+def _wrong(facts: NodeFacts) -> dict[str, str]:
+    """The kernel switches the node judgments find wrong, and the value each needs."""
+    return dict(f.setting for f in nodefindings.kernel(facts) if f.setting)
+
+
+def _persist_cmd(extra: dict[str, str] | None = None) -> str:
     # Written whole (never appended), and only where sysctl.d is already the node's way.
-    body = "".join(f"{k.replace('/', '.')} = {v}\\n" for k, v in WANTED.items())
+    body = "".join(f"{k.replace('/', '.')} = {v}\\n"
+                   for k, v in {**WANTED, **(extra or {})}.items())
     return (f"if [ -d /host/etc/sysctl.d ]; then printf '# written by netdoctor --remediate\\n"
             f"{body}' > {SYSCTL_FILE}; fi")
 
 
 @dataclass
 class KernelSysctls:
-    """ip_forward and bridge-nf-call-iptables on (runtime and, where it belongs, persistent)."""
+    """ip_forward and bridge-nf-call-iptables on, rp_filter not strict (runtime and, where it
+    belongs, persistent): whatever :func:`netdoctor.rootcause.nodefindings.kernel` finds."""
 
     opts: HookOptions
     name: str = "kernel-sysctls"
     stage: str = "system"
-    causes: frozenset[str] = frozenset({"ip-forward-off", "br-netfilter-off"})
+    causes: frozenset[str] = frozenset({"ip-forward-off", "br-netfilter-off",
+                                        "rp-filter-strict"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 30.0
@@ -41,7 +50,7 @@ class KernelSysctls:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
-            wrong = {k: v for k, v in WANTED.items() if facts.sysctls.get(k) != v}
+            wrong = _wrong(facts)
             if not wrong:
                 continue
             actions = []
@@ -54,17 +63,17 @@ class KernelSysctls:
                     cmd = f"{{ {load}; }}; {cmd}"
                 actions.append(Action(f"{dotted}: {old} -> {value}", cmd,
                                       touches=f"sysctl {dotted}", undo=undo))
-            actions.append(self._persist())
+            actions.append(self._persist(wrong))
             plans.append(Plan(self.name, node, tuple(actions)))
         return plans
 
-    def _persist(self) -> Action:
+    def _persist(self, wrong: dict[str, str]) -> Action:
         backup = f"{self.opts.backup_dir}/sysctl.d-90-netdoctor-kubernetes.conf"
         return Action(
             f"persist in {SYSCTL_FILE[5:]} when /etc/sysctl.d exists (a previous one saved to "
             f"{backup[5:]})",
             f"mkdir -p {self.opts.backup_dir} && {{ [ -e {backup} ] || [ ! -e {SYSCTL_FILE} ] "
-            f"|| cp -a {SYSCTL_FILE} {backup}; }} && {_persist_cmd()}",
+            f"|| cp -a {SYSCTL_FILE} {backup}; }} && {_persist_cmd(wrong)}",
             touches=f"file {SYSCTL_FILE[5:]}",
             undo=f"if [ -e {backup} ]; then cp -a {backup} {SYSCTL_FILE}; "
                  f"else rm -f {SYSCTL_FILE}; fi")
@@ -75,8 +84,7 @@ class KernelSysctls:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        wrong = [f"{k}={facts.sysctls.get(k)}" for k, v in WANTED.items()
-                 if facts.sysctls.get(k) != v]
+        wrong = [f"{k}={facts.sysctls.get(k)}" for k in _wrong(facts)]
         return f"still {', '.join(wrong)}" if wrong else None
 
 

@@ -29,6 +29,7 @@ import signal
 import threading
 from collections.abc import Generator
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from netdoctor.plugin.scoring import (
     BUILTIN_SIGNALS,
     EXIT_INCONCLUSIVE,
     VERDICTS,
+    Analysis,
     SignalDefinition,
     Thresholds,
     analyze,
@@ -220,21 +222,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             raise pytest.UsageError(f"pytest_netdoctor_verdict returned {override!r}")
         analysis = dataclasses.replace(analysis, verdict=override)
     state.analysis = analysis
-    # The end of a run, in order: results -> analysis -> causes -> summary (remediation acts
-    # in its hook) -> reports.
-    from netdoctor.plugin.validation import cause_summary, rank_causes  # a registered plugin
-
-    summary = build_summary(analysis)
-    ranking = rank_causes(config, analysis.results)
-    if ranking is not None:
-        summary.update(cause_summary(ranking, config))
-    config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    summary = _end_of_run(config, analysis)
     state.summary = summary
     written = write_reports(analysis, summary, state.report_paths)
     html = state.report_paths.html if config.pluginmanager.hasplugin("html") else None
     state.written = tuple(([html] if html else []) + written)
     if analysis.verdict == "inconclusive" and session.exitstatus in (0, 1):
         session.exitstatus = EXIT_INCONCLUSIVE  # failed checks or not: the answer is unknown
+
+
+def _end_of_run(config: pytest.Config, analysis: Analysis) -> dict[str, Any]:
+    """The end of a run, in this order: the analysis (scored results) -> the ranked causes
+    -> remediation (with ``--remediate``) -> the summary hook (plugins add keys); the
+    reports are written from what this returns."""
+    from netdoctor.plugin.validation import cause_summary, rank_causes  # a registered plugin
+
+    summary = build_summary(analysis)
+    ranking = rank_causes(config, analysis.results)
+    if ranking is not None:
+        summary.update(cause_summary(ranking, config))
+    remediation = config.pluginmanager.get_plugin("netdoctor-remediate")
+    if remediation is not None:
+        remediation.remediate(summary)
+    config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    return summary
 
 
 def pytest_terminal_summary(

@@ -45,7 +45,9 @@ def pytest_netdoctor_verdict(
 def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
     """Extend ``summary.json`` in place (add keys; do not change the documented ones).
 
-    Called once, on the controller, after scoring and before any report is written.
+    Called once, on the controller, after scoring, the ranked causes (``root_causes``,
+    ``unexplained``) and a ``--remediate`` run (``remediation``), before any report is
+    written.
     """
 
 

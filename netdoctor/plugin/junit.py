@@ -80,9 +80,9 @@ def add_cause_properties(testcases: Iterable[ET.Element],
     return added
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
-    """After the causes are ranked: causes on the testcases, the verdict on the suite."""
+    """Causes on the testcases, the verdict on the suite (the engine ranks the causes before
+    it calls this hook)."""
     xml = _log_xml(config)
     if xml is None:
         return

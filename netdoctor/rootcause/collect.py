@@ -9,49 +9,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netdoctor.cluster.profile import ClusterProfile, Workload
+from netdoctor.cluster.profile import ClusterProfile
 from netdoctor.model import CheckResult
+from netdoctor.probes.components import pod_state
 from netdoctor.probes.validate import Validation, coredns_ips, replica_port
 from netdoctor.rootcause.localise import BAD
 from netdoctor.rootcause.model import NodeView, Observations, PodView, ReplicaProbe
 
-CRASH_RESTARTS = 3
-
-
-def _selector(w: Workload | None) -> dict[str, str]:
-    if w is None:
-        return {}
-    return dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
-
 
 def component_of(pod: Mapping[str, Any], profile: ClusterProfile) -> str | None:
     """``coredns``, ``kube-proxy``, ``flannel`` or ``None``, by the workloads' selectors."""
-    meta = pod["metadata"]
-    labels = (meta.get("labels") or {}).items()
     for name, w in (("coredns", profile.coredns), ("kube-proxy", profile.kube_proxy),
                     ("flannel", profile.flannel)):
-        sel = _selector(w)
-        if w is not None and sel and meta.get("namespace") == w.namespace \
-                and sel.items() <= labels:
+        if w is not None and w.selects(pod):
             return name
     return None
 
 
 def pod_view(pod: Mapping[str, Any], profile: ClusterProfile) -> PodView:
-    """Placement and health of one pod."""
+    """Placement and health of one pod (health as the component checks judge it)."""
     spec, status = pod.get("spec", {}), pod.get("status", {})
-    statuses = status.get("containerStatuses") or []
-    waiting = {str(((cs.get("state") or {}).get("waiting") or {}).get("reason", ""))
-               for cs in statuses}
-    restarts = sum(int(cs.get("restartCount") or 0) for cs in statuses)
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
+    state = pod_state(pod)
     return PodView(pod["metadata"].get("namespace", ""), pod["metadata"]["name"],
                    spec.get("nodeName"), status.get("podIP"),
                    host_network=bool(spec.get("hostNetwork")),
                    component=component_of(pod, profile),
-                   crashlooping="CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS,
-                   ready=ready)
+                   crashlooping=state.crashlooping, ready=state.ready)
 
 
 def unmatched_selectors(services: Iterable[Mapping[str, Any]],

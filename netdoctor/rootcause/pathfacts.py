@@ -51,6 +51,8 @@ class Finding:
         evidence: More lines that show it.
         command: How to see it on the node.
         breaks: Check kinds it breaks (``pod_ping``, ``vxlan_peers``...).
+        setting: What a repair sets, and to what (a sysctl key and its value; ``cni0`` and
+            the gateway it should hold); ``None`` when no setting repairs it.
     """
 
     id: str
@@ -61,6 +63,7 @@ class Finding:
     evidence: tuple[str, ...] = ()
     command: str = ""
     breaks: tuple[str, ...] = ()
+    setting: tuple[str, str] | None = None
 
     @property
     def contrast(self) -> tuple[str, ...]:

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from netdoctor.probes.findings import TIMEOUT_LINES
-from netdoctor.rootcause import pathrules
+from netdoctor.rootcause import nodefindings, pathrules
 from netdoctor.rootcause.facts import (
-    SYSCTL_BRIDGE_NF,
-    SYSCTL_IP_FORWARD,
     VXLAN_DEVICE,
     NodeFacts,
     in_cidr,
@@ -70,7 +68,8 @@ def _breaks(*kinds: str) -> tuple[tuple[str, str], ...]:
 def _local_causes(obs: Observations) -> set[str]:
     """Nodes whose own pod network is broken (CNI config, bridge, forwarding)."""
     nodes = {c.node for c in cni_config_shadowed(obs)} | {c.node for c in bridge_conflict(obs)}
-    nodes |= {n for n, f in obs.facts.items() if f.sysctls.get(SYSCTL_IP_FORWARD) == "0"}
+    nodes |= {n for n, f in obs.facts.items()
+              if any(x.id == "ip-forward-off" for x in nodefindings.kernel(f))}
     return {n for n in nodes if n}
 
 
@@ -136,19 +135,16 @@ def pod_ip_outside_cidr(obs: Observations) -> Iterable[Candidate]:
 
 @detector
 def bridge_conflict(obs: Observations) -> Iterable[Candidate]:
-    """cni0 holds an address that is not the node's pod gateway."""
+    """cni0 does not hold the node's pod gateway, or lies outside its podCIDR."""
     for node, f in _facts(obs):
-        want = f.flannel_subnet
-        have = f.bridge_gateway("cni0")
-        if want and have and want not in have:
-            yield Candidate("cni-bridge-conflict", node,
-                            f'{node}: "cni0" has {", ".join(have)}, not the pod gateway {want}',
-                            (f"cni0 addresses {', '.join(have)}",
-                             f"/run/flannel/subnet.env FLANNEL_SUBNET={want}"),
+        view = obs.node(node)
+        for found in nodefindings.bridge(f, view.pod_cidr if view else None):
+            yield Candidate(found.id, node, f"{node}: {found.observed}, not {found.expected}",
+                            (found.observed, *found.evidence,
+                             f"/run/flannel/subnet.env FLANNEL_SUBNET={f.flannel_subnet}"),
                             _node_network(obs, node), 1,
                             breaks=_breaks("bridge_matches_podcidr"), confidence=0.9,
-                            contrast=(f"expected cni0 {want} (FLANNEL_SUBNET) / observed "
-                                      f"{', '.join(have)}",))
+                            contrast=found.contrast)
 
 
 def _agent_cascade(obs: Observations) -> frozenset[str]:
@@ -204,26 +200,30 @@ def vxlan_state(obs: Observations) -> Iterable[Candidate]:
                         contrast=(f"expected {VXLAN_DEVICE} on {node} / observed none",))
 
 
+KERNEL_SIGNALS = {"ip-forward-off": None, "br-netfilter-off": DNS, "rp-filter-strict": ""}
+"""What a kernel switch explains: a node's pod network (None), DNS through Service rules, or
+only what its checks show ("")."""
+
+
 @detector
 def kernel_switches(obs: Observations) -> Iterable[Candidate]:
-    """ip_forward and bridge-nf-call-iptables as the node's kernel has them."""
+    """ip_forward, bridge-nf-call-iptables and rp_filter as the node's kernel has them."""
     for node, f in _facts(obs):
-        if f.sysctls.get(SYSCTL_IP_FORWARD) == "0":
-            yield Candidate("ip-forward-off", node, f"{node}: net.ipv4.ip_forward=0",
-                            ("net.ipv4.ip_forward = 0: the node does not route pod traffic",),
-                            _node_network(obs, node), 0,
-                            breaks=_breaks("kernel_prerequisites"), confidence=0.9,
-                            contrast=("expected net.ipv4.ip_forward = 1 / observed 0",))
-        if f.sysctls.get(SYSCTL_BRIDGE_NF) in ("0", "missing"):
-            yield Candidate("br-netfilter-off", node,
-                            f"{node}: bridged pod traffic bypasses iptables",
-                            (f"net.bridge.bridge-nf-call-iptables = {f.sysctls[SYSCTL_BRIDGE_NF]}: "
-                             "same-node traffic to a ClusterIP is not translated back",),
-                            frozenset(_dns_chain(obs, node) & {DNS} or {DNS}), 0,
-                            breaks=(("kernel_prerequisites", "pair"), *SERVICE_PATHS),
-                            confidence=0.8, contrast=(
-                                "expected net.bridge.bridge-nf-call-iptables = 1 / observed "
-                                f"{f.sysctls[SYSCTL_BRIDGE_NF]}",))
+        for found in nodefindings.kernel(f):
+            kind = KERNEL_SIGNALS.get(found.id, "")
+            if kind is None:
+                signals, breaks = _node_network(obs, node), _breaks("kernel_prerequisites")
+            elif kind == DNS:
+                signals = frozenset(_dns_chain(obs, node) & {DNS} or {DNS})
+                breaks = (("kernel_prerequisites", "pair"), *SERVICE_PATHS)
+            else:
+                signals = frozenset()
+                breaks = (("kernel_prerequisites", "pair"),
+                          *((k, "either") for k in POD_KINDS))
+            yield Candidate(found.id, node, f"{node}: {found.observed}",
+                            (f"{found.observed}: {found.evidence[0]}",), signals, 0,
+                            breaks=breaks, confidence=0.9 if kind is None else 0.8,
+                            contrast=found.contrast)
 
 
 @detector

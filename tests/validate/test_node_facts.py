@@ -50,10 +50,12 @@ def test_pod_ips_in_podcidr(validation: Validation, profile: ClusterProfile, nod
 
 
 @pytest.mark.requires("flannel-data-plane")
-def test_vxlan_peers(facts: NodeFacts, profile: ClusterProfile, probes: ProbeSet) -> None:
-    """flannel.1 has a route, neighbour and FDB entry for every other node."""
+def test_vxlan_peers(facts: NodeFacts, node_facts: dict[str, NodeFacts],
+                     profile: ClusterProfile, probes: ProbeSet) -> None:
+    """flannel.1 has a route, neighbour and FDB entry for every other node, each leading to
+    that node's VTEP and InternalIP."""
     peers = [n for n in profile.nodes if n.name != facts.node]
-    expect_none(nodechecks.vxlan_peers(facts, peers, probes.namespace),
+    expect_none(nodechecks.vxlan_peers(facts, peers, probes.namespace, node_facts),
                 f"{facts.node}: VXLAN forwarding incomplete")
 
 
