@@ -21,7 +21,9 @@ from typing import Any
 
 from netdoctor.lab.components.flannel import NODES, peer_of
 from netdoctor.lab.containers import NodeInfo
-from netdoctor.lab.faults import PODS, TAG, Fault, FaultNotApplicable, LabContext, _ipt, _netns
+from netdoctor.lab.faultbase import PODS, TAG, Fault, FaultNotApplicable, LabContext
+from netdoctor.lab.faultbase import ipt as _ipt
+from netdoctor.lab.faultbase import netns_of as _netns
 from netdoctor.lab.net import _ns
 from netdoctor.lab.net.flannel import VXLAN_DEV, VXLAN_PORT
 from netdoctor.lab.profiles import Pods
