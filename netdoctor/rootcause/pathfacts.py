@@ -30,6 +30,8 @@ VXLAN_OVERHEAD = 50
 VXLAN_PORTS = (8472, 4789)
 """UDP ports of VXLAN: Linux's and Flannel's default, and the IANA one."""
 COMPONENT_CHAINS = ("KUBE-", "FLANNEL-", "cali-", "CILIUM_", "KUBE_", "ts-", "RKE2-")
+COMPONENT_TABLES = ("kube-proxy", "cilium", "calico", "flannel", "antrea")
+"""nftables tables the network components own (kube-proxy's nftables mode names its own)."""
 """Chains the network components program: their own rules are not a host firewall."""
 POD_KINDS = ("pod_ping", "pod_http", "pod_to_pod", "pod_mtu")
 """Checks whose traffic crosses the pod network between two nodes."""
@@ -51,6 +53,7 @@ class Finding:
         evidence: More lines that show it.
         command: How to see it on the node.
         breaks: Check kinds it breaks (``pod_ping``, ``vxlan_peers``...).
+        subject: The object it is about (the matching firewall rule), or ``""``.
         setting: What a repair sets, and to what (a sysctl key and its value; ``cni0`` and
             the gateway it should hold); ``None`` when no setting repairs it.
     """
@@ -64,6 +67,7 @@ class Finding:
     command: str = ""
     breaks: tuple[str, ...] = ()
     setting: tuple[str, str] | None = None
+    subject: str = ""
 
     @property
     def contrast(self) -> tuple[str, ...]:
@@ -227,10 +231,12 @@ def _ports(value: str) -> set[int]:
 def rule_matches(rule: str, t: Traffic) -> bool:
     """A ``-A CHAIN ... -j DROP|REJECT`` rule outside the network components' chains that
     would match traffic ``t`` (a match the traffic does not determine counts as matching)."""
-    tokens = rule.split()
+    tokens = rule.split(" [nft: ")[0].split()
     target = _opt(tokens, "-j")
+    state = _opt(tokens, "--ctstate")
     if len(tokens) < 2 or target is None or target[0] not in ("DROP", "REJECT") \
-            or tokens[1].startswith(COMPONENT_CHAINS) or "--ctstate" in tokens:
+            or tokens[1].startswith(COMPONENT_CHAINS) \
+            or (state is not None and "INVALID" in state[0].upper()):
         return False
     proto = _opt(tokens, "-p", "--protocol")
     if proto and t.proto and (proto[0] == t.proto) == proto[1]:
@@ -248,11 +254,17 @@ def rule_matches(rule: str, t: Traffic) -> bool:
 def firewall(f: NodeFacts, t: Traffic) -> list[Finding]:
     """Host firewall rules on ``f``'s node, in any backend and table, that drop ``t``."""
     hits = [(backend, table, rule) for backend, table, rule in f.all_rules()
-            if rule_matches(rule, t)]
+            if rule_matches(rule, t) and not table.split()[-1].startswith(COMPONENT_TABLES)]
     if not hits:
         return []
     backend, table, rule = hits[0]
     return [Finding("host-firewall", f.node, None, f"{t.what} passes {f.node}'s firewall",
-                    f"{rule} (iptables-{backend}, table {table}) drops it",
-                    tuple(f"also: {r} (iptables-{b}, table {tb})" for b, tb, r in hits[1:]),
-                    f"iptables-{backend}-save -t {table}", ())]
+                    f"{rule} ({_where(backend, table)}) drops it",
+                    tuple(f"also: {r} ({_where(b, tb)})" for b, tb, r in hits[1:]),
+                    "nft list ruleset" if backend == "native-nft"
+                    else f"iptables-{backend}-save -t {table}", (), subject=rule)]
+
+
+def _where(backend: str, table: str) -> str:
+    return (f"nftables table {table}" if backend == "native-nft"
+            else f"iptables-{backend}, table {table}")

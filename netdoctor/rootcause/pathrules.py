@@ -44,7 +44,7 @@ def _loci_lines(loci: Iterable[Locus]) -> tuple[str, ...]:
     return tuple(f"observed: {x.describe()} ({len(x.tests)} check(s))" for x in loci)
 
 
-def _candidate(obs: Observations, f: Finding, summary: str, layer: int,
+def _candidate(f: Finding, summary: str, layer: int,
                family: list[Locus], breaks: tuple[tuple[str, str], ...]) -> Candidate:
     hit = [x for x in family if _touches(x, f.node, f.peer)]
     where = f"{f.node} and {f.peer}" if f.peer else f.node
@@ -66,15 +66,15 @@ def forwarding_entries(obs: Observations) -> Iterable[Candidate]:
         what = {"pod-route-missing": "no route to the pod network of",
                 "vxlan-neighbor-stale": "stale VXLAN neighbour entry for",
                 "vxlan-fdb-stale": "stale VXLAN FDB entry for"}[f.id]
-        yield _candidate(obs, f, f"{f.node}: {what} {f.peer}", 2, loci, pair)
+        yield _candidate(f, f"{f.node}: {what} {f.peer}", 2, loci, pair)
 
 
 @detector
 def mtu_mismatch(obs: Observations) -> Iterable[Candidate]:
     """Full-size packets vanish on a node whose MTUs do not fit (small ones pass)."""
-    loci = pair_loci(obs.checks, ("pod_mtu",), "full-size packets")
+    loci = pair_loci(obs.checks, ("pod_mtu",), "full-size (don't-fragment)")
     for f in mtu(obs.facts, obs.nodes):
-        yield _candidate(obs, f, f"{f.node}: MTU mismatch ({f.observed})", 0, loci,
+        yield _candidate(f, f"{f.node}: MTU mismatch ({f.observed})", 0, loci,
                          (("pod_mtu", "either"), ("pod_http", "either"),
                           ("vxlan_peers", "target")))
 
@@ -84,7 +84,7 @@ def masquerade_missing(obs: Observations) -> Iterable[Candidate]:
     """Pod egress fails from a node that lacks the pod network's masquerade rule."""
     loci = node_loci(obs.checks, ("egress_http",), "egress")
     for f in masquerade(obs.facts, obs.nodes):
-        yield _candidate(obs, f, f"{f.node}: pod traffic leaves unmasqueraded", 1, loci,
+        yield _candidate(f, f"{f.node}: pod traffic leaves unmasqueraded", 1, loci,
                          (("egress_http", "either"),))
 
 
@@ -132,6 +132,12 @@ def _traffic(obs: Observations) -> Iterable[tuple[Locus, str | None, Traffic,
         if r.silent and r.node:
             x = Locus("DNS replica", r.node, None, "at", (), ())
             yield x, r.node, _replica_traffic(obs, r), (("dns", "any"),)
+    if any(c.place is not None and c.place.kind == "dns[external]" for c in obs.checks):
+        for r in obs.replicas:  # a replica's own lookups upstream leave from its node
+            if r.node:
+                yield Locus("DNS upstream", r.node, None, "from", (), ()), r.node, Traffic(
+                    f"upstream DNS (udp/53) from {r.ref} ({r.ip})", "udp", (53,), (r.ip,)), \
+                    (("dns[external]", "any"),)
     for x in node_loci(obs.checks, ("egress_http",), "egress"):
         yield x, x.node, Traffic(f"egress from pods on {x.node}", "tcp", (80, 443),
                                  _cidr(obs, x.node)), (("egress_http", "either"),)
@@ -147,7 +153,7 @@ def host_firewall(obs: Observations) -> Iterable[Candidate]:
         if facts is None:
             continue
         for f in firewall(facts, traffic):
-            rule = f.observed.split(" (iptables-")[0]
+            rule = f.subject
             if (f.node, rule) in seen:
                 continue
             seen.add((f.node, rule))

@@ -3,8 +3,9 @@
 A detector reads :class:`Observations` and yields :class:`Candidate` causes: where they are,
 the signals they would explain and the kinds of checks they break. :func:`explain` keeps the
 candidates that explain something present, names the failed and flaky checks each explains,
-orders them (most explanatory first, lower layers first on a tie, localised causes without a
-fact last) and lists every failed or flaky check no cause explains as ``unexplained``.
+orders them (most present signals explained first; on a tie, causes with a differing fact
+before localised ones without, then lower layers first) and lists every failed or flaky
+check no cause explains as ``unexplained``.
 
 Detectors are registered with :func:`detector` (built-in) or returned by the
 ``pytest_netdoctor_detectors`` hook (plugins); :func:`explain` takes the list.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from netdoctor.model import CheckResult
 from netdoctor.rootcause.localise import BAD, Locus, base_kind, node_loci, pair_loci, target_loci
 from netdoctor.rootcause.model import Observations, Ranking, RootCause
+from netdoctor.rootcause.pathfacts import POD_KINDS, THROUGH_PODS
 
 CONNECTIVITY = "pod_connectivity_failed"
 DNS = "dns_timeouts"
@@ -94,24 +96,39 @@ def _signal_tests(obs: Observations, signal: str, node: str | None) -> list[str]
     return tests
 
 
+def _signal_claims(obs: Observations, c: Candidate, signal: str) -> list[str]:
+    """The failing checks behind a signal the candidate says it explains: all of them for a
+    candidate that declares no check kinds; else those it breaks, and those that name no
+    node (a component's health)."""
+    tests = _signal_tests(obs, signal, c.node)
+    if not c.breaks:
+        return tests
+    by_id = {r.nodeid: r for r in obs.checks}
+    return [t for t in tests if (r := by_id.get(t)) is None or r.place is None or claims(c, r)]
+
+
 def _cause(obs: Observations, c: Candidate) -> RootCause | None:
     bad = [r for r in obs.checks if r.outcome in BAD]
     claimed = [r for r in bad if claims(c, r) or r.nodeid in c.tests]
-    signals = (set(c.signals) & obs.signals) | {s for r in claimed for s in r.signals
-                                                if r.outcome == "failed"}
+    # A signal counts when the candidate explains a check behind it, or when no check is
+    # known behind it (nothing to tell it from).
+    behind = {s: found for s in sorted(set(c.signals) & obs.signals)
+              if (found := _signal_claims(obs, c, s)) or not obs.failed_tests.get(s)}
+    signals = set(behind) | {s for r in claimed for s in r.signals if r.outcome == "failed"}
     explained = sorted(signals)
     if not explained and not claimed:
         return None
     tests = list(dict.fromkeys([*(r.nodeid for r in claimed),
-                                *(t for s in sorted(set(c.signals) & obs.signals)
-                                  for t in _signal_tests(obs, s, c.node))]))
+                                *(t for found in behind.values() for t in found)]))
     return RootCause(c.id, c.node, c.summary, c.evidence,
                      (*explained, *dict.fromkeys(tests)), c.layer, c.subject, c.peer,
                      c.confidence, c.contrast, tuple(tests))
 
 
-def _key(c: RootCause) -> tuple[bool, int, int, float, str]:
-    return (c.id == UNEXPLAINED_ID, -sum(1 for e in c.explains if "::" not in e), c.layer,
+def _key(c: RootCause) -> tuple[int, bool, int, float, str]:
+    # Most present signals explained first; on a tie, a differing fact before a locus
+    # without one, then the lower layer, then the surer cause.
+    return (-sum(1 for e in c.explains if "::" not in e), c.id == UNEXPLAINED_ID, c.layer,
             -c.confidence, c.node or "")
 
 
@@ -132,8 +149,13 @@ def _unexplained_cause(obs: Observations, x: Locus) -> Candidate:
         check = (f"check {x.node} ({ips[x.node]}): its firewall, routes and the paths "
                  f"{x.direction} it")
         same = f"the node facts of {x.node} show no difference that explains it"
+    # Paths through the pod network at its ends fail with it (Services balanced there,
+    # DNS replicas behind it), as for a fact on the same locus.
+    breaks = (((k, "pair") for k in POD_KINDS) if x.family == "pod" else
+              (("node_port", "target"),) if x.family == "NodePort" else ())
     return Candidate(UNEXPLAINED_ID, x.node, x.describe(), (same, check), frozenset(), 6,
-                     peer=x.peer, confidence=0.3 if x.peer else 0.25, tests=x.tests,
+                     peer=x.peer, breaks=(*breaks, *((k, "either") for k in THROUGH_PODS)),
+                     confidence=0.3 if x.peer else 0.25, tests=x.tests,
                      contrast=(f"expected these paths to pass like the others / observed: "
                                f"{x.describe()} ({len(x.tests)} check(s)); {same}",))
 

@@ -165,7 +165,8 @@ def cni_agent_missing(obs: Observations) -> Iterable[Candidate]:
                     "programs the pod network on the nodes",
                     (f"no {obs.cni} agent DaemonSet in any namespace, yet the nodes' CNI config "
                      f"is {obs.cni}'s",), _agent_cascade(obs), 2,
-                    breaks=tuple((k, "any") for k in (*POD_KINDS, *THROUGH_PODS)),
+                    breaks=tuple((k, "any") for k in (*POD_KINDS, *THROUGH_PODS,
+                                                      "flannel_running_ready")),
                     confidence=0.85, contrast=(f"expected a {obs.cni} agent DaemonSet / "
                                                "observed none in any namespace",))
 
@@ -185,7 +186,8 @@ def vxlan_state(obs: Observations) -> Iterable[Candidate]:
                         "and no node forwards pod traffic to other nodes", tuple(evidence),
                         _agent_cascade(obs), 2,
                         breaks=tuple((k, "any") for k in (*POD_KINDS, *THROUGH_PODS,
-                                                          "vxlan_peers")),
+                                                          "vxlan_peers",
+                                                          "flannel_running_ready")),
                         confidence=0.85, contrast=("expected a Flannel agent on every node / "
                                                    "observed no Flannel DaemonSet",))
         return
@@ -248,7 +250,8 @@ def iptables_backends(obs: Observations) -> Iterable[Candidate]:
                             f"{node}: iptables cannot manage the node's tables; kube-proxy fails",
                             (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0,
                             breaks=(("iptables_backends", "pair"),
-                                    ("kube_proxy_running_ready", "pair"), *SERVICE_PATHS),
+                                    ("kube_proxy_running_ready", "pair"),
+                                    ("kube_proxy_stable", "pair"), *SERVICE_PATHS),
                             confidence=0.85, contrast=(
                                 "expected iptables to manage every table / observed "
                                 f"{f.nft_warnings[0] if f.nft_warnings else 'a table it cannot'}",
@@ -281,7 +284,8 @@ def coredns_side(obs: Observations) -> Iterable[Candidate]:
         yield Candidate("upstream-dns-unreachable", None,
                         "CoreDNS's upstream resolver does not answer", tuple(timeouts[-2:]),
                         frozenset({DNS}), 4, obs.dns_workload,
-                        breaks=(("dns[external]", "any"),), confidence=0.8, contrast=(
+                        breaks=(("dns[external]", "any"), ("cluster_dns_answers", "any")),
+                        confidence=0.8, contrast=(
                             "expected the upstream resolver to answer CoreDNS / observed "
                             f"{len(timeouts)} read timeouts in its log",))
 

@@ -11,6 +11,7 @@ import pytest
 
 from netdoctor.model import CheckResult, Place
 from netdoctor.rootcause.facts import VXLAN_DEVICE, NodeFacts, Route
+from netdoctor.rootcause.facts import nft_rules as parse_nft
 from netdoctor.rootcause.localise import node_loci, pair_loci, target_loci
 from netdoctor.rootcause.model import NodeView, Observations, ReplicaProbe
 from netdoctor.rootcause.pathfacts import Traffic, rule_matches
@@ -251,3 +252,64 @@ def test_invariant_on_random_matrices(seed: int) -> None:
             for k in (*NODE_KINDS, "kernel_prerequisites") for n in NODES if rng.random() < 0.2]
     bad += [CheckResult("tests/t.py::test_placeless", "failed", ("dns_timeouts",))]
     assert_invariant(observe(bad, facts(w1={"vxlan_fdb": {}})))
+
+
+NFT_RULESET = """table ip filter {
+	chain INPUT {
+		type filter hook input priority filter; policy accept;
+		counter packets 0 bytes 0 jump KUBE-FIREWALL
+	}
+}
+table inet hostfw {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ct state invalid drop
+		ip saddr 192.168.4.12 udp dport 8472 counter packets 0 bytes 0 drop
+		tcp dport { 8080, 30000-32767 } ct state new reject
+	}
+}
+table ip kube-proxy {
+	chain filter-input {
+		meta l4proto tcp th dport 30080 reject
+	}
+}
+"""
+
+
+def test_native_nftables_tables_are_read_in_iptables_words() -> None:
+    tables = parse_nft(NFT_RULESET.splitlines())
+    assert set(tables) == {"inet hostfw", "ip kube-proxy"}
+    rules = tables["inet hostfw"]
+    assert rules[1].startswith("-A input -s 192.168.4.12 -p udp --dport 8472 -j DROP [nft: ")
+    assert rules[2].startswith("-A input -p tcp --dport 8080,30000:32767 --ctstate NEW "
+                               "-j REJECT")
+    vxlan = Traffic("vxlan", "udp", (8472,), ("192.168.4.12",), ("192.168.4.11",))
+    nodeport = Traffic("nodeport", "tcp", (30080,))
+    assert [rule_matches(r, vxlan) for r in rules] == [False, True, False]
+    assert [rule_matches(r, nodeport) for r in rules] == [False, False, True]
+
+
+@pytest.mark.parametrize(("bad", "table"), [
+    (pair_checks("w1", "w2"), "inet hostfw"),
+    ([check("node_port", "cp", "w1"), check("node_port", "w2", "w1")], "inet hostfw"),
+])
+def test_host_firewall_in_a_native_nftables_table(bad: list[CheckResult], table: str) -> None:
+    obs = observe(bad, facts(w1={"native_by_table": parse_nft(NFT_RULESET.splitlines())}))
+    found = explain(obs).causes[0]
+    assert (found.id, found.node) == ("host-firewall", "w1")
+    assert f"nftables table {table}" in found.evidence[0]
+    assert "kube-proxy" not in " ".join(found.evidence)  # its own rules are no firewall
+
+
+def test_a_signal_counts_only_through_checks_the_cause_breaks() -> None:
+    # Old upstream timeouts in CoreDNS's log explain no failing lookup of a Service name.
+    logs = "\n".join(["[ERROR] plugin/errors: 2 example.com. A: read udp "
+                      "10.244.1.2:5290->192.168.4.1:53: i/o timeout"] * 3)
+    dns = check("dns[service]", "w2", signals=("dns_timeouts",))
+    obs = observe([*pair_checks("w1", "w2"), dns], coredns_logs=logs)
+    causes = explain(obs).causes
+    assert (causes[0].id, causes[0].node, causes[0].peer) == ("path-unexplained", "w1", "w2")
+    assert "upstream-dns-unreachable" not in [c.id for c in causes]
+    external = check("dns[external]", "w2", signals=("dns_timeouts",))
+    ranked = explain(observe([external], coredns_logs=logs)).causes
+    assert [c.id for c in ranked] == ["upstream-dns-unreachable"]
