@@ -119,12 +119,11 @@ class StaleKubeRules:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
-            legacy, nft = facts.kube_rules("legacy"), facts.kube_rules("nft")
-            if not (legacy and nft):
+            mixed = [x for x in nodefindings.iptables(facts) if x.id in self.causes]
+            if not mixed or mixed[0].setting is None:
                 continue
-            # kube-proxy's iptables wrapper picks the backend holding more rules.
-            stale = "legacy" if len(legacy) <= len(nft) else "nft"
-            count = len(legacy) if stale == "legacy" else len(nft)
+            stale = mixed[0].setting[1]
+            count = len(facts.kube_rules(stale))
             save = f"{self.opts.backup_dir}/iptables-{stale}-{node}.rules"
             plans.append(Plan(self.name, node, (
                 Action(f"save the {stale} tables to {save[5:]}",
@@ -143,7 +142,7 @@ class StaleKubeRules:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        if facts.kube_rules("legacy") and facts.kube_rules("nft"):
+        if any(x.id in self.causes for x in nodefindings.iptables(facts)):
             return "KUBE-* rules are still in both backends"
         return None
 
@@ -202,7 +201,7 @@ class ForeignNftChain:
         failing = {p["spec"].get("nodeName") for p in proxies if restarted_or_failing(p)}
         plans = []
         for node in sorted(n for n in ctx.nodes() if n in failing):
-            if not read_facts(ctx, node).nft_incompatible:
+            if not any(x.id in self.causes for x in nodefindings.iptables(read_facts(ctx, node))):
                 continue
             _, out, _ = ctx.node_read(node, CHAINS_SCRIPT, 10.0)
             for table, chain, kind in foreign_chains(out):

@@ -233,8 +233,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _end_of_run(config: pytest.Config, analysis: Analysis) -> dict[str, Any]:
     """The end of a run, in this order: the analysis (scored results) -> the ranked causes
-    -> remediation (with ``--remediate``) -> the summary hook (plugins add keys); the
-    reports are written from what this returns."""
+    -> remediation (with ``--remediate``) -> the summary hook (plugins add keys) -> JUnit
+    properties; the other reports are written from what this returns."""
     from netdoctor.plugin.validation import cause_summary, rank_causes  # a registered plugin
 
     summary = build_summary(analysis)
@@ -245,6 +245,7 @@ def _end_of_run(config: pytest.Config, analysis: Analysis) -> dict[str, Any]:
     if remediation is not None:
         remediation.remediate(summary)
     config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    junit.add_properties(summary, config)
     return summary
 
 

@@ -21,22 +21,16 @@ def _cmd(node: str, ns: str, what: str) -> str:
     return f"kubectl exec -n {ns} {probe_name(node, 'nodeprobe')} -- {what}"
 
 
+IPTABLES_TITLES = {"iptables-mixed-backend": "KUBE-* rules in both iptables backends",
+                   "netfilter-unmanageable": "iptables cannot manage a table"}
+
+
 def iptables_backends(f: NodeFacts, ns: str) -> list[Evidence]:
     """KUBE-* rules in the legacy backend next to nf_tables ones; tables iptables cannot
-    manage."""
-    found = []
-    legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
-    if legacy and nft:
-        found.append(make_evidence(
-            f"{f.node}: KUBE-* rules in both iptables backends",
-            [f"{len(nft)} in nf_tables, {len(legacy)} in legacy tables "
-             f"({', '.join(f.legacy_tables)}); the legacy NAT, registered last, wins",
-             *legacy[:5]], command=_cmd(f.node, ns, "iptables-legacy-save -t nat")))
-    if f.nft_incompatible:
-        found.append(make_evidence(f"{f.node}: iptables cannot manage a table",
-                                   list(f.nft_warnings),
-                                   command=_cmd(f.node, ns, "iptables-nft-save")))
-    return found
+    manage (judged by :func:`netdoctor.rootcause.nodefindings.iptables`)."""
+    return [item for x in nodefindings.iptables(f)
+            for item in _evidence(f"{f.node}: {IPTABLES_TITLES[x.id]}", [x],
+                                  _cmd(f.node, ns, x.command))]
 
 
 def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:

@@ -1,5 +1,5 @@
-"""Judgments of a node's own state: kernel switches and the pod bridge, one function per
-fact, as :class:`~netdoctor.rootcause.pathfacts.Finding` objects.
+"""Judgments of a node's own state: kernel switches, the pod bridge and the iptables
+backends, one function per fact, as :class:`~netdoctor.rootcause.pathfacts.Finding` objects.
 
 The node checks (:mod:`netdoctor.probes.nodechecks`) turn them into evidence, the ranking
 (:mod:`netdoctor.rootcause.rules`) into causes, the remediation hooks (``remediation/``)
@@ -79,3 +79,25 @@ def bridge(f: NodeFacts, pod_cidr: str | None) -> list[Finding]:
                     ("bridge_matches_podcidr", *POD_KINDS),
                     setting=("cni0", want or "") if want and have and want not in have
                     else None)]
+
+
+def iptables(f: NodeFacts) -> list[Finding]:
+    """KUBE-* rules in both iptables backends (``setting``: the backend kube-proxy does not
+    use, the one with fewer rules: its iptables wrapper picks the fuller one), and tables
+    iptables-nft cannot manage (another tool wrote nf_tables directly)."""
+    found = []
+    legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
+    if legacy and nft:
+        stale = "legacy" if len(legacy) <= len(nft) else "nft"
+        found.append(Finding(
+            "iptables-mixed-backend", f.node, None, "KUBE-* rules in one backend",
+            f"{len(nft)} in nf_tables, {len(legacy)} in legacy tables "
+            f"({', '.join(f.legacy_tables)})",
+            ("the legacy NAT, registered last, wins", *legacy[:5]),
+            "iptables-legacy-save -t nat", ("iptables_backends",), setting=("stale", stale)))
+    if f.nft_incompatible:
+        found.append(Finding(
+            "netfilter-unmanageable", f.node, None, "iptables manages every table",
+            f.nft_warnings[0] if f.nft_warnings else "a table it cannot manage",
+            tuple(f.nft_warnings[1:]), "iptables-nft-save", ("iptables_backends",)))
+    return found

@@ -232,30 +232,24 @@ def kernel_switches(obs: Observations) -> Iterable[Candidate]:
 def iptables_backends(obs: Observations) -> Iterable[Candidate]:
     """KUBE-* rules in both backends, or a table iptables-nft cannot manage."""
     for node, f in _facts(obs):
-        legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
-        if legacy and nft:
-            yield Candidate("iptables-mixed-backend", node,
-                            f"{node}: kube-proxy rules in both iptables backends",
-                            (f"{len(nft)} KUBE-* rules in nf_tables, {len(legacy)} in legacy "
-                             f"tables ({', '.join(f.legacy_tables)}): the legacy NAT, registered "
-                             "last, wins", *legacy[:3]), frozenset({DNS, ENDPOINTS}), 0,
-                            breaks=(("iptables_backends", "pair"), *SERVICE_PATHS),
-                            confidence=0.9, contrast=(
-                                "expected KUBE-* rules in one backend / observed "
-                                f"{len(nft)} in nf_tables and {len(legacy)} in legacy",))
-        if f.nft_incompatible:
+        for found in nodefindings.iptables(f):
+            if found.id == "iptables-mixed-backend":
+                yield Candidate(found.id, node,
+                                f"{node}: kube-proxy rules in both iptables backends",
+                                (f"KUBE-* rules: {found.observed}: {found.evidence[0]}",
+                                 *found.evidence[1:4]), frozenset({DNS, ENDPOINTS}), 0,
+                                breaks=(("iptables_backends", "pair"), *SERVICE_PATHS),
+                                confidence=0.9, contrast=found.contrast)
+                continue
             log = obs.kube_proxy_logs.get(node, "")
             failed = [ln for ln in log.splitlines() if "iptables-restore" in ln][-1:]
-            yield Candidate("netfilter-unmanageable", node,
+            yield Candidate(found.id, node,
                             f"{node}: iptables cannot manage the node's tables; kube-proxy fails",
                             (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0,
                             breaks=(("iptables_backends", "pair"),
                                     ("kube_proxy_running_ready", "pair"),
                                     ("kube_proxy_stable", "pair"), *SERVICE_PATHS),
-                            confidence=0.85, contrast=(
-                                "expected iptables to manage every table / observed "
-                                f"{f.nft_warnings[0] if f.nft_warnings else 'a table it cannot'}",
-                            ))
+                            confidence=0.85, contrast=found.contrast)
 
 
 def _api_unreachable(line: str) -> bool:

@@ -4,6 +4,7 @@ because all three read the same finding."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +18,12 @@ from netdoctor.rootcause.facts import (
     SYSCTL_RP_FILTER,
     NodeFacts,
 )
+from netdoctor.rootcause.facts import parse as parse_facts
 from netdoctor.rootcause.model import NodeView, Observations
 from netdoctor.rootcause.rules import explain
 from remediation import cni, system
 
+DATA = Path(__file__).parent.parent / "data" / "nodefacts"
 GOOD = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1", SYSCTL_RP_FILTER: "0"}
 NODE = NodeView("w1", "192.168.4.11", "10.244.1.0/24")
 INFO = NodeInfo("w1", True, False, (), "192.168.4.11", "10.244.1.0/24", True)
@@ -79,3 +82,20 @@ def test_check_ranking_and_repair_agree_on_the_bridge(cni0: tuple[str, ...], lea
                                                  checks=(bad,))).causes]
     assert ranked == (["cni-bridge-conflict"] if flagged else [])
     assert cni._gateway_wrong(f) is repaired
+
+
+@pytest.mark.parametrize(("sample", "cause"), [
+    ("healthy-worker-1", None), ("mixed-backend-worker-1", "iptables-mixed-backend"),
+    ("netfilter-broken-worker-2", "netfilter-unmanageable")])
+def test_check_ranking_and_repair_agree_on_iptables_backends(sample: str,
+                                                             cause: str | None) -> None:
+    f = parse_facts("w1", (DATA / f"{sample}.txt").read_text())
+    found = nodefindings.iptables(f)
+    assert [x.id for x in found] == ([cause] if cause else [])
+    assert len(nodechecks.iptables_backends(f, "ns")) == len(found)
+    bad = CheckResult("t.py::test_iptables_backends[w1]", "failed",
+                      place=Place("iptables_backends", "", "w1"))
+    ranked = explain(Observations(nodes=(NODE,), facts={"w1": f}, checks=(bad,))).causes
+    assert [c.id for c in ranked] == ([cause] if cause else [])
+    if cause == "iptables-mixed-backend":
+        assert found[0].setting == ("stale", "legacy")  # what StaleKubeRules flushes
