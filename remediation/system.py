@@ -9,7 +9,7 @@ from netdoctor.repair.model import Action, Level, Plan, RepairContext
 from netdoctor.rootcause import nodefindings
 from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD, NodeFacts
 
-from ._common import HookOptions, read_facts, restarted_or_failing, run_plan
+from ._common import HookOptions, node_cni, read_facts, restarted_or_failing, run_plan
 
 WANTED = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1"}
 SYSCTL_FILE = "/host/etc/sysctl.d/90-netdoctor-kubernetes.conf"
@@ -19,9 +19,10 @@ IPTABLES_TYPES = {"filter": "filter", "nat": "nat", "raw": "filter", "security":
                   "mangle": "filter"}
 
 
-def _wrong(facts: NodeFacts) -> dict[str, str]:
-    """The kernel switches the node judgments find wrong, and the value each needs."""
-    return dict(f.setting for f in nodefindings.kernel(facts) if f.setting)
+def _wrong(facts: NodeFacts, cni: str = "") -> dict[str, str]:
+    """The kernel switches the node judgments find wrong on a ``cni`` cluster, and the
+    value each needs."""
+    return dict(f.setting for f in nodefindings.kernel(facts, cni) if f.setting)
 
 
 def _persist_cmd(extra: dict[str, str] | None = None) -> str:
@@ -50,7 +51,7 @@ class KernelSysctls:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
-            wrong = _wrong(facts)
+            wrong = _wrong(facts, node_cni(facts, self.opts.cni))
             if not wrong:
                 continue
             actions = []
@@ -84,7 +85,8 @@ class KernelSysctls:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        wrong = [f"{k}={facts.sysctls.get(k)}" for k in _wrong(facts)]
+        wrong = [f"{k}={facts.sysctls.get(k)}"
+                 for k in _wrong(facts, node_cni(facts, self.opts.cni))]
         return f"still {', '.join(wrong)}" if wrong else None
 
 

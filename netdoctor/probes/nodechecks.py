@@ -100,10 +100,10 @@ def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], ns: str,
                      _cmd(f.node, ns, "bridge fdb show dev flannel.1"))
 
 
-def kernel(f: NodeFacts, ns: str) -> list[Evidence]:
-    """ip_forward on, bridged traffic through iptables, no strict reverse-path filter
-    (judged by :func:`netdoctor.rootcause.nodefindings.kernel`)."""
-    return _evidence(f"{f.node}: kernel prerequisites not met", nodefindings.kernel(f),
+def kernel(f: NodeFacts, ns: str, cni: str = "") -> list[Evidence]:
+    """ip_forward on, bridged traffic through iptables, no strict reverse-path filter where
+    the CNI does not want it (judged by :func:`netdoctor.rootcause.nodefindings.kernel`)."""
+    return _evidence(f"{f.node}: kernel prerequisites not met", nodefindings.kernel(f, cni),
                      _cmd(f.node, ns, "sysctl net.ipv4.ip_forward "
                                       "net.bridge.bridge-nf-call-iptables "
                                       "net.ipv4.conf.all.rp_filter"))

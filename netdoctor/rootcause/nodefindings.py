@@ -33,17 +33,22 @@ SYSCTLS = (
      "strict reverse-path filtering drops pod traffic that returns another way"),
 )
 """The kernel switches pod networking needs, as data."""
+STRICT_RPF_CNIS = ("calico", "canal")
+"""CNIs whose agent wants strict (or no) reverse-path filtering: Calico's Felix refuses loose
+mode (``IgnoreLooseRPF``) and does its own anti-spoofing; strict is no finding there."""
 
 
 def _dotted(key: str) -> str:
     return key.replace("/", ".")
 
 
-def kernel(f: NodeFacts) -> list[Finding]:
-    """Kernel switches set against pod networking (keys the probe could not read are not
-    judged)."""
+def kernel(f: NodeFacts, cni: str = "") -> list[Finding]:
+    """Kernel switches set against pod networking on a cluster whose CNI is ``cni`` (keys the
+    probe could not read are not judged)."""
     found = []
     for cause, key, bad, want, why in SYSCTLS:
+        if key == SYSCTL_RP_FILTER and cni in STRICT_RPF_CNIS:
+            continue
         have = f.sysctls.get(key)
         if have is None or (have == want) or (bad is not None and have != bad):
             continue

@@ -69,7 +69,7 @@ def _local_causes(obs: Observations) -> set[str]:
     """Nodes whose own pod network is broken (CNI config, bridge, forwarding)."""
     nodes = {c.node for c in cni_config_shadowed(obs)} | {c.node for c in bridge_conflict(obs)}
     nodes |= {n for n, f in obs.facts.items()
-              if any(x.id == "ip-forward-off" for x in nodefindings.kernel(f))}
+              if any(x.id == "ip-forward-off" for x in nodefindings.kernel(f, obs.cni))}
     return {n for n in nodes if n}
 
 
@@ -211,7 +211,7 @@ only what its checks show ("")."""
 def kernel_switches(obs: Observations) -> Iterable[Candidate]:
     """ip_forward, bridge-nf-call-iptables and rp_filter as the node's kernel has them."""
     for node, f in _facts(obs):
-        for found in nodefindings.kernel(f):
+        for found in nodefindings.kernel(f, obs.cni):
             kind = KERNEL_SIGNALS.get(found.id, "")
             if kind is None:
                 signals, breaks = _node_network(obs, node), _breaks("kernel_prerequisites")

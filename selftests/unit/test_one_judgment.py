@@ -99,3 +99,13 @@ def test_check_ranking_and_repair_agree_on_iptables_backends(sample: str,
     assert [c.id for c in ranked] == ([cause] if cause else [])
     if cause == "iptables-mixed-backend":
         assert found[0].setting == ("stale", "legacy")  # what StaleKubeRules flushes
+
+
+@pytest.mark.parametrize("cni", ["calico", "canal"])
+def test_strict_rp_filter_is_what_calico_wants(cni: str) -> None:
+    # Felix refuses loose reverse-path filtering: no finding, no cause, no repair to 2.
+    f = kernel_facts(**{SYSCTL_RP_FILTER: "1"})
+    assert nodechecks.kernel(f, "ns", cni) == []
+    assert system._wrong(f, cni) == {}
+    obs = dataclasses.replace(failing_kernel_check(), facts={"w1": f}, cni=cni)
+    assert [c.id for c in explain(obs).causes] == []
