@@ -72,9 +72,9 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--profile", default=profiles.DEFAULT,
                     help="the cluster shape to play (see 'lab profile list'; default "
                     f"{profiles.DEFAULT})")
-    up.add_argument("--dns-replicas", type=int, default=1, metavar="N",
+    up.add_argument("--dns-replicas", type=int, default=None, metavar="N",
                     help="replicas of the profile's DNS Deployment, each on its own node "
-                    "(default: 1)")
+                    "(default: 1, or what the scenario needs)")
     cmd("down", "remove everything the lab made (idempotent)")
     st = cmd("status", "show nodes, system pods and active faults")
     st.add_argument("--json", action="store_true")
@@ -143,7 +143,7 @@ def up(args: argparse.Namespace) -> int:
         raise LabError(str(exc)) from None
     if not 1 <= args.workers <= 50:
         raise LabError("--workers must be between 1 and 50")
-    _check_dns_replicas(args)
+    args.dns_replicas = _dns_replicas(args)
     preflight()
     state_dir: Path = args.state_dir
     running = _running(state_dir)
@@ -192,23 +192,36 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_dns_replicas(args: argparse.Namespace) -> None:
-    """``--dns-replicas`` fits the lab: at most one replica per node, a DNS Deployment."""
+def _dns_replicas(args: argparse.Namespace) -> int:
+    """The DNS Deployment's replicas: ``--dns-replicas``, else what the scenario needs where
+    DNS is a Deployment (a DNS DaemonSet already runs on every node). Refuses a count the
+    lab cannot place (one replica per node) or a profile whose DNS is not a Deployment."""
     from netdoctor.lab.daemon import lab_info, node_names
-    from netdoctor.lab.pathfaults import scale_dns
+    from netdoctor.lab.profiles import scale_dns
 
+    prof, need = profiles.get(args.profile), faults.SCENARIOS[args.scenario].dns_replicas
+
+    def scale(n: int) -> None:
+        scale_dns(prof.seed(lab_info(args.state_dir, args.workers, prof.name)), prof.dns, n)
+
+    if args.dns_replicas is None:
+        try:
+            scale(need)
+        except ValueError:
+            return 1
+        args.dns_replicas = need
     n, nodes = args.dns_replicas, len(node_names(args.workers))
     if not 1 <= n <= nodes:
         raise LabError(f"--dns-replicas must be between 1 and the number of nodes ({nodes}), "
                        f"got {n}")
-    if args.scenario == "dns-replica-mute" and n < 2:
-        raise LabError("scenario dns-replica-mute needs --dns-replicas 2 or more")
+    if n < need:
+        raise LabError(f"scenario {args.scenario} needs --dns-replicas {need} or more")
     if n != 1:
-        prof = profiles.get(args.profile)
         try:
-            scale_dns(prof.seed(lab_info(args.state_dir, args.workers, prof.name)), prof.dns, n)
+            scale(n)
         except ValueError as exc:
             raise LabError(f"profile {prof.name}: {exc}") from None
+    return int(n)
 
 
 def _wait_ready(state_dir: Path, proc: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -38,7 +38,7 @@ from netdoctor.lab.kubelet import Kubelet
 from netdoctor.lab.kubelet.runtime import LabRuntime
 from netdoctor.lab.net import external, topology
 from netdoctor.lab.nodeagent import NodeAgents
-from netdoctor.lab.pathfaults import scale_dns
+from netdoctor.lab.profiles import scale_dns
 from netdoctor.lab.sh import arun
 from netdoctor.lab.state import CONTROL_SOCKET, LabState, prefix_for
 

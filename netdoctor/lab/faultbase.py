@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from netdoctor.lab import profiles
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import Obj, Store
 from netdoctor.lab.containers import LabInfo
 from netdoctor.lab.sh import arun
+
+Json = dict[str, Any]
 
 PODS = resource("", "pods")
 DAEMONSETS = resource("apps", "daemonsets")
@@ -96,3 +100,54 @@ def netns_of(ctx: LabContext, node: str | None) -> str:
 async def ipt(netns: str, *args: str, backend: str = "nft", check: bool = True) -> None:
     """``iptables-<backend> -w ARGS`` inside ``netns``."""
     await arun(["ip", "netns", "exec", netns, f"iptables-{backend}", "-w", *args], check=check)
+
+
+RECORDS = "fault-records"  # under the state dir
+
+
+def record_path(ctx: LabContext, key: str) -> Path:
+    """Where a fault keeps what its clear needs back (``key``: fault, node, peer)."""
+    return ctx.lab.state_dir / RECORDS / f"{key}.json"
+
+
+def record(ctx: LabContext, key: str, data: Json) -> None:
+    """Keep ``data`` for the clear of the fault in force under ``key``."""
+    path = record_path(ctx, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def recall(ctx: LabContext, key: str) -> Json | None:
+    """What the inject recorded (and forget it); ``None`` when nothing is in force."""
+    path = record_path(ctx, key)
+    try:
+        data: Json = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    return data
+
+
+async def insert_rules(ctx: LabContext, key: str, netns: str, table: str,
+                       rules: list[list[str]]) -> None:
+    """Insert ``rules`` at the top of ``table``, recording whether iptables-nft had to
+    create the table (a clear then removes it again, leaving the node as it was)."""
+    listed = await arun(["ip", "netns", "exec", netns, "nft", "list", "table", "ip", table],
+                        check=False)
+    record(ctx, key, {"created": listed.code != 0})
+    for rule in rules:
+        await ipt(netns, "-t", table, "-I", *rule)
+
+
+async def delete_rules(ctx: LabContext, key: str, netns: str, table: str,
+                       rules: list[list[str]]) -> None:
+    """Delete what :func:`insert_rules` inserted, and the table when it created it."""
+    for rule in rules:
+        await ipt(netns, "-t", table, "-D", *rule, check=False)
+    rec = recall(ctx, key)
+    left = await arun(["ip", "netns", "exec", netns, "iptables-nft", "-w", "-t", table, "-S"],
+                      check=False)
+    if rec and rec["created"] and not any(line.startswith("-A ")
+                                          for line in left.stdout.splitlines()):
+        await arun(["ip", "netns", "exec", netns, "nft", "delete", "table", "ip", table],
+                   check=False)

@@ -271,11 +271,13 @@ class Step:
 @dataclass(frozen=True)
 class Scenario:
     """Faults present from the start (``boot``), faults that strike once the cluster is up
-    (``steps``), and where CoreDNS was scheduled (``coredns_node``)."""
+    (``steps``), where CoreDNS was scheduled (``coredns_node``) and how many replicas a DNS
+    Deployment needs for the faults to apply (``dns_replicas``)."""
 
     steps: tuple[Step, ...] = ()
     boot: tuple[Step, ...] = ()
     coredns_node: str | None = None
+    dns_replicas: int = 1
 
 
 # The field guide's incident: a worker whose stray CNI config won from the start and
@@ -289,6 +291,7 @@ SCENARIOS: dict[str, Scenario] = {
         steps=(Step("flannel-missing"), Step("kube-proxy-crashloop"),
                Step("dns-upstream-timeout"))),
     **{name: Scenario(steps=(Step(name),)) for name in FAULTS},
+    "dns-replica-mute": Scenario(steps=(Step("dns-replica-mute"),), dns_replicas=2),
 }
 
 

@@ -13,15 +13,23 @@ so a clear restores exactly what was there.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 from netdoctor.lab.components.flannel import NODES, peer_of
 from netdoctor.lab.containers import NodeInfo
-from netdoctor.lab.faultbase import PODS, TAG, Fault, FaultNotApplicable, LabContext
+from netdoctor.lab.faultbase import (
+    PODS,
+    TAG,
+    Fault,
+    FaultNotApplicable,
+    LabContext,
+    delete_rules,
+    insert_rules,
+    recall,
+    record,
+)
 from netdoctor.lab.faultbase import ipt as _ipt
 from netdoctor.lab.faultbase import netns_of as _netns
 from netdoctor.lab.net import _ns
@@ -31,7 +39,6 @@ from netdoctor.lab.sh import arun
 
 NODEPORT_RANGE = "30000:32767"  # kube-apiserver's default --service-node-port-range
 MTU_DROP = 100  # below the underlay MTU the overlay needs, by more than any header slack
-RECORDS = "fault-records"
 Obj = dict[str, Any]
 
 
@@ -44,27 +51,6 @@ def _pair(ctx: LabContext, node: str | None) -> tuple[NodeInfo, NodeInfo]:
     if ctx.peer == node:
         raise ValueError(f"--peer must differ from --node (both {node})")
     return ctx.lab.nodes[node], ctx.lab.nodes[ctx.peer]
-
-
-def _record_path(ctx: LabContext, key: str) -> Path:
-    return ctx.lab.state_dir / RECORDS / f"{key}.json"
-
-
-def _record(ctx: LabContext, key: str, data: Obj) -> None:
-    path = _record_path(ctx, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-
-
-def _recall(ctx: LabContext, key: str) -> Obj | None:
-    """What the inject recorded (and forget it); ``None`` when nothing is in force."""
-    path = _record_path(ctx, key)
-    try:
-        data: Obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    path.unlink(missing_ok=True)
-    return data
 
 
 async def _vxlan_peer(ctx: LabContext, a: NodeInfo, b: NodeInfo) -> tuple[str, str, str]:
@@ -145,13 +131,13 @@ async def _route_missing(ctx: LabContext, node: str | None) -> None:
     if not line:
         raise FaultNotApplicable(f"{a.name} has no route to {b.name}'s pod range {dst} "
                                  f"(profile {ctx.profile.name} routes it another way)")
-    _record(ctx, f"route-missing-{a.name}-{b.name}", {"route": line})
+    record(ctx, f"route-missing-{a.name}-{b.name}", {"route": line})
     await arun(["ip", "-n", a.netns, "route", "del", *shlex.split(line)])
 
 
 async def _route_back(ctx: LabContext, node: str | None) -> None:
     a, b = _pair(ctx, node)
-    rec = _recall(ctx, f"route-missing-{a.name}-{b.name}")
+    rec = recall(ctx, f"route-missing-{a.name}-{b.name}")
     if rec is not None:
         await arun(["ip", "-n", a.netns, "route", "replace", *shlex.split(rec["route"])])
 
@@ -165,12 +151,37 @@ async def _vxlan_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall drops B's VXLAN before conntrack, in the raw table (where
     # "notrack"-style hardening rules live), through iptables-nft.
     a, b = _pair(ctx, node)
-    await _ipt(a.netns, "-t", "raw", "-I", *_vxlan_rule(b))
+    await insert_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+                        [_vxlan_rule(b)])
 
 
 async def _vxlan_allowed(ctx: LabContext, node: str | None) -> None:
     a, b = _pair(ctx, node)
-    await _ipt(a.netns, "-t", "raw", "-D", *_vxlan_rule(b), check=False)
+    await delete_rules(ctx, f"firewall-vxlan-{a.name}-{b.name}", a.netns, "raw",
+                        [_vxlan_rule(b)])
+
+
+def _underlay_table(a: NodeInfo, b: NodeInfo) -> str:
+    return f"netdoctor_lab_underlay_{min(a.index, b.index)}_{max(a.index, b.index)}"
+
+
+async def _underlay_blocked(ctx: LabContext, node: str | None) -> None:
+    # Outside both nodes, the underlay (a switch ACL, a cloud security group) drops VXLAN
+    # between them both ways: neither node holds a rule or a stale entry to find, and
+    # their other traffic passes.
+    a, b = _pair(ctx, node)
+    drops = "\n".join(f"    ip saddr {x} ip daddr {y} udp dport {VXLAN_PORT} drop"
+                      for x, y in ((a.internal_ip, b.internal_ip), (b.internal_ip, a.internal_ip)))
+    script = (f"table bridge {_underlay_table(a, b)} {{\n  chain forward {{\n"
+              "    type filter hook forward priority 0; policy accept;\n"
+              f"{drops}\n  }}\n}}\n")
+    await arun(["ip", "netns", "exec", ctx.lab.router_netns, "nft", "-f", "-"], input=script)
+
+
+async def _underlay_open(ctx: LabContext, node: str | None) -> None:
+    a, b = _pair(ctx, node)
+    await arun(["ip", "netns", "exec", ctx.lab.router_netns, "nft", "delete", "table", "bridge",
+                _underlay_table(a, b)], check=False)
 
 
 # -- node faults -----------------------------------------------------------------------
@@ -189,9 +200,10 @@ def _leaving_masquerade(rule: str, cluster: str) -> bool:
 
 
 async def _masquerade_removed(ctx: LabContext, node: str | None) -> None:
-    # The CNI's pod-network MASQUERADE for traffic leaving the cluster is gone on this
-    # node (flanneld started without --ip-masq, a firewall reload flushed it): its pods'
-    # packets leave with pod source addresses, which the outside cannot route back.
+    # The CNI's pod-network MASQUERADE for traffic leaving the cluster is missing on this
+    # node (its flanneld runs without --ip-masq, so its 5 s iptables resync restores
+    # nothing; Calico's pool has natOutgoing off): its pods' packets leave with pod source
+    # addresses, which the outside cannot route back.
     ns = _netns(ctx, node)
     out = (await arun(["ip", "netns", "exec", ns, "iptables-nft", "-w", "-t", "nat", "-S"])
            ).stdout.splitlines()
@@ -204,13 +216,13 @@ async def _masquerade_removed(ctx: LabContext, node: str | None) -> None:
     if not found:
         raise FaultNotApplicable(f"{node} has no pod-network masquerade rule for traffic "
                                  "leaving the cluster")
-    _record(ctx, f"masquerade-missing-{node}", {"rules": found})
+    record(ctx, f"masquerade-missing-{node}", {"rules": found})
     for rule in reversed(found):
         await _ipt(ns, "-t", "nat", "-D", *shlex.split(str(rule["rule"]))[1:])
 
 
 async def _masquerade_back(ctx: LabContext, node: str | None) -> None:
-    rec = _recall(ctx, f"masquerade-missing-{node}")
+    rec = recall(ctx, f"masquerade-missing-{node}")
     for rule in (rec or {}).get("rules", []):
         args = shlex.split(rule["rule"])[2:]
         await _ipt(_netns(ctx, node), "-t", "nat", "-I", rule["chain"], str(rule["pos"]), *args)
@@ -223,12 +235,12 @@ async def _mtu_lowered(ctx: LabContext, node: str | None) -> None:
     ns = _netns(ctx, node)
     link = (await _ns.ip_json(ns, "link", "show", "dev", "eth0"))[0]
     mtu = int(link["mtu"])
-    _record(ctx, f"underlay-mtu-{node}", {"mtu": mtu})
+    record(ctx, f"underlay-mtu-{node}", {"mtu": mtu})
     await _ns.ip_batch(ns, [f"link set eth0 mtu {mtu - MTU_DROP}"])
 
 
 async def _mtu_restored(ctx: LabContext, node: str | None) -> None:
-    rec = _recall(ctx, f"underlay-mtu-{node}")
+    rec = recall(ctx, f"underlay-mtu-{node}")
     if rec is not None:
         ns = _netns(ctx, node)
         await _ns.ip_batch(ns, [f"link set eth0 mtu {rec['mtu']}"])
@@ -245,13 +257,13 @@ def _nodeport_rules() -> list[list[str]]:
 async def _nodeports_blocked(ctx: LabContext, node: str | None) -> None:
     # A host firewall closes the NodePort range; in mangle PREROUTING it matches before
     # kube-proxy's DNAT rewrites the port.
-    for rule in _nodeport_rules():
-        await _ipt(_netns(ctx, node), "-t", "mangle", "-I", *rule)
+    await insert_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+                        _nodeport_rules())
 
 
 async def _nodeports_open(ctx: LabContext, node: str | None) -> None:
-    for rule in _nodeport_rules():
-        await _ipt(_netns(ctx, node), "-t", "mangle", "-D", *rule, check=False)
+    await delete_rules(ctx, f"firewall-nodeport-{node}", _netns(ctx, node), "mangle",
+                        _nodeport_rules())
 
 
 def _dns_rules(ctx: LabContext, node: str | None) -> list[list[str]]:
@@ -332,6 +344,9 @@ PATH_FAULTS: tuple[Fault, ...] = (
     Fault("firewall-vxlan", "a raw PREROUTING rule on NODE drops VXLAN (UDP 8472) from "
           "PEER's underlay address", _vxlan_blocked, _vxlan_allowed, node_scoped=True,
           pair=True),
+    Fault("underlay-vxlan-drop", "the underlay between NODE and PEER (a switch ACL, a "
+          "security group) drops their VXLAN both ways; no node holds a rule",
+          _underlay_blocked, _underlay_open, node_scoped=True, pair=True),
     Fault("masquerade-missing", "the pod-network MASQUERADE rule for traffic leaving the "
           "cluster is gone on the node", _masquerade_removed, _masquerade_back,
           node_scoped=True),
@@ -347,29 +362,3 @@ PATH_FAULTS: tuple[Fault, ...] = (
           "Running and Ready", _replica_muted, _replica_unmuted, node_scoped=True,
           default="coredns"),
 )
-
-
-def scale_dns(seed: list[tuple[str, str, Obj]], dns: Pods, replicas: int) -> None:
-    """Give the DNS Deployment in ``seed`` ``replicas`` replicas on distinct nodes.
-
-    Raises:
-        ValueError: the cluster DNS is not a Deployment (a DaemonSet runs on every node).
-    """
-    for _, plural, obj in seed:
-        labels = (obj["spec"].get("template", {}).get("metadata", {}).get("labels")
-                  if plural in ("deployments", "daemonsets") else None) or {}
-        if obj["metadata"].get("namespace") != dns.namespace or \
-                labels.get(dns.key) != dns.value:
-            continue
-        if plural != "deployments":
-            raise ValueError(f"the cluster DNS {dns.namespace}/{obj['metadata']['name']} is a "
-                             "DaemonSet (one replica per node); --dns-replicas applies to a "
-                             "DNS Deployment")
-        obj["spec"]["replicas"] = replicas
-        # kubeadm's CoreDNS prefers spreading; required here, so N replicas are N nodes.
-        obj["spec"]["template"]["spec"].setdefault("affinity", {})["podAntiAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": [{
-                "labelSelector": {"matchLabels": {dns.key: dns.value}},
-                "topologyKey": "kubernetes.io/hostname"}]}
-        return
-    raise ValueError(f"no DNS Deployment labelled {dns.key}={dns.value} in {dns.namespace}")

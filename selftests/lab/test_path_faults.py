@@ -8,6 +8,8 @@ shows the path works again, so the next case starts healthy.
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +73,8 @@ PAIR_CONTROL = (Path("ping", W1, CP), Path("ping", W2, CP), Path("ping", CP, W1)
 # faults do not also take a replica's upstream away.
 CASES = (
     *(Case(name, W1, W2, PAIR_BREAKS, PAIR_CONTROL)
-      for name in ("vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan")),
+      for name in ("vxlan-fdb-stale", "neigh-stale", "route-missing", "firewall-vxlan",
+                   "underlay-vxlan-drop")),
     Case("masquerade-missing", W2, None, (Path("egress", W2),),
          (Path("egress", W1), Path("ping", W2, W1))),
     Case("underlay-mtu", W2, None, (Path("df-large", W1, W2), Path("df-large", CP, W2)),
@@ -135,6 +138,27 @@ def _ok(lab: Lab, path: Path) -> Callable[[], bool]:
     raise ValueError(f"unknown path kind {path.kind}")
 
 
+NODE_STATE = (  # what a path fault may change on a node, read as the kernel shows it
+    "ip route show", "ip neigh show dev flannel.1 nud permanent", "bridge fdb show dev flannel.1",
+    "ip -o link show dev eth0", "iptables-nft-save", "iptables-legacy-save")
+COUNTERS = re.compile(r"\[\d+:\d+\]|^#.*$", re.MULTILINE)
+
+
+def _state(lab: Lab) -> dict[str, str]:
+    """Every node's and the underlay router's forwarding and filtering state."""
+    status = _control(lab.lab, "GET", "/status")
+    where = {name: n["netns"] for name, n in status["nodes"].items()}
+    cmds = {f"{name}: {cmd}": ["ip", "netns", "exec", ns, *cmd.split()]
+            for name, ns in where.items() for cmd in NODE_STATE}
+    cmds["router: nft list ruleset"] = ["ip", "netns", "exec", f"{status['prefix']}-rt", "nft",
+                                        "list", "ruleset"]
+
+    def read(argv: list[str]) -> Callable[[], str]:
+        return lambda: COUNTERS.sub("", subprocess.run(argv, capture_output=True, text=True,
+                                                       timeout=10, check=False).stdout)
+    return parallel({k: read(v) for k, v in cmds.items()})
+
+
 def _measure(lab: Lab, paths: tuple[Path, ...]) -> dict[str, bool]:
     return parallel({str(path): _ok(lab, path) for path in paths})
 
@@ -177,6 +201,7 @@ def _control(lab: LabCluster, method: str, path: str, body: dict[str, str | None
                          f"{'->' + c.peer if c.peer else ''}]")
 def test_path_fault(pathlab: Lab, case: Case) -> None:
     lab = pathlab.lab
+    before = _state(pathlab)
     entry = {"name": case.fault, "node": case.node, **({"peer": case.peer} if case.peer else {})}
     # One case goes through the CLI end to end; the others use its client in process.
     via_cli = case.fault == "route-missing"
@@ -190,6 +215,7 @@ def test_path_fault(pathlab: Lab, case: Case) -> None:
     else:
         _control(lab, "POST", f"/faults/{case.fault}", {"node": case.node, "peer": case.peer})
     try:
+        changed = _state(pathlab)
         assert _control(lab, "GET", "/status")["faults"] == [entry]
         _wait_for(pathlab, case, want_broken=True, deadline=SETTLE)
         if case.fault == "dns-replica-mute":
@@ -205,6 +231,12 @@ def test_path_fault(pathlab: Lab, case: Case) -> None:
             _control(lab, "DELETE", f"/faults/{case.fault}", {})
     assert _control(lab, "GET", "/status")["faults"] == []
     _wait_for(pathlab, case, want_broken=False, deadline=RECOVERY)
+    # The clear restores exactly what was there (the mute changes a pod's sandbox only).
+    after = _state(pathlab)
+    differs = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not differs, f"{case.fault}: state after clear differs: {differs}"
+    if case.fault != "dns-replica-mute":
+        assert changed != before, f"{case.fault} changed no node or underlay state"
 
 
 def test_refusals(pathlab: Lab) -> None:

@@ -114,5 +114,31 @@ def names() -> list[str]:
     return sorted(PROFILES, key=lambda n: (n != DEFAULT, n))
 
 
+def scale_dns(seed: list[Seed], dns: Pods, replicas: int) -> None:
+    """Give the DNS Deployment in ``seed`` ``replicas`` replicas on distinct nodes.
+
+    Raises:
+        ValueError: the cluster DNS is not a Deployment (a DaemonSet runs on every node).
+    """
+    for _, plural, obj in seed:
+        labels = (obj["spec"].get("template", {}).get("metadata", {}).get("labels")
+                  if plural in ("deployments", "daemonsets") else None) or {}
+        if obj["metadata"].get("namespace") != dns.namespace or \
+                labels.get(dns.key) != dns.value:
+            continue
+        if plural != "deployments":
+            raise ValueError(f"the cluster DNS {dns.namespace}/{obj['metadata']['name']} is a "
+                             "DaemonSet (one replica per node); --dns-replicas applies to a "
+                             "DNS Deployment")
+        obj["spec"]["replicas"] = replicas
+        # kubeadm's CoreDNS prefers spreading; required here, so N replicas are N nodes.
+        obj["spec"]["template"]["spec"].setdefault("affinity", {})["podAntiAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {dns.key: dns.value}},
+                "topologyKey": "kubernetes.io/hostname"}]}
+        return
+    raise ValueError(f"no DNS Deployment labelled {dns.key}={dns.value} in {dns.namespace}")
+
+
 def _load() -> None:
     from netdoctor.lab.profiles import calico, cilium, kubeadm, rancher, rke2  # noqa: F401

@@ -122,7 +122,8 @@ CALICO = register(Profile(
     ipam_range=calico_block, agent_cni=("etc/cni/net.d/10-calico.conflist", CALICO_CONFLIST),
     unsupported={"cni-bridge-conflict": "Calico wires pods to routed veths, there is no "
                                         "cni0 bridge",
-                 **dict.fromkeys(("vxlan-fdb-stale", "neigh-stale", "firewall-vxlan"),
+                 **dict.fromkeys(("vxlan-fdb-stale", "neigh-stale", "firewall-vxlan",
+                                  "underlay-vxlan-drop"),
                                  "Calico routes pod blocks over the underlay (BGP): no VXLAN "
                                  "between nodes")},
 ))
