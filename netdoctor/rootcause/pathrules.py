@@ -106,8 +106,10 @@ def _traffic(obs: Observations) -> Iterable[tuple[Locus, str | None, Traffic,
         if (x.node, x.peer) in explained or (x.peer, x.node) in explained:
             continue
         ends = tuple(n for n in (x.node, x.peer) if n)
-        ips = tuple(ip for n in ends for ip in _ip(obs, n))
-        cidrs = tuple(c for n in ends for c in _cidr(obs, n))
+        # A node's failing paths run to and from the nodes of its failing pairs.
+        talk = sorted({n for p in x.pairs for n in p} | set(ends))
+        ips = tuple(ip for n in talk for ip in _ip(obs, n))
+        cidrs = tuple(c for n in talk for c in _cidr(obs, n))
         breaks = (*((k, "pair") for k in POD_KINDS), *((k, "either") for k in THROUGH_PODS))
         between = f"between {' and '.join(ends)}" if len(ends) > 1 else f"of {x.node}"
         for n in ends:

@@ -313,3 +313,16 @@ def test_a_signal_counts_only_through_checks_the_cause_breaks() -> None:
     external = check("dns[external]", "w2", signals=("dns_timeouts",))
     ranked = explain(observe([external], coredns_logs=logs)).causes
     assert [c.id for c in ranked] == ["upstream-dns-unreachable"]
+
+
+def test_a_node_firewall_against_its_peers_is_found_from_a_node_locus() -> None:
+    rules = tuple(f"-A INPUT -s {ip}/32 -p udp -m udp --dport 8472 -j DROP"
+                  for ip in ("192.168.4.10", "192.168.4.12"))
+    rule = rules[0]
+    f = healthy_facts(NODES[1])
+    bad = [*pair_checks("w1", "w2"), *pair_checks("w1", "cp")]
+    obs = observe(bad, facts(w1={"nft_by_table": {**f.nft_by_table, "filter": rules}}))
+    found = explain(obs).causes[0]
+    assert (found.id, found.node, found.peer, found.subject) == ("host-firewall", "w1", None,
+                                                                 rule)
+    assert set(found.tests) == {c.nodeid for c in bad}
