@@ -3,12 +3,16 @@ addresses, DNS replicas, what each profile refuses, and the CLI's one-line refus
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from netdoctor.cli import main
 from netdoctor.lab import faults, profiles
+from netdoctor.lab.api.resources import resource
+from netdoctor.lab.api.store import Store
 from netdoctor.lab.components.cilium import masquerade_rules as cilium_masquerade
 from netdoctor.lab.daemon import lab_info
 from netdoctor.lab.net.flannel import masquerade_rules as flannel_masquerade
@@ -118,3 +122,30 @@ def test_peer_only_for_pair_faults(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 1
     assert capsys.readouterr().err.strip() == (
         "netdoctor lab: underlay-mtu is not a pair fault: --peer applies to pair faults only")
+
+
+def _dns_pod(name: str, node: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "kube-system",
+                         "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"nodeName": node, "containers": [{"name": "coredns", "image": "coredns",
+                                                        "ports": [{"containerPort": 53,
+                                                                   "protocol": "UDP"}]}]}}
+
+
+@pytest.mark.parametrize(("pods", "node", "message"), [
+    ([("coredns-a", "worker-1")], "worker-1",
+     "dns-replica-mute needs at least 2 DNS replicas, the lab has 1 (lab up --dns-replicas 2)"),
+    ([("coredns-a", "worker-1"), ("coredns-b", "control-plane")], "worker-2",
+     "no DNS replica runs on worker-2; replicas on control-plane, worker-1"),
+])
+def test_replica_mute_refuses_in_one_line(pods: list[tuple[str, str]], node: str, message: str,
+                                          tmp_path: Path) -> None:
+    store = Store()
+    store.create(resource("", "namespaces"), {"metadata": {"name": "kube-system"}})
+    for name, where in pods:
+        store.create(resource("", "pods"), _dns_pod(name, where))
+    ctx = faults.LabContext(store, lab_info(tmp_path, 2), pod_netns=lambda pod: "sandbox")
+    mute = faults.FAULTS["dns-replica-mute"]
+    with pytest.raises(faults.FaultNotApplicable) as err:
+        asyncio.run(mute.inject(ctx, node))
+    assert str(err.value) == message

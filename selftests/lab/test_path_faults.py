@@ -154,8 +154,14 @@ def _state(lab: Lab) -> dict[str, str]:
                                         "list", "ruleset"]
 
     def read(argv: list[str]) -> Callable[[], str]:
-        return lambda: COUNTERS.sub("", subprocess.run(argv, capture_output=True, text=True,
-                                                       timeout=10, check=False).stdout)
+        def run() -> str:
+            out = COUNTERS.sub("", subprocess.run(argv, capture_output=True, text=True,
+                                                  timeout=10, check=False).stdout)
+            # Routes, neighbours and FDB entries are sets (a re-added entry may list in
+            # another place); rule order matters.
+            return out if "save" in argv[-1] or "nft" in argv else \
+                "\n".join(sorted(out.splitlines()))
+        return run
     return parallel({k: read(v) for k, v in cmds.items()})
 
 
