@@ -92,13 +92,20 @@ def forwarding(facts: Mapping[str, NodeFacts], nodes: Sequence[NodeView]) -> lis
     for name, f in sorted(facts.items()):
         if VXLAN_DEVICE not in f.addresses:
             continue
-        routed = {r.dst for r in f.routes if r.dev == VXLAN_DEVICE}
+        routed = {r.dst: r for r in f.routes if r.dev == VXLAN_DEVICE}
         cmd = f"ip route; ip neigh show dev {VXLAN_DEVICE}; bridge fdb show dev {VXLAN_DEVICE}"
         for peer in nodes:
             if peer.name == name or not peer.pod_cidr:
                 continue
             vtep, mac = _vtep(peer, facts)
-            if peer.pod_cidr not in routed:
+            route = routed.get(peer.pod_cidr)
+            if route is not None and route.gateway and vtep and route.gateway != vtep:
+                found.append(Finding(
+                    "pod-route-missing", name, peer.name,
+                    f"route {peer.pod_cidr} via {vtep} dev {VXLAN_DEVICE} ({peer.name}'s VTEP)",
+                    f"route {peer.pod_cidr} via {route.gateway} dev {VXLAN_DEVICE}", (), cmd,
+                    ("vxlan_peers", *POD_KINDS)))
+            elif route is None:
                 found.append(Finding(
                     "pod-route-missing", name, peer.name,
                     f"route {peer.pod_cidr} dev {VXLAN_DEVICE} ({peer.name}'s podCIDR)",

@@ -66,6 +66,8 @@ def forwarding_entries(obs: Observations) -> Iterable[Candidate]:
         what = {"pod-route-missing": "no route to the pod network of",
                 "vxlan-neighbor-stale": "stale VXLAN neighbour entry for",
                 "vxlan-fdb-stale": "stale VXLAN FDB entry for"}[f.id]
+        if f.id == "pod-route-missing" and f.observed.startswith("route "):
+            what = "the route through another node's VTEP to the pod network of"
         yield _candidate(f, f"{f.node}: {what} {f.peer}", 2, loci, pair)
 
 

@@ -326,3 +326,12 @@ def test_a_node_firewall_against_its_peers_is_found_from_a_node_locus() -> None:
     assert (found.id, found.node, found.peer, found.subject) == ("host-firewall", "w1", None,
                                                                  rule)
     assert set(found.tests) == {c.nodeid for c in bad}
+
+
+def test_a_route_through_the_wrong_vtep_is_no_route_to_the_peer() -> None:
+    routes = tuple(Route(r.dst, r.dev, "10.244.0.0") if r.dst == "10.244.2.0/24" else r
+                   for r in healthy_facts(NODES[1]).routes)
+    obs = observe(pair_checks("w1", "w2"), facts(w1={"routes": routes}))
+    assert top(obs) == ("pod-route-missing", "w1", "w2")
+    assert any("via 10.244.2.0" in c and "via 10.244.0.0" in c
+               for c in explain(obs).causes[0].contrast)
