@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from netdoctor.cluster.roles import family_of_types
+from netdoctor.probes.components import pod_state
 from netdoctor.repair.model import Action, Plan, RepairContext
 from netdoctor.rootcause import facts as nodefacts
 
@@ -112,20 +113,15 @@ def ref(pod: Mapping[str, Any]) -> str:
 
 
 def crashlooping(pod: Mapping[str, Any]) -> bool:
-    """Not Ready, or a container waits in CrashLoopBackOff / has terminated with an error."""
-    status = pod.get("status", {})
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
-    waiting = any(((cs.get("state") or {}).get("waiting") or {}).get("reason")
-                  == "CrashLoopBackOff" for cs in status.get("containerStatuses") or [])
-    return waiting or not ready
+    """Not Ready, or a container waits in CrashLoopBackOff (judged as the component checks
+    judge a pod: :func:`netdoctor.probes.components.pod_state`)."""
+    state = pod_state(pod)
+    return state.crashlooping or not state.ready
 
 
 def restarted_or_failing(pod: Mapping[str, Any]) -> bool:
     """Crash-looping now, or restarted before (a pod between two crashes looks Running)."""
-    restarts = sum(cs.get("restartCount", 0)
-                   for cs in pod.get("status", {}).get("containerStatuses") or [])
-    return crashlooping(pod) or restarts > 0
+    return crashlooping(pod) or pod_state(pod).restarts > 0
 
 
 def evict_action(pod: Mapping[str, Any], why: str) -> Action:

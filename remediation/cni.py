@@ -11,6 +11,8 @@ from netdoctor.cluster.profile import find_flannel
 from netdoctor.cluster.roles import find_cni_agents, flannel_config_left
 from netdoctor.repair.live import rollout_done
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
+from netdoctor.rootcause import facts as nodefacts
+from netdoctor.rootcause import nodefindings
 
 from ._common import (
     HookOptions,
@@ -85,6 +87,11 @@ class StrayCniConfig:
         return None
 
 
+def _gateway_wrong(facts: nodefacts.NodeFacts) -> bool:
+    """The node judgments find cni0 not holding the pod gateway (what deleting it fixes)."""
+    return any(f.setting and f.setting[0] == "cni0" for f in nodefindings.bridge(facts, None))
+
+
 @dataclass
 class BridgeAddress:
     """cni0 holding an address that is not the node's pod gateway: delete it (the runtime
@@ -103,7 +110,7 @@ class BridgeAddress:
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
             want, have = facts.flannel_subnet, facts.bridge_gateway("cni0")
-            if not want or not have or want in have:
+            if not _gateway_wrong(facts):
                 continue
             pods = pod_network_pods(ctx, node)
             readd = " && ".join(f"ip addr add {a} dev cni0" for a in have)
@@ -132,9 +139,8 @@ class BridgeAddress:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        want, have = facts.flannel_subnet, facts.bridge_gateway("cni0")
-        if have and want and want not in have:
-            return f"cni0 still has {', '.join(have)}"
+        if _gateway_wrong(facts):
+            return f"cni0 still has {', '.join(facts.bridge_gateway('cni0'))}"
         return None
 
 

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 
 from netdoctor.repair.model import Action, Level, Plan, RepairContext
-from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD
+from netdoctor.rootcause import nodefindings
+from netdoctor.rootcause.facts import SYSCTL_BRIDGE_NF, SYSCTL_IP_FORWARD, NodeFacts
 
-from ._common import HookOptions, read_facts, restarted_or_failing, run_plan
+from ._common import HookOptions, node_cni, read_facts, restarted_or_failing, run_plan
 
 WANTED = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1"}
 SYSCTL_FILE = "/host/etc/sysctl.d/90-netdoctor-kubernetes.conf"
@@ -18,21 +19,30 @@ IPTABLES_TYPES = {"filter": "filter", "nat": "nat", "raw": "filter", "security":
                   "mangle": "filter"}
 
 
-def _persist_cmd() -> str:
+def _wrong(facts: NodeFacts, cni: str = "") -> dict[str, str]:
+    """The kernel switches the node judgments find wrong on a ``cni`` cluster, and the
+    value each needs."""
+    return dict(f.setting for f in nodefindings.kernel(facts, cni) if f.setting)
+
+
+def _persist_cmd(extra: dict[str, str] | None = None) -> str:
     # Written whole (never appended), and only where sysctl.d is already the node's way.
-    body = "".join(f"{k.replace('/', '.')} = {v}\\n" for k, v in WANTED.items())
+    body = "".join(f"{k.replace('/', '.')} = {v}\\n"
+                   for k, v in {**WANTED, **(extra or {})}.items())
     return (f"if [ -d /host/etc/sysctl.d ]; then printf '# written by netdoctor --remediate\\n"
             f"{body}' > {SYSCTL_FILE}; fi")
 
 
 @dataclass
 class KernelSysctls:
-    """ip_forward and bridge-nf-call-iptables on (runtime and, where it belongs, persistent)."""
+    """ip_forward and bridge-nf-call-iptables on, rp_filter not strict (runtime and, where it
+    belongs, persistent): whatever :func:`netdoctor.rootcause.nodefindings.kernel` finds."""
 
     opts: HookOptions
     name: str = "kernel-sysctls"
     stage: str = "system"
-    causes: frozenset[str] = frozenset({"ip-forward-off", "br-netfilter-off"})
+    causes: frozenset[str] = frozenset({"ip-forward-off", "br-netfilter-off",
+                                        "rp-filter-strict"})
     level: Level = "node"
     disruptive: bool = False
     deadline: float = 30.0
@@ -41,7 +51,7 @@ class KernelSysctls:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
-            wrong = {k: v for k, v in WANTED.items() if facts.sysctls.get(k) != v}
+            wrong = _wrong(facts, node_cni(facts, self.opts.cni))
             if not wrong:
                 continue
             actions = []
@@ -54,17 +64,17 @@ class KernelSysctls:
                     cmd = f"{{ {load}; }}; {cmd}"
                 actions.append(Action(f"{dotted}: {old} -> {value}", cmd,
                                       touches=f"sysctl {dotted}", undo=undo))
-            actions.append(self._persist())
+            actions.append(self._persist(wrong))
             plans.append(Plan(self.name, node, tuple(actions)))
         return plans
 
-    def _persist(self) -> Action:
+    def _persist(self, wrong: dict[str, str]) -> Action:
         backup = f"{self.opts.backup_dir}/sysctl.d-90-netdoctor-kubernetes.conf"
         return Action(
             f"persist in {SYSCTL_FILE[5:]} when /etc/sysctl.d exists (a previous one saved to "
             f"{backup[5:]})",
             f"mkdir -p {self.opts.backup_dir} && {{ [ -e {backup} ] || [ ! -e {SYSCTL_FILE} ] "
-            f"|| cp -a {SYSCTL_FILE} {backup}; }} && {_persist_cmd()}",
+            f"|| cp -a {SYSCTL_FILE} {backup}; }} && {_persist_cmd(wrong)}",
             touches=f"file {SYSCTL_FILE[5:]}",
             undo=f"if [ -e {backup} ]; then cp -a {backup} {SYSCTL_FILE}; "
                  f"else rm -f {SYSCTL_FILE}; fi")
@@ -75,8 +85,8 @@ class KernelSysctls:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        wrong = [f"{k}={facts.sysctls.get(k)}" for k, v in WANTED.items()
-                 if facts.sysctls.get(k) != v]
+        wrong = [f"{k}={facts.sysctls.get(k)}"
+                 for k in _wrong(facts, node_cni(facts, self.opts.cni))]
         return f"still {', '.join(wrong)}" if wrong else None
 
 
@@ -111,12 +121,11 @@ class StaleKubeRules:
         plans = []
         for node in sorted(ctx.nodes()):
             facts = read_facts(ctx, node)
-            legacy, nft = facts.kube_rules("legacy"), facts.kube_rules("nft")
-            if not (legacy and nft):
+            mixed = [x for x in nodefindings.iptables(facts) if x.id in self.causes]
+            if not mixed or mixed[0].setting is None:
                 continue
-            # kube-proxy's iptables wrapper picks the backend holding more rules.
-            stale = "legacy" if len(legacy) <= len(nft) else "nft"
-            count = len(legacy) if stale == "legacy" else len(nft)
+            stale = mixed[0].setting[1]
+            count = len(facts.kube_rules(stale))
             save = f"{self.opts.backup_dir}/iptables-{stale}-{node}.rules"
             plans.append(Plan(self.name, node, (
                 Action(f"save the {stale} tables to {save[5:]}",
@@ -135,7 +144,7 @@ class StaleKubeRules:
     def verify(self, ctx: RepairContext, plan: Plan) -> str | None:
         assert plan.node is not None
         facts = read_facts(ctx, plan.node)
-        if facts.kube_rules("legacy") and facts.kube_rules("nft"):
+        if any(x.id in self.causes for x in nodefindings.iptables(facts)):
             return "KUBE-* rules are still in both backends"
         return None
 
@@ -194,7 +203,7 @@ class ForeignNftChain:
         failing = {p["spec"].get("nodeName") for p in proxies if restarted_or_failing(p)}
         plans = []
         for node in sorted(n for n in ctx.nodes() if n in failing):
-            if not read_facts(ctx, node).nft_incompatible:
+            if not any(x.id in self.causes for x in nodefindings.iptables(read_facts(ctx, node))):
                 continue
             _, out, _ = ctx.node_read(node, CHAINS_SCRIPT, 10.0)
             for table, chain, kind in foreign_chains(out):

@@ -62,6 +62,24 @@ class Workload:
         """``kind namespace/name``."""
         return f"{self.kind} {self.namespace}/{self.name}"
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The selector as a label map (``a=b,c=d`` -> ``{"a": "b", "c": "d"}``)."""
+        return dict(kv.split("=", 1) for kv in self.selector.split(",") if "=" in kv)
+
+    def selects(self, pod: Mapping[str, Any]) -> bool:
+        """``pod`` is in the workload's namespace and carries every selector label.
+
+        Example:
+            >>> w = Workload("Deployment", "kube-system", "coredns", "k8s-app=kube-dns", ())
+            >>> w.selects({"metadata": {"namespace": "kube-system",
+            ...                         "labels": {"k8s-app": "kube-dns", "x": "y"}}})
+            True
+        """
+        meta = pod.get("metadata") or {}
+        return bool(self.labels) and meta.get("namespace") == self.namespace and \
+            self.labels.items() <= (meta.get("labels") or {}).items()
+
 
 KUBE_PROXY_RUNS = ("daemonset", "static", "embedded", "replaced", "missing", "undecided")
 """How kube-proxy runs: DaemonSet pods, static (mirror) pods, inside the node agent (rules,

@@ -29,6 +29,7 @@ import signal
 import threading
 from collections.abc import Generator
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,7 @@ from netdoctor.plugin.scoring import (
     BUILTIN_SIGNALS,
     EXIT_INCONCLUSIVE,
     VERDICTS,
+    Analysis,
     SignalDefinition,
     Thresholds,
     analyze,
@@ -230,8 +232,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             raise pytest.UsageError(f"pytest_netdoctor_verdict returned {override!r}")
         analysis = dataclasses.replace(analysis, verdict=override)
     state.analysis = analysis
-    summary = build_summary(analysis)
-    config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    summary = _end_of_run(config, analysis)
     if state.interrupted:  # before the checks ended, or while repairing: no verdict
         state.analysis = analysis = dataclasses.replace(analysis, verdict="interrupted")
         summary.update(verdict="interrupted", interrupted=state.interrupted)
@@ -242,6 +243,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.written = tuple(([html] if html else []) + written)
     if analysis.verdict == "inconclusive" and session.exitstatus in (0, 1):
         session.exitstatus = EXIT_INCONCLUSIVE  # failed checks or not: the answer is unknown
+
+
+def _end_of_run(config: pytest.Config, analysis: Analysis) -> dict[str, Any]:
+    """The end of a run, in this order: the analysis (scored results) -> the ranked causes
+    -> remediation (with ``--remediate``) -> the summary hook (plugins add keys) -> JUnit
+    properties; the other reports are written from what this returns."""
+    from netdoctor.plugin.validation import cause_summary, rank_causes  # a registered plugin
+
+    summary = build_summary(analysis)
+    ranking = rank_causes(config, analysis.results)
+    if ranking is not None:
+        summary.update(cause_summary(ranking, config))
+    remediation = config.pluginmanager.get_plugin("netdoctor-remediate")
+    if remediation is not None:
+        remediation.remediate(summary)
+    config.hook.pytest_netdoctor_summary(summary=summary, config=config)
+    junit.add_properties(summary, config)
+    return summary
 
 
 class _InterruptWatch:

@@ -16,6 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from netdoctor.plugin.scoring import SignalDefinition, Verdict
     from netdoctor.repair.model import RemediationHook
+    from netdoctor.rootcause.ranking import Detector
 
 
 @pytest.hookspec
@@ -44,7 +45,9 @@ def pytest_netdoctor_verdict(
 def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
     """Extend ``summary.json`` in place (add keys; do not change the documented ones).
 
-    Called once, on the controller, after scoring and before any report is written.
+    Called once, on the controller, after scoring, the ranked causes (``root_causes``,
+    ``unexplained``) and a ``--remediate`` run (``remediation``), before any report is
+    written.
     """
 
 
@@ -55,3 +58,18 @@ def pytest_netdoctor_remediation_hooks(
     """Add, replace or remove remediation hooks (by name) in place before a ``--remediate``
     run plans; ``hooks`` holds every registered hook of ``remediation/``.
     """
+
+
+@pytest.hookspec
+def pytest_netdoctor_detectors(config: pytest.Config) -> Sequence[Detector]:
+    """Return extra root-cause detectors.
+
+    A detector is a callable taking :class:`netdoctor.rootcause.model.Observations` and
+    yielding :class:`netdoctor.rootcause.ranking.Candidate` causes; the ranking treats them
+    like the built-in ones (they rank when they explain a failed or flaky check or a present
+    signal). Called once per run, at its end, on the controller::
+
+        def pytest_netdoctor_detectors(config):
+            return [my_detector]
+    """
+    raise NotImplementedError

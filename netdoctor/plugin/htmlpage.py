@@ -98,15 +98,22 @@ def cause_html(n: int, cause: Mapping[str, Any], open_: bool) -> str:
     """One cause: summary, signals it explains, evidence, confirm and fix commands."""
     explains = [str(e) for e in cause.get("explains") or [] if "::" not in str(e)]
     tests = [str(e) for e in cause.get("explains") or [] if "::" in str(e)]
-    evidence = "".join(f"<li>{_e(e)}</li>" for e in cause.get("evidence") or [])
+    evidence = "".join(f"<li>{_e(e)}</li>" for e in [*(cause.get("contrast") or []),
+                                                      *(cause.get("evidence") or [])])
+    conf = cause.get("confidence")
+    peer = f" · between {_e(cause.get('node'))} and {_e(cause['peer'])}" if cause.get(
+        "peer") else ""
+    meta = (f'<div class="nd-muted">confidence {conf:.2f}{peer}</div>'
+            if isinstance(conf, int | float) else "")
+    tests = [str(t) for t in cause.get("explains_tests") or []] or tests
     summary_line = (f'<span class="nd-sum">{n}. {_e(cause.get("summary") or cause.get("id"))}'
                     f'</span> <code class="nd-muted">{_e(cause.get("id", ""))}</code>')
-    body = (f'<div class="nd-badges">{_signal_badges(explains)}</div>'
+    body = (f'<div class="nd-badges">{_signal_badges(explains)}</div>{meta}'
             + (f"<ul>{evidence}</ul>" if evidence else "")
             + _commands("Confirm", [str(c) for c in cause.get("confirm") or []])
             + _commands("Fix", [str(c) for c in cause.get("fix") or []])
-            + (f'<div class="nd-muted">explains {len(tests)} failing check(s)</div>'
-               if tests else ""))
+            + (f'<div class="nd-muted">explains {len(tests)} failed or flaky check(s): '
+               f'{_e(", ".join(tests))}</div>' if tests else ""))
     start = f'<div class="nd-cause" data-cause="{_e(cause.get("id", ""))}">'
     if open_:
         return f"{start}{summary_line}{body}</div>"
@@ -123,9 +130,21 @@ def causes_html(summary: Mapping[str, Any]) -> str:
     if not causes:
         text = ("Nothing to explain." if healthy(summary)
                 else "No known cause explains the present signals: see the failing checks.")
-        return f'<section id="nd-causes"><h2>Root causes</h2><p>{escape(text)}</p></section>'
+        return (f'<section id="nd-causes"><h2>Root causes</h2><p>{escape(text)}</p>'
+                f"{unexplained_html(summary)}</section>")
     items = "".join(cause_html(n, c, n <= SHOWN_CAUSES) for n, c in enumerate(causes, 1))
-    return f'<section id="nd-causes"><h2>Top causes (most explanatory first)</h2>{items}</section>'
+    return (f'<section id="nd-causes"><h2>Top causes (most explanatory first)</h2>{items}'
+            f"{unexplained_html(summary)}</section>")
+
+
+def unexplained_html(summary: Mapping[str, Any]) -> str:
+    """Failed or flaky checks no ranked cause explains (empty when every one is)."""
+    left = [str(t) for t in summary.get("unexplained") or []]
+    if not left:
+        return ""
+    items = "".join(f"<li><code>{_e(t)}</code></li>" for t in left)
+    return (f'<div id="nd-unexplained"><h3>Unexplained ({len(left)})</h3><p class="nd-muted">'
+            f"Failed or flaky checks no ranked cause explains.</p><ul>{items}</ul></div>")
 
 
 def signals_html(summary: Mapping[str, Any]) -> str:

@@ -80,9 +80,9 @@ def add_cause_properties(testcases: Iterable[ET.Element],
     return added
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
-    """After the causes are ranked: causes on the testcases, the verdict on the suite."""
+def add_properties(summary: dict[str, Any], config: pytest.Config) -> None:
+    """Causes on the testcases, the verdict on the suite: called by the engine with the
+    reports, once the summary is final (after the ``pytest_netdoctor_summary`` hook)."""
     xml = _log_xml(config)
     if xml is None:
         return

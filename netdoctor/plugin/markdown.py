@@ -56,7 +56,16 @@ def root_cause_section(causes: Sequence[Mapping[str, Any]]) -> list[str]:
         out.append(f"{n}. **{c.get('summary') or c['id']}** (`{c['id']}`"
                    f"{', node ' + str(c['node']) if c.get('node') else ''})"
                    + (f" explains {', '.join(signals)}" if signals else ""))
+        conf = c.get("confidence")
+        if isinstance(conf, int | float):
+            where = f"{c.get('node')} and {c['peer']}" if c.get("peer") else ""
+            out.append(f"   - confidence {conf:.2f}" + (f"; between {where}" if where else ""))
+        out += [f"   - {e}" for e in c.get("contrast", ())]
         out += [f"   - {e}" for e in c.get("evidence", ())]
+        tests = c.get("explains_tests") or []
+        if tests:
+            out.append(f"   - explains {len(tests)} check(s): "
+                       + ", ".join(f"`{t}`" for t in tests))
         for label, key in (("Confirm", "confirm"), ("Fix", "fix")):
             if c.get(key):
                 out += ["", f"   {label}:", "",
@@ -67,10 +76,21 @@ def root_cause_section(causes: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def unexplained_section(unexplained: Sequence[str]) -> list[str]:
+    """The ``## Unexplained`` block: failed or flaky checks no ranked cause explains."""
+    if not unexplained:
+        return ["## Unexplained", "", "Every failed or flaky check is explained by a cause "
+                "above.", ""]
+    return ["## Unexplained", "", "Failed or flaky checks no ranked cause explains:", "",
+            *(f"- `{t}`" for t in unexplained), ""]
+
+
 def render_markdown(analysis: Analysis,
-                    root_causes: Sequence[Mapping[str, Any]] | None = None) -> str:
+                    root_causes: Sequence[Mapping[str, Any]] | None = None,
+                    unexplained: Sequence[str] = ()) -> str:
     """Render ``analysis.md`` (not yet redacted; the writer redacts); ``root_causes`` are
-    ``summary.json``'s entries, shown first when the run ranked any."""
+    ``summary.json``'s entries, shown first when the run ranked any, then the
+    ``unexplained`` checks."""
     th = analysis.thresholds
     descriptions = {d.name: d.description for d in analysis.definitions}
     out = [
@@ -82,6 +102,7 @@ def render_markdown(analysis: Analysis,
         *([f"Undecided signals: {', '.join(analysis.undecided)} (decided {analysis.decided} "
            f"of {analysis.applicable})", ""] if analysis.undecided else []),
         *(root_cause_section(root_causes) if root_causes is not None else []),
+        *(unexplained_section(unexplained) if root_causes is not None else []),
         "| Signal | Present | Failing checks |",
         "| --- | --- | --- |",
     ]

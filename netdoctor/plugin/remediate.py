@@ -1,7 +1,8 @@
 """``pytest --remediate``: after the checks ran, repair what they found, then prove it.
 
-Registered (as an object, on the controller only) when ``--remediate`` is given. Within
-``pytest_netdoctor_summary`` (after scoring, before any report is written): the verdict goes
+Registered (as an object, on the controller only) when ``--remediate`` is given. The engine
+calls :meth:`Remediation.remediate` after scoring and ranking, before the summary hook and
+the reports (``netdoctor.plugin.pytest_sessionfinish``): the verdict goes
 through the policy; when allowed, the hooks of ``remediation/`` plan from the cluster's real
 state and the runner applies them in stage order; the failing checks then run again in a
 subprocess without ``--remediate``, whose score is ``score_after``. Every action is logged
@@ -92,10 +93,10 @@ class Remediation:
         if self.result is not None:
             session.exitstatus = self.result.exit_status(status)
 
-    @pytest.hookimpl(trylast=True)  # after the root causes are ranked into the summary
-    def pytest_netdoctor_summary(self, summary: dict[str, Any], config: pytest.Config) -> None:
-        """Run the remediation and add its block to summary.json (also when interrupted:
-        the steps done and left, mode ``interrupted``)."""
+    def remediate(self, summary: dict[str, Any]) -> None:
+        """Run the remediation and add its block to summary.json (called by the engine once
+        the causes are ranked into ``summary``, before the summary hook and the reports; also
+        when interrupted: the steps done and left, mode ``interrupted``)."""
         try:
             self.result = self._remediate(summary)
         except KeyboardInterrupt as exc:

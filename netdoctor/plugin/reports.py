@@ -124,6 +124,7 @@ def write_reports(analysis: Analysis, summary: dict[str, Any], paths: ReportPath
     paths.json.write_text(
         json.dumps(redact_data(summary), indent=2, sort_keys=False) + "\n", encoding="utf-8"
     )
-    markdown = render_markdown(analysis, summary.get("root_causes"))
+    markdown = render_markdown(analysis, summary.get("root_causes"),
+                               summary.get("unexplained") or ())
     paths.markdown.write_text(redact(markdown), encoding="utf-8")
     return [paths.json, paths.markdown]

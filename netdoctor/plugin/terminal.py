@@ -27,15 +27,28 @@ WIDTH = 110
 LEGEND = ". passed  X failed  ~ flaky  ! error  - not measured  ? other"
 
 
+def unexplained_lines(unexplained: Sequence[str]) -> list[str]:
+    """Failed or flaky checks no ranked cause explains (nothing when there are none)."""
+    if not unexplained:
+        return []
+    return [f"unexplained ({len(unexplained)} failed or flaky check(s) no cause explains):",
+            *(f"  {t}" for t in unexplained)]
+
+
 def cause_lines(causes: Sequence[Mapping[str, Any]]) -> list[str]:
     """The top causes with evidence and commands; the rest one line each."""
     lines = ["top causes:" if causes else "root causes: none found"]
     for n, c in enumerate(causes, 1):
         signals = [str(e) for e in c.get("explains") or [] if "::" not in str(e)]
-        lines.append(f"  {n}. {c.get('summary') or c.get('id')} [{c.get('id')}]"
-                     + (f" -> explains {', '.join(signals)}" if signals else ""))
+        tests = c.get("explains_tests") or []
+        conf = c.get("confidence")
+        lines.append(f"  {n}. {c.get('summary') or c.get('id')} [{c.get('id')}"
+                     + (f", confidence {conf:.2f}" if isinstance(conf, int | float) else "")
+                     + "]" + (f" -> explains {', '.join(signals)}" if signals else "")
+                     + (f" ({len(tests)} check(s))" if tests else ""))
         if n > SHOWN_CAUSES:
             continue
+        lines += [f"     {line}" for line in list(c.get("contrast") or [])[:2]]
         lines += [f"     evidence: {e}" for e in list(c.get("evidence") or [])[:2]]
         lines += [f"     confirm: {cmd}" for cmd in c.get("confirm") or []]
         lines += [f"     fix:     {cmd}" for cmd in c.get("fix") or []]
@@ -123,6 +136,7 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
                      "observed, reasons in analysis.md)")
     if "root_causes" in summary:
         lines += cause_lines(summary["root_causes"])
+        lines += unexplained_lines(summary.get("unexplained") or [])
     for what, why in (summary.get("root_causes_not_evaluated") or {}).items():
         lines.append(f"causes read from {what.replace('_', ' ')} not evaluated: {why}")
     lines += matrix_lines(summary.get("matrix") or {})

@@ -1,22 +1,26 @@
 """The ranked root causes of a run, from what the validate pass measured.
 
-Loaded next to the core plugin. It reads what the ``validation`` fixture left in the stash and
-ranks root causes once per run (``pytest_netdoctor_summary`` adds ``root_causes`` to
-``summary.json``). The terminal summary, ``report.html`` and ``analysis.md`` render the causes
-from ``summary.json``.
+Loaded next to the core plugin. The ``validation`` fixture leaves its measurements in the
+stash; at the end of the run the engine calls :func:`rank_causes` with the run's typed results
+(after scoring, before the summary hook and the reports), and :func:`cause_summary` puts the
+causes and the unexplained checks into ``summary.json``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.model import CheckResult
 from netdoctor.probes.validate import Validation
 from netdoctor.rootcause import collect
-from netdoctor.rootcause.rules import rank
+from netdoctor.rootcause.model import Ranking
+from netdoctor.rootcause.ranking import DETECTORS, Detector
+from netdoctor.rootcause.rules import explain
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,33 @@ class RunInputs:
 VALIDATION = pytest.StashKey[RunInputs]()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_netdoctor_summary(summary: dict[str, Any], config: pytest.Config) -> None:
-    """Rank root causes from this run's measurements and results into ``root_causes``."""
+def detectors(config: pytest.Config) -> list[Detector]:
+    """The built-in cause detectors and those plugins add with
+    ``pytest_netdoctor_detectors``."""
+    found = list(DETECTORS)
+    for extra in config.hook.pytest_netdoctor_detectors(config=config):
+        found += [d for d in extra if d not in found]
+    return found
+
+
+def rank_causes(config: pytest.Config, results: Sequence[CheckResult]) -> Ranking | None:
+    """The run's ranked causes and unexplained checks, from its measurements and typed
+    results; ``None`` when nothing was measured for the ranking."""
     inputs = config.stash.get(VALIDATION, None)
     if inputs is None:
-        return
-    obs = collect.observations(inputs.validation, inputs.profile, summary.get("tests", []),
+        return None
+    obs = collect.observations(inputs.validation, inputs.profile, results,
                                inputs.no_endpoints, inputs.unmatched)
-    summary["root_causes"] = [c.to_json() for c in rank(obs)]
-    unread = inputs.validation.errors.get("node-probes")
+    return explain(obs, detectors(config))
+
+
+def cause_summary(ranking: Ranking, config: pytest.Config) -> dict[str, Any]:
+    """``summary.json``'s ``root_causes``, ``unexplained`` (and why node facts were not
+    read, when they were not)."""
+    out: dict[str, Any] = {"root_causes": [c.to_json() for c in ranking.causes],
+                           "unexplained": list(ranking.unexplained)}
+    inputs = config.stash.get(VALIDATION, None)
+    unread = inputs.validation.errors.get("node-probes") if inputs else None
     if unread:
-        summary["root_causes_not_evaluated"] = {"node_facts": unread}
+        out["root_causes_not_evaluated"] = {"node_facts": unread}
+    return out

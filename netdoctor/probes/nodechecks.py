@@ -6,41 +6,31 @@ the ``node`` checks in tests/ state the expectation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from netdoctor.cluster.probes import probe_name
 from netdoctor.cluster.profile import NodeInfo
 from netdoctor.model import Evidence, make_evidence
-from netdoctor.rootcause.facts import (
-    SYSCTL_BRIDGE_NF,
-    SYSCTL_IP_FORWARD,
-    SYSCTL_RP_FILTER,
-    VXLAN_DEVICE,
-    NodeFacts,
-    in_cidr,
-)
+from netdoctor.rootcause import nodefindings, pathfacts
+from netdoctor.rootcause.facts import VXLAN_DEVICE, NodeFacts, in_cidr
+from netdoctor.rootcause.model import NodeView
+from netdoctor.rootcause.pathfacts import Finding
 
 
 def _cmd(node: str, ns: str, what: str) -> str:
     return f"kubectl exec -n {ns} {probe_name(node, 'nodeprobe')} -- {what}"
 
 
+IPTABLES_TITLES = {"iptables-mixed-backend": "KUBE-* rules in both iptables backends",
+                   "netfilter-unmanageable": "iptables cannot manage a table"}
+
+
 def iptables_backends(f: NodeFacts, ns: str) -> list[Evidence]:
     """KUBE-* rules in the legacy backend next to nf_tables ones; tables iptables cannot
-    manage."""
-    found = []
-    legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
-    if legacy and nft:
-        found.append(make_evidence(
-            f"{f.node}: KUBE-* rules in both iptables backends",
-            [f"{len(nft)} in nf_tables, {len(legacy)} in legacy tables "
-             f"({', '.join(f.legacy_tables)}); the legacy NAT, registered last, wins",
-             *legacy[:5]], command=_cmd(f.node, ns, "iptables-legacy-save -t nat")))
-    if f.nft_incompatible:
-        found.append(make_evidence(f"{f.node}: iptables cannot manage a table",
-                                   list(f.nft_warnings),
-                                   command=_cmd(f.node, ns, "iptables-nft-save")))
-    return found
+    manage (judged by :func:`netdoctor.rootcause.nodefindings.iptables`)."""
+    return [item for x in nodefindings.iptables(f)
+            for item in _evidence(f"{f.node}: {IPTABLES_TITLES[x.id]}", [x],
+                                  _cmd(f.node, ns, x.command))]
 
 
 def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
@@ -68,19 +58,20 @@ def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
         command=_cmd(f.node, ns, f"ls -l /host{f.cni_dir}"))]
 
 
-def bridge_subnet(f: NodeFacts, info: NodeInfo, ns: str) -> list[Evidence]:
-    """cni0 and Flannel's subnet lease lie in the node's podCIDR."""
-    lines = []
-    if info.pod_cidr and f.flannel_subnet and not in_cidr(f.flannel_subnet.split("/")[0],
-                                                          info.pod_cidr):
-        lines.append(f"FLANNEL_SUBNET={f.flannel_subnet} is outside podCIDR {info.pod_cidr}")
-    for addr in f.bridge_gateway("cni0"):
-        if info.pod_cidr and not in_cidr(addr.split("/")[0], info.pod_cidr):
-            lines.append(f'"cni0" has {addr}, outside podCIDR {info.pod_cidr}')
-    if not lines:
+def _evidence(title: str, findings: list[Finding], command: str) -> list[Evidence]:
+    """One evidence item for findings of a node (empty when there are none)."""
+    if not findings:
         return []
-    return [make_evidence(f"{f.node}: cni0/subnet lease do not match podCIDR {info.pod_cidr}",
-                          lines, command=_cmd(f.node, ns, "ip addr show cni0"))]
+    lines = [line for f in findings for line in (*f.contrast, *f.evidence)]
+    return [make_evidence(title, lines, command=command)]
+
+
+def bridge_subnet(f: NodeFacts, info: NodeInfo, ns: str) -> list[Evidence]:
+    """cni0 holds the pod gateway, and it and Flannel's subnet lease lie in the node's
+    podCIDR (judged by :func:`netdoctor.rootcause.nodefindings.bridge`)."""
+    return _evidence(f"{f.node}: cni0/subnet lease do not match the pod gateway or podCIDR "
+                     f"{info.pod_cidr}", nodefindings.bridge(f, info.pod_cidr or None),
+                     _cmd(f.node, ns, "ip addr show cni0"))
 
 
 def pods_outside_cidr(node: str, pod_cidr: str, pods: Iterable[tuple[str, str]]
@@ -94,44 +85,25 @@ def pods_outside_cidr(node: str, pod_cidr: str, pods: Iterable[tuple[str, str]]
                                   f"spec.nodeName={node}")]
 
 
-def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], ns: str) -> list[Evidence]:
-    """flannel.1 exists and has a route, a neighbour and an FDB entry for every peer."""
+def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], ns: str,
+                every: Mapping[str, NodeFacts] | None = None) -> list[Evidence]:
+    """flannel.1 exists and has a route, a neighbour and an FDB entry for every peer
+    (judged by :func:`netdoctor.rootcause.pathfacts.forwarding`; ``every``: all nodes' facts,
+    so that a neighbour entry is compared with the peer's own VTEP MAC)."""
     if VXLAN_DEVICE not in f.addresses:
         return [make_evidence(f"{f.node}: no {VXLAN_DEVICE} device", "VXLAN device absent",
                               command=_cmd(f.node, ns, "ip -d link show flannel.1"))]
-    routed = {r.dst: r for r in f.routes if r.dev == VXLAN_DEVICE}
-    lines = []
-    for peer in peers:
-        if not peer.pod_cidr:
-            continue
-        vtep = peer.pod_cidr.split("/")[0]
-        if peer.pod_cidr not in routed:
-            lines.append(f"no route {peer.pod_cidr} dev {VXLAN_DEVICE} ({peer.name})")
-        mac = f.vxlan_neighbors.get(vtep)
-        if not mac:
-            lines.append(f"no neighbour entry for {vtep} ({peer.name})")
-        elif f.vxlan_fdb.get(mac) != peer.internal_ip:
-            lines.append(f"FDB for {mac} points at {f.vxlan_fdb.get(mac) or 'nothing'}, not "
-                         f"{peer.internal_ip} ({peer.name})")
-    if not lines:
-        return []
-    return [make_evidence(f"{f.node}: VXLAN state incomplete", lines,
-                          command=_cmd(f.node, ns, "bridge fdb show dev flannel.1"))]
+    views = [NodeView(p.name, p.internal_ip, p.pod_cidr or None) for p in peers]
+    found = [x for x in pathfacts.forwarding({**(every or {}), f.node: f}, views)
+             if x.node == f.node]
+    return _evidence(f"{f.node}: VXLAN state incomplete", found,
+                     _cmd(f.node, ns, "bridge fdb show dev flannel.1"))
 
 
-def kernel(f: NodeFacts, ns: str) -> list[Evidence]:
-    """ip_forward on, bridged traffic through iptables, no strict reverse-path filter."""
-    s = f.sysctls
-    lines = []
-    if s.get(SYSCTL_IP_FORWARD) != "1":
-        lines.append(f"net.ipv4.ip_forward = {s.get(SYSCTL_IP_FORWARD, '?')} (want 1)")
-    if s.get(SYSCTL_BRIDGE_NF) != "1":
-        lines.append(f"net.bridge.bridge-nf-call-iptables = {s.get(SYSCTL_BRIDGE_NF, '?')} "
-                     "(want 1; br_netfilter loaded)")
-    if s.get(SYSCTL_RP_FILTER) == "1":
-        lines.append("net.ipv4.conf.all.rp_filter = 1 (strict: drops asymmetric pod traffic)")
-    if not lines:
-        return []
-    return [make_evidence(f"{f.node}: kernel prerequisites not met", lines,
-                          command=_cmd(f.node, ns, "sysctl net.ipv4.ip_forward "
-                                                   "net.bridge.bridge-nf-call-iptables"))]
+def kernel(f: NodeFacts, ns: str, cni: str = "") -> list[Evidence]:
+    """ip_forward on, bridged traffic through iptables, no strict reverse-path filter where
+    the CNI does not want it (judged by :func:`netdoctor.rootcause.nodefindings.kernel`)."""
+    return _evidence(f"{f.node}: kernel prerequisites not met", nodefindings.kernel(f, cni),
+                     _cmd(f.node, ns, "sysctl net.ipv4.ip_forward "
+                                      "net.bridge.bridge-nf-call-iptables "
+                                      "net.ipv4.conf.all.rp_filter"))

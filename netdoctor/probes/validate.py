@@ -21,7 +21,7 @@ from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, bounded
 from netdoctor.cluster.exec import ExecTarget, Measured, asked_again
-from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.cluster.profile import ClusterProfile, Workload
 from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import PairId
 from netdoctor.probes.observe import cluster_name
@@ -356,10 +356,8 @@ def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
     w = profile.coredns
     if w is None:
         return {}
-    sel = dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
     return {p["metadata"]["name"]: str(p.get("status", {}).get("podIP") or "")
-            for p in v.pods if p["metadata"]["namespace"] == w.namespace
-            and sel.items() <= (p["metadata"].get("labels") or {}).items()}
+            for p in v.pods if w.selects(p)}
 
 
 def replica_port(v: Validation, profile: ClusterProfile) -> int:
@@ -420,12 +418,8 @@ async def read_objects(cluster: Cluster, v: Validation) -> None:
 async def read_logs(cluster: Cluster, profile: ClusterProfile, v: Validation) -> None:
     """CoreDNS log tails and kube-proxy log tails per node."""
 
-    def members(w: Any) -> list[dict[str, Any]]:
-        if w is None:
-            return []
-        sel = dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
-        return [p for p in v.pods if p["metadata"]["namespace"] == w.namespace
-                and sel.items() <= (p["metadata"].get("labels") or {}).items()]
+    def members(w: Workload | None) -> list[dict[str, Any]]:
+        return [p for p in v.pods if w is not None and w.selects(p)]
 
     dns_pods, proxy_pods = members(profile.coredns), members(profile.kube_proxy)
     tails = await asyncio.gather(*(_log_tail(cluster, p["metadata"]["namespace"],

@@ -9,47 +9,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from netdoctor.cluster.profile import ClusterProfile, Workload
-from netdoctor.probes.validate import Validation
-from netdoctor.rootcause.model import NodeView, Observations, PodView
-
-CRASH_RESTARTS = 3
-
-
-def _selector(w: Workload | None) -> dict[str, str]:
-    if w is None:
-        return {}
-    return dict(kv.split("=", 1) for kv in w.selector.split(",") if "=" in kv)
+from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.model import CheckResult
+from netdoctor.probes.components import pod_state
+from netdoctor.probes.validate import Validation, coredns_ips, replica_port
+from netdoctor.rootcause.localise import BAD
+from netdoctor.rootcause.model import NodeView, Observations, PodView, ReplicaProbe
 
 
 def component_of(pod: Mapping[str, Any], profile: ClusterProfile) -> str | None:
     """``coredns``, ``kube-proxy``, ``flannel`` or ``None``, by the workloads' selectors."""
-    meta = pod["metadata"]
-    labels = (meta.get("labels") or {}).items()
     for name, w in (("coredns", profile.coredns), ("kube-proxy", profile.kube_proxy),
                     ("flannel", profile.flannel)):
-        sel = _selector(w)
-        if w is not None and sel and meta.get("namespace") == w.namespace \
-                and sel.items() <= labels:
+        if w is not None and w.selects(pod):
             return name
     return None
 
 
 def pod_view(pod: Mapping[str, Any], profile: ClusterProfile) -> PodView:
-    """Placement and health of one pod."""
+    """Placement and health of one pod (health as the component checks judge it)."""
     spec, status = pod.get("spec", {}), pod.get("status", {})
-    statuses = status.get("containerStatuses") or []
-    waiting = {str(((cs.get("state") or {}).get("waiting") or {}).get("reason", ""))
-               for cs in statuses}
-    restarts = sum(int(cs.get("restartCount") or 0) for cs in statuses)
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
+    state = pod_state(pod)
     return PodView(pod["metadata"].get("namespace", ""), pod["metadata"]["name"],
                    spec.get("nodeName"), status.get("podIP"),
                    host_network=bool(spec.get("hostNetwork")),
                    component=component_of(pod, profile),
-                   crashlooping="CrashLoopBackOff" in waiting or restarts >= CRASH_RESTARTS,
-                   ready=ready)
+                   crashlooping=state.crashlooping, ready=state.ready)
 
 
 def unmatched_selectors(services: Iterable[Mapping[str, Any]],
@@ -66,14 +51,33 @@ def unmatched_selectors(services: Iterable[Mapping[str, Any]],
     return tuple(sorted(found))
 
 
-def failing_by_signal(tests: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
-    """Failed test ids per declared signal, from ``summary.json``'s ``tests``."""
+def failing_by_signal(results: Iterable[CheckResult]) -> dict[str, tuple[str, ...]]:
+    """Failed check ids per declared signal."""
     out: dict[str, list[str]] = {}
-    for t in tests:
-        if t.get("outcome") == "failed":
-            for s in t.get("signals") or ():
-                out.setdefault(str(s), []).append(str(t["nodeid"]))
+    for r in results:
+        if r.outcome == "failed":
+            for s in r.signals:
+                out.setdefault(s, []).append(r.nodeid)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def replica_probes(v: Validation, profile: ClusterProfile) -> tuple[ReplicaProbe, ...]:
+    """Each cluster DNS replica asked directly: from which nodes it answered, or not."""
+    ips = coredns_ips(v, profile)
+    where = {p["metadata"]["name"]: (p["metadata"].get("namespace", ""),
+                                     (p.get("spec") or {}).get("nodeName"))
+             for p in v.pods if p["metadata"]["name"] in ips}
+    out = []
+    for name, ip in sorted(ips.items()):
+        cases = [(c, m) for c, m in v.dns.items() if c.kind == f"replica {name}"
+                 and m.result.conclusive]
+        if not cases or not ip:
+            continue
+        ns, node = where.get(name, ("", None))
+        out.append(ReplicaProbe(ns, name, node, ip,
+                                frozenset(c.node for c, m in cases if m.result.ok),
+                                frozenset(c.node for c, m in cases if not m.result.ok)))
+    return tuple(out)
 
 
 def broken_pairs(v: Validation) -> tuple[tuple[str, str], ...]:
@@ -87,7 +91,7 @@ def broken_pairs(v: Validation) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping[str, Any]],
+def observations(v: Validation, profile: ClusterProfile, results: Sequence[CheckResult],
                  no_endpoints: Sequence[str], unmatched: Sequence[str] | None = None
                  ) -> Observations:
     """Everything :func:`netdoctor.rootcause.rules.rank` needs for this run.
@@ -95,7 +99,7 @@ def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping
     ``unmatched``: Services whose selector matches no workload and no pod (a workload
     scaled to zero matches); without it, judged from the pods alone.
     """
-    failing = failing_by_signal(tests)
+    failing = failing_by_signal(results)
     flannel_expected = any(n.flannel_annotated for n in profile.nodes) or any(
         f.serves("flannel") or f.flannel_subnet
         for f in v.facts.values())
@@ -112,6 +116,11 @@ def observations(v: Validation, profile: ClusterProfile, tests: Sequence[Mapping
         cni=profile.cni, cni_agent=profile.cni_agent is not None,
         cni_embedded=bool(profile.cni_embedded), ipam_from_podcidr=profile.ipam_from_podcidr,
         dns_service=profile.dns_service or "kube-system/kube-dns",
+        checks=tuple(r for r in results if r.outcome in BAD),
+        pod_paths_ok=frozenset((p.source, p.target) for p, s in v.pod_ping.items()
+                               if s.sent and s.passed == s.sent),
+        replicas=replica_probes(v, profile), node_port=v.echo.node_port or 0,
+        dns_port=replica_port(v, profile),
         dns_workload=(f"{w.namespace}/{w.kind.lower()}/{w.name}"
                       if (w := profile.coredns) is not None and w.kind != "StaticPod" else ""),
     )

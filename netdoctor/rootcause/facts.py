@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -79,6 +80,7 @@ class NodeFacts:
     flannel_mtu: int | None = None
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     mtus: dict[str, int] = field(default_factory=dict)
+    macs: dict[str, str] = field(default_factory=dict)  # link -> MAC address
     routes: tuple[Route, ...] = ()
     vxlan_neighbors: dict[str, str] = field(default_factory=dict)  # ip -> mac
     vxlan_fdb: dict[str, str] = field(default_factory=dict)  # mac -> underlay ip
@@ -89,6 +91,9 @@ class NodeFacts:
     legacy_rules: tuple[str, ...] = ()
     nft_by_table: dict[str, tuple[str, ...]] = field(default_factory=dict)
     legacy_by_table: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    native_by_table: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Rules of nftables tables iptables does not manage (``inet hostfw``), written in
+    iptables' words (:func:`nft_rules`)."""
     complete: bool = False
 
     @property
@@ -156,6 +161,19 @@ class NodeFacts:
         """``-A`` rules of one ``table`` (``filter``, ``nat``...) held by ``backend``."""
         by_table = self.nft_by_table if backend == "nft" else self.legacy_by_table
         return by_table.get(table, ())
+
+    def device_of(self, ip: str) -> str | None:
+        """The link that holds address ``ip`` (the underlay device for a node's InternalIP)."""
+        return next((dev for dev, addrs in self.addresses.items()
+                     if any(a.split("/")[0] == ip for a in addrs)), None)
+
+    def all_rules(self) -> tuple[tuple[str, str, str], ...]:
+        """Every ``-A`` rule as ``(backend, table, rule)``, both backends, every table."""
+        return tuple((backend, table, rule)
+                     for backend, by_table in (("nft", self.nft_by_table),
+                                               ("legacy", self.legacy_by_table),
+                                               ("native-nft", self.native_by_table))
+                     for table, rules in sorted(by_table.items()) for rule in rules)
 
     def bridge_gateway(self, bridge: str = "cni0") -> tuple[str, ...]:
         """IPv4 addresses (CIDR) on a bridge."""
@@ -240,6 +258,59 @@ def _by_table(lines: list[str]) -> dict[str, tuple[str, ...]]:
     return {t: tuple(rules) for t, rules in out.items()}
 
 
+IPTABLES_OWN = {f"{family} {table}" for family in ("ip", "ip6")
+                for table in ("filter", "nat", "mangle", "raw", "security")}
+"""nftables tables iptables-nft manages (read through ``iptables-nft-save``)."""
+_NFT_WORDS = {"saddr": "-s", "daddr": "-d", "dport": "--dport", "sport": "--sport"}
+
+
+def _nft_rule(chain: str, text: str) -> str:
+    """One nft rule in iptables' words, the original kept after ``[nft:``.
+
+    Example:
+        >>> _nft_rule("input", "ip saddr 192.0.2.7 udp dport { 53, 5353 } drop")[:54]
+        '-A input -s 192.0.2.7 -p udp --dport 53,5353 -j DROP ['
+    """
+    words = text.replace("{ ", "{").replace(" }", "}").replace(", ", ",").split()
+    out = ["-A", chain]
+    for i, w in enumerate(words):
+        value = words[i + 1] if i + 1 < len(words) else ""
+        neg = value == "!="
+        if neg:
+            value = words[i + 2] if i + 2 < len(words) else ""
+        value = value.strip("{}").replace("-", ":") if w in ("dport", "sport") else \
+            value.strip("{}")
+        if w in _NFT_WORDS and value:
+            if w in ("dport", "sport") and words[i - 1] in ("tcp", "udp"):
+                out += ["-p", words[i - 1]]
+            out += [*(["!"] if neg else []), _NFT_WORDS[w], value]
+        elif w in ("l4proto", "protocol") and value:
+            out += ["-p", value]
+        elif w == "state" and i and words[i - 1] == "ct":
+            out += ["--ctstate", value.upper()]
+    verdict = next((v.upper() for v in ("drop", "reject", "accept") if v in words), "")
+    return " ".join([*out, *(["-j", verdict] if verdict else []), f"[nft: {text}]"])
+
+
+def nft_rules(lines: list[str]) -> dict[str, tuple[str, ...]]:
+    """Rules of ``nft list ruleset`` by ``family table``, outside iptables-nft's tables."""
+    out: dict[str, list[str]] = {}
+    table = chain = ""
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith("table "):
+            table, chain = " ".join(line.split()[1:3]), ""
+        elif line.startswith("chain "):
+            chain = line.split()[1]
+        elif line in ("}", "") or line.startswith(("type ", "policy ", "#")) or not chain:
+            continue
+        elif table not in IPTABLES_OWN and not line.startswith(("set ", "map ", "elements")):
+            # Counters change from one read to the next; the rule is the same.
+            line = re.sub(r"counter packets \d+ bytes \d+", "counter", line)
+            out.setdefault(table, []).append(_nft_rule(chain, line))
+    return {t: tuple(r) for t, r in out.items()}
+
+
 def _env(lines: list[str]) -> dict[str, str]:
     return {k.strip(): v.strip() for k, sep, v in (ln.partition("=") for ln in lines) if sep}
 
@@ -250,9 +321,12 @@ def parse(node: str, text: str) -> NodeFacts:
     env = _env(s.get("subnet-env", []))
     addresses: dict[str, tuple[str, ...]] = {}
     mtus: dict[str, int] = {}
+    macs: dict[str, str] = {}
     for link in _json(s.get("addr", [])):
         name = str(link.get("ifname", ""))
         mtus[name] = int(link.get("mtu", 0))
+        if link.get("address"):
+            macs[name] = str(link["address"])
         addresses[name] = tuple(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
                                 if a.get("family") == "inet")
     routes = tuple(Route(str(r.get("dst", "")), str(r.get("dev", "")), r.get("gateway"))
@@ -263,7 +337,7 @@ def parse(node: str, text: str) -> NodeFacts:
         cni_binaries=frozenset(ln.strip() for ln in s.get("cni-bin", []) if ln.strip()),
         flannel_subnet=env.get("FLANNEL_SUBNET"),
         flannel_mtu=int(env["FLANNEL_MTU"]) if env.get("FLANNEL_MTU", "").isdigit() else None,
-        addresses=addresses, mtus=mtus, routes=routes,
+        addresses=addresses, mtus=mtus, macs=macs, routes=routes,
         vxlan_neighbors={str(n["dst"]): str(n.get("lladdr", "")) for n in _json(s.get("neigh", []))
                          if "dst" in n},
         vxlan_fdb={str(f["mac"]): str(f.get("dst", "")) for f in _json(s.get("fdb", []))
@@ -278,6 +352,7 @@ def parse(node: str, text: str) -> NodeFacts:
         legacy_rules=tuple(ln for ln in s.get("legacy-save", []) if ln.startswith("-A ")),
         nft_by_table=_by_table(s.get("nft-save", [])),
         legacy_by_table=_by_table(s.get("legacy-save", [])),
+        native_by_table=nft_rules(s.get("nft-ruleset", [])),
         complete="end" in s,
     )
 

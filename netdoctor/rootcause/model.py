@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from netdoctor.model import CheckResult
 from netdoctor.rootcause.facts import NodeFacts
 from netdoctor.rootcause.playbook import commands
 
@@ -35,6 +36,25 @@ class PodView:
     component: str | None = None  # "coredns", "kube-proxy", "flannel" or None
     crashlooping: bool = False
     ready: bool = True
+
+
+@dataclass(frozen=True)
+class ReplicaProbe:
+    """One replica of the cluster DNS asked directly from every node's probe."""
+
+    namespace: str
+    name: str
+    node: str | None
+    ip: str
+    answered: frozenset[str] = frozenset()
+    """Nodes whose lookups at this replica were answered."""
+    silent: frozenset[str] = frozenset()
+    """Nodes whose lookups at this replica failed."""
+
+    @property
+    def ref(self) -> str:
+        """``namespace/name``."""
+        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,16 @@ class Observations:
     dns_workload: str = ""
     """``namespace/kind/name`` of the workload serving cluster DNS (``""``: none found)."""
 
+    checks: tuple[CheckResult, ...] = ()
+    """The run's failed and flaky checks (typed results, with the node or pair they name)."""
+    pod_paths_ok: frozenset[tuple[str, str]] = frozenset()
+    """(from node, to node) whose pod pings all passed."""
+    replicas: tuple[ReplicaProbe, ...] = ()
+    node_port: int = 0
+    """The echo Service's nodePort (0: none measured)."""
+    dns_port: int = 53
+    """The port a cluster DNS replica answers on."""
+
     def node(self, name: str) -> NodeView | None:
         """The node called ``name``."""
         return next((n for n in self.nodes if n.name == name), None)
@@ -85,10 +115,30 @@ class RootCause:
     explains: tuple[str, ...]  # signal names, then test ids
     layer: int  # 0 kernel, 1 CNI, 2 overlay, 3 kube-proxy, 4 DNS, 5 services
     subject: str = ""  # the object it is about (a CNI config file, a Service ns/name)
+    peer: str | None = None
+    """The other node of a cause between two nodes."""
+    confidence: float = 0.5
+    """How sure the ranking is (0..1): a differing fact where the checks fail is near 1, a
+    localised failure with no fact behind it low."""
+    contrast: tuple[str, ...] = ()
+    """``expected ... / observed ...`` lines that set it apart from the alternatives."""
+    tests: tuple[str, ...] = ()
+    """Node ids of the failed and flaky checks it explains."""
 
     def to_json(self) -> dict[str, object]:
         """The ``root_causes[]`` entry of summary.json, with the commands to confirm and fix."""
-        book = commands(self.id, self.node, self.subject)
-        return {"id": self.id, "node": self.node, "summary": self.summary,
+        book = commands(self.id, self.node, self.subject, self.peer)
+        return {"id": self.id, "node": self.node, "peer": self.peer, "subject": self.subject,
+                "summary": self.summary,
+                "confidence": round(self.confidence, 2), "contrast": list(self.contrast),
                 "evidence": list(self.evidence), "explains": list(self.explains),
+                "explains_tests": list(self.tests),
                 "confirm": list(book.confirm), "fix": list(book.fix)}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The ranked causes of a run and the failed or flaky checks none of them explains."""
+
+    causes: tuple[RootCause, ...]
+    unexplained: tuple[str, ...] = ()

@@ -34,4 +34,8 @@ sec nft-save
 iptables-nft-save 2>/dev/null
 sec legacy-save
 grep -q . /proc/net/ip_tables_names 2>/dev/null && iptables-legacy-save 2>/dev/null
+sec nft-ruleset
+# Tables written with nft directly (a host firewall in any nftables table); iptables-nft's own
+# tables are read above.
+nft list ruleset 2>/dev/null
 sec end

@@ -49,6 +49,62 @@ def _pod_cidr(node: str) -> str:
     return f"kubectl get node {node} -o jsonpath='{{.spec.podCIDR}}'"
 
 
+def _vxlan_state(node: str) -> str:
+    return on_node(node, "sh -c 'ip route; ip neigh show dev flannel.1; "
+                         "bridge fdb show dev flannel.1'")
+
+
+def _restart_flannel(node: str) -> str:
+    return (f"kubectl -n kube-flannel delete pod -l app=flannel --field-selector "
+            f"spec.nodeName={node}  # its agent rewrites routes, neighbours and FDB entries")
+
+
+def _path_commands(cause: str, node: str, peer: str | None, subject: str) -> Commands | None:
+    """Commands of causes on the path between nodes (``peer``: the other end, if any)."""
+    ends = f"{node} {peer}" if peer else node
+    ips = (f"kubectl get node {ends} -o custom-columns=NAME:.metadata.name,"
+           "IP:.status.addresses[0].address,PODCIDR:.spec.podCIDR,"
+           "VTEP:.metadata.annotations.flannel\\.alpha\\.coreos\\.com/backend-data")
+    state = "sh -c 'ip route; ip -d link; iptables-nft-save'"
+    table = {
+        "vxlan-fdb-stale": Commands((_vxlan_state(node), ips), (_restart_flannel(node),)),
+        "vxlan-neighbor-stale": Commands((_vxlan_state(node), ips), (_restart_flannel(node),)),
+        "pod-route-missing": Commands((on_node(node, "ip route"), ips),
+                                      (_restart_flannel(node),)),
+        "mtu-mismatch": Commands(
+            (on_node(node, "ip -d link"), on_node(node, "cat /host/run/flannel/subnet.env"),
+             f"{ips}  # then ip -d link on another node, to compare"),
+            (f"# set the underlay MTU of {node} back to the other nodes' (netplan, "
+             "NetworkManager or the cloud's NIC settings); then restart its Flannel agent",
+             _restart_flannel(node))),
+        "masquerade-missing": Commands(
+            (on_node(node, "iptables-save -t nat", change=True)
+             + "  # compare with another node's",),
+            (_restart_flannel(node) + " (the agent owning the pod network's NAT rules)",)),
+        "host-firewall": Commands(
+            (on_node(node, "sh -c 'iptables-nft-save; iptables-legacy-save; "
+                           "nft list ruleset'", change=True),),
+            (f"# remove the rule from {node}'s firewall configuration (firewalld, ufw, "
+             f"nftables.conf or the tool that wrote it): {subject or 'see the evidence'}",)),
+        "dns-replica-unresponsive": _replica_commands(node, subject),
+        "path-unexplained": Commands(
+            (ips, on_node(node, state, change=True),
+             *((on_node(peer, state, change=True),) if peer else ())),
+            (f"# no node fact explains it: check the underlay of {ends} (cloud security "
+             "groups, switches, the hypervisor's firewall)",)),
+    }
+    return table.get(cause)
+
+
+def _replica_commands(node: str, subject: str) -> Commands:
+    ns, _, pod = subject.partition("/")
+    ns, pod = ns or "kube-system", pod or "POD"
+    return Commands((f"kubectl -n {ns} get pod {pod} -o wide  # on {node}",
+                     f"kubectl -n {ns} logs {pod} --tail=50  # the replica on {node}"),
+                    (f"kubectl -n {ns} delete pod {pod}  # its controller starts a new replica "
+                     f"(on {node} or elsewhere)",))
+
+
 def _per_node(cause: str, node: str, subject: str) -> Commands | None:
     cni_dir = "/etc/cni/net.d"
     table = {
@@ -91,6 +147,11 @@ def _per_node(cause: str, node: str, subject: str) -> Commands | None:
                      change=True),
              f"kubectl -n kube-system delete pod -l k8s-app=kube-proxy "
              f"--field-selector spec.nodeName={node}")),
+        "rp-filter-strict": Commands(
+            (on_node(node, "cat /proc/sys/net/ipv4/conf/all/rp_filter"),),
+            (on_node(node, "sysctl -w net.ipv4.conf.all.rp_filter=2 && echo "
+                           "net.ipv4.conf.all.rp_filter=2 > /etc/sysctl.d/92-netdoctor.conf",
+                     change=True),)),
         "netfilter-unmanageable": Commands(
             (on_node(node, "iptables-nft -S", change=True),
              f"kubectl -n kube-system logs -l k8s-app=kube-proxy --tail=50 "
@@ -141,7 +202,8 @@ def _cluster_wide(cause: str, subject: str) -> Commands | None:
     return table.get(cause)
 
 
-def commands(cause: str, node: str | None, subject: str) -> Commands:
+def commands(cause: str, node: str | None, subject: str, peer: str | None = None
+             ) -> Commands:
     """The confirm and fix commands of ``cause`` on ``node`` (``None``: cluster-wide).
 
     Args:
@@ -149,6 +211,8 @@ def commands(cause: str, node: str | None, subject: str) -> Commands:
         node: The node it lives on.
         subject: The object it is about, when there is one (the winning CNI config file,
             a Service as ``namespace/name``); ``""`` otherwise.
+        peer: The other node of a cause between two nodes.
     """
-    found = _per_node(cause, node, subject) if node else None
+    found = ((_path_commands(cause, node, peer, subject)
+              or _per_node(cause, node, subject)) if node else None)
     return found or _cluster_wide(cause, subject) or Commands()

@@ -9,18 +9,20 @@ crash-looping CoreDNS, not the other way round).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 from netdoctor.probes.findings import TIMEOUT_LINES
+from netdoctor.rootcause import nodefindings, pathrules
 from netdoctor.rootcause.facts import (
-    SYSCTL_BRIDGE_NF,
-    SYSCTL_IP_FORWARD,
     VXLAN_DEVICE,
     NodeFacts,
     in_cidr,
 )
-from netdoctor.rootcause.model import Observations, RootCause
+from netdoctor.rootcause.model import Observations
+from netdoctor.rootcause.pathfacts import POD_KINDS, THROUGH_PODS
+from netdoctor.rootcause.ranking import Candidate, detector, explain, names_node, rank
+
+__all__ = ["detector", "explain", "pathrules", "rank"]
 
 CONNECTIVITY = "pod_connectivity_failed"
 COREDNS = "coredns_crashloop"
@@ -28,29 +30,6 @@ DNS = "dns_timeouts"
 ENDPOINTS = "service_endpoints_missing"
 KUBE_PROXY = "kube_proxy_restarts"
 FLANNEL = "flannel_missing"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A cause before ranking: what it would explain if those signals are present."""
-
-    id: str
-    node: str | None
-    summary: str
-    evidence: tuple[str, ...]
-    signals: frozenset[str]
-    layer: int
-    subject: str = ""
-
-
-Detector = Callable[[Observations], Iterable[Candidate]]
-DETECTORS: list[Detector] = []
-
-
-def detector(fn: Detector) -> Detector:
-    """Register a cause detector."""
-    DETECTORS.append(fn)
-    return fn
 
 
 def _dns_chain(obs: Observations, node: str) -> set[str]:
@@ -66,22 +45,31 @@ def _dns_chain(obs: Observations, node: str) -> set[str]:
 def _node_network(obs: Observations, node: str) -> frozenset[str]:
     pairs = [p for p in obs.broken_pairs if node in p]
     signals = {CONNECTIVITY} if pairs or not obs.broken_pairs else set()
-    if _names_node(obs.failed_tests.get(DNS, ()), node):
+    if names_node(obs.failed_tests.get(DNS, ()), node):
         signals.add(DNS)  # lookups from the node's own pods cannot leave it
     return frozenset(signals | _dns_chain(obs, node))
 
 
-def _names_node(test_ids: Iterable[str], node: str) -> bool:
-    """A failing test's parametrize id names ``node`` (``[node]``, ``[node-...]``,
-    ``[a->node]``)."""
-    return any(f"[{node}]" in t or f"[{node}-" in t or f"{node}->" in t or f"->{node}]" in t
-               for t in test_ids)
+NODE_NETWORK = (*((k, "either") for k in POD_KINDS), *((k, "any") for k in THROUGH_PODS))
+"""What a node whose own pod network is broken breaks: every pod path to or from it, and
+any path that may be balanced to a pod there."""
+
+
+SERVICE_PATHS = (("service_cluster_ip", "pair"), ("api_cluster_ip", "pair"),
+                 ("node_port", "either"), ("dns", "any"), ("cluster_dns_answers", "any"))
+"""Paths through a node's Service rules (DNS from anywhere: its replicas may live there)."""
+
+
+def _breaks(*kinds: str) -> tuple[tuple[str, str], ...]:
+    """A node's broken pod network plus its own node-fact checks that show it."""
+    return (*NODE_NETWORK, *((k, "pair") for k in kinds))
 
 
 def _local_causes(obs: Observations) -> set[str]:
     """Nodes whose own pod network is broken (CNI config, bridge, forwarding)."""
     nodes = {c.node for c in cni_config_shadowed(obs)} | {c.node for c in bridge_conflict(obs)}
-    nodes |= {n for n, f in obs.facts.items() if f.sysctls.get(SYSCTL_IP_FORWARD) == "0"}
+    nodes |= {n for n, f in obs.facts.items()
+              if any(x.id == "ip-forward-off" for x in nodefindings.kernel(f, obs.cni))}
     return {n for n in nodes if n}
 
 
@@ -119,7 +107,12 @@ def cni_config_shadowed(obs: Observations) -> Iterable[Candidate]:
                             + ", ".join(outside))
         yield Candidate("cni-config-shadowed", node,
                         f"{node}: CNI config {active.name} shadows the cluster's {obs.cni} config",
-                        tuple(evidence), _node_network(obs, node), 1, active.name)
+                        tuple(evidence), _node_network(obs, node), 1, active.name,
+                        breaks=_breaks("cni_config_wins", "pod_ips_in_podcidr"),
+                        confidence=0.9, contrast=(
+                            f"expected the runtime's first config in {f.cni_dir} to be "
+                            f"{obs.cni}'s / observed {active.name} "
+                            f"(type {', '.join(active.plugins)})",))
 
 
 @detector
@@ -134,21 +127,24 @@ def pod_ip_outside_cidr(obs: Observations) -> Iterable[Candidate]:
         if outside:
             yield Candidate("pod-ip-outside-podcidr", view.name,
                             f"{view.name}: pod IPs outside its podCIDR {view.pod_cidr}",
-                            tuple(outside), _node_network(obs, view.name), 1)
+                            tuple(outside), _node_network(obs, view.name), 1,
+                            breaks=_breaks("pod_ips_in_podcidr"), confidence=0.7,
+                            contrast=(f"expected pod IPs in {view.pod_cidr} / observed "
+                                      f"{outside[0]}",))
 
 
 @detector
 def bridge_conflict(obs: Observations) -> Iterable[Candidate]:
-    """cni0 holds an address that is not the node's pod gateway."""
+    """cni0 does not hold the node's pod gateway, or lies outside its podCIDR."""
     for node, f in _facts(obs):
-        want = f.flannel_subnet
-        have = f.bridge_gateway("cni0")
-        if want and have and want not in have:
-            yield Candidate("cni-bridge-conflict", node,
-                            f'{node}: "cni0" has {", ".join(have)}, not the pod gateway {want}',
-                            (f"cni0 addresses {', '.join(have)}",
-                             f"/run/flannel/subnet.env FLANNEL_SUBNET={want}"),
-                            _node_network(obs, node), 1)
+        view = obs.node(node)
+        for found in nodefindings.bridge(f, view.pod_cidr if view else None):
+            yield Candidate(found.id, node, f"{node}: {found.observed}, not {found.expected}",
+                            (found.observed, *found.evidence,
+                             f"/run/flannel/subnet.env FLANNEL_SUBNET={f.flannel_subnet}"),
+                            _node_network(obs, node), 1,
+                            breaks=_breaks("bridge_matches_podcidr"), confidence=0.9,
+                            contrast=found.contrast)
 
 
 def _agent_cascade(obs: Observations) -> frozenset[str]:
@@ -168,7 +164,11 @@ def cni_agent_missing(obs: Observations) -> Iterable[Candidate]:
     yield Candidate("cni-agent-missing", None, f"the {obs.cni} agent DaemonSet is gone: nothing "
                     "programs the pod network on the nodes",
                     (f"no {obs.cni} agent DaemonSet in any namespace, yet the nodes' CNI config "
-                     f"is {obs.cni}'s",), _agent_cascade(obs), 2)
+                     f"is {obs.cni}'s",), _agent_cascade(obs), 2,
+                    breaks=tuple((k, "any") for k in (*POD_KINDS, *THROUGH_PODS,
+                                                      "flannel_running_ready")),
+                    confidence=0.85, contrast=(f"expected a {obs.cni} agent DaemonSet / "
+                                               "observed none in any namespace",))
 
 
 @detector
@@ -184,53 +184,72 @@ def vxlan_state(obs: Observations) -> Iterable[Candidate]:
                             "runs there, embedded or not")
         yield Candidate("flannel-missing", None, "Flannel is not running: no Flannel DaemonSet "
                         "and no node forwards pod traffic to other nodes", tuple(evidence),
-                        _agent_cascade(obs), 2)
+                        _agent_cascade(obs), 2,
+                        breaks=tuple((k, "any") for k in (*POD_KINDS, *THROUGH_PODS,
+                                                          "vxlan_peers",
+                                                          "flannel_running_ready")),
+                        confidence=0.85, contrast=("expected a Flannel agent on every node / "
+                                                   "observed no Flannel DaemonSet",))
         return
+    # Per-peer routes, neighbours and FDB entries are judged once, in pathfacts.forwarding.
     for node, f in _facts(obs):
-        peers = [n for n in obs.nodes if n.name != node and n.pod_cidr]
-        routed = {r.dst for r in f.routes if r.dev == VXLAN_DEVICE}
-        lost = [p.name for p in peers if p.pod_cidr not in routed]
-        if VXLAN_DEVICE in f.addresses and not lost:
+        if VXLAN_DEVICE in f.addresses:
             continue
-        detail = (f"{VXLAN_DEVICE} missing" if VXLAN_DEVICE not in f.addresses
-                  else f"no {VXLAN_DEVICE} route to {', '.join(lost)}")
+        detail = f"{VXLAN_DEVICE} missing"
         yield Candidate("vxlan-incomplete", node, f"{node}: {detail}", (detail,),
-                        _node_network(obs, node), 2)
+                        _node_network(obs, node), 2, breaks=_breaks("vxlan_peers"),
+                        confidence=0.85,
+                        contrast=(f"expected {VXLAN_DEVICE} on {node} / observed none",))
+
+
+KERNEL_SIGNALS = {"ip-forward-off": None, "br-netfilter-off": DNS, "rp-filter-strict": ""}
+"""What a kernel switch explains: a node's pod network (None), DNS through Service rules, or
+only what its checks show ("")."""
 
 
 @detector
 def kernel_switches(obs: Observations) -> Iterable[Candidate]:
-    """ip_forward and bridge-nf-call-iptables as the node's kernel has them."""
+    """ip_forward, bridge-nf-call-iptables and rp_filter as the node's kernel has them."""
     for node, f in _facts(obs):
-        if f.sysctls.get(SYSCTL_IP_FORWARD) == "0":
-            yield Candidate("ip-forward-off", node, f"{node}: net.ipv4.ip_forward=0",
-                            ("net.ipv4.ip_forward = 0: the node does not route pod traffic",),
-                            _node_network(obs, node), 0)
-        if f.sysctls.get(SYSCTL_BRIDGE_NF) in ("0", "missing"):
-            yield Candidate("br-netfilter-off", node,
-                            f"{node}: bridged pod traffic bypasses iptables",
-                            (f"net.bridge.bridge-nf-call-iptables = {f.sysctls[SYSCTL_BRIDGE_NF]}: "
-                             "same-node traffic to a ClusterIP is not translated back",),
-                            frozenset(_dns_chain(obs, node) & {DNS} or {DNS}), 0)
+        for found in nodefindings.kernel(f, obs.cni):
+            kind = KERNEL_SIGNALS.get(found.id, "")
+            if kind is None:
+                signals, breaks = _node_network(obs, node), _breaks("kernel_prerequisites")
+            elif kind == DNS:
+                signals = frozenset(_dns_chain(obs, node) & {DNS} or {DNS})
+                breaks = (("kernel_prerequisites", "pair"), *SERVICE_PATHS)
+            else:
+                signals = frozenset()
+                breaks = (("kernel_prerequisites", "pair"),
+                          *((k, "either") for k in POD_KINDS))
+            yield Candidate(found.id, node, f"{node}: {found.observed}",
+                            (f"{found.observed}: {found.evidence[0]}",), signals, 0,
+                            breaks=breaks, confidence=0.9 if kind is None else 0.8,
+                            contrast=found.contrast)
 
 
 @detector
 def iptables_backends(obs: Observations) -> Iterable[Candidate]:
     """KUBE-* rules in both backends, or a table iptables-nft cannot manage."""
     for node, f in _facts(obs):
-        legacy, nft = f.kube_rules("legacy"), f.kube_rules("nft")
-        if legacy and nft:
-            yield Candidate("iptables-mixed-backend", node,
-                            f"{node}: kube-proxy rules in both iptables backends",
-                            (f"{len(nft)} KUBE-* rules in nf_tables, {len(legacy)} in legacy "
-                             f"tables ({', '.join(f.legacy_tables)}): the legacy NAT, registered "
-                             "last, wins", *legacy[:3]), frozenset({DNS, ENDPOINTS}), 0)
-        if f.nft_incompatible:
+        for found in nodefindings.iptables(f):
+            if found.id == "iptables-mixed-backend":
+                yield Candidate(found.id, node,
+                                f"{node}: kube-proxy rules in both iptables backends",
+                                (f"KUBE-* rules: {found.observed}: {found.evidence[0]}",
+                                 *found.evidence[1:4]), frozenset({DNS, ENDPOINTS}), 0,
+                                breaks=(("iptables_backends", "pair"), *SERVICE_PATHS),
+                                confidence=0.9, contrast=found.contrast)
+                continue
             log = obs.kube_proxy_logs.get(node, "")
             failed = [ln for ln in log.splitlines() if "iptables-restore" in ln][-1:]
-            yield Candidate("netfilter-unmanageable", node,
+            yield Candidate(found.id, node,
                             f"{node}: iptables cannot manage the node's tables; kube-proxy fails",
-                            (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0)
+                            (*f.nft_warnings, *failed), frozenset({KUBE_PROXY}), 0,
+                            breaks=(("iptables_backends", "pair"),
+                                    ("kube_proxy_running_ready", "pair"),
+                                    ("kube_proxy_stable", "pair"), *SERVICE_PATHS),
+                            confidence=0.85, contrast=found.contrast)
 
 
 def _api_unreachable(line: str) -> bool:
@@ -250,12 +269,19 @@ def coredns_side(obs: Observations) -> Iterable[Candidate]:
         yield Candidate("coredns-cannot-reach-api", nodes[0] if len(nodes) == 1 else None,
                         "CoreDNS cannot reach the API server from its node",
                         tuple(api[-2:]), frozenset({COREDNS, ENDPOINTS, DNS}), 4,
-                        obs.dns_workload)
+                        obs.dns_workload, breaks=(("dns", "any"), ("cluster_dns_answers", "any")),
+                        confidence=0.8, contrast=(
+                            "expected CoreDNS to list Services from the API / observed "
+                            f"{api[-1][:160]}",))
     timeouts = [ln for ln in lines if "i/o timeout" in ln and "read udp" in ln]
     if len(timeouts) >= TIMEOUT_LINES:  # one or two are a lost packet, not a dead upstream
         yield Candidate("upstream-dns-unreachable", None,
                         "CoreDNS's upstream resolver does not answer", tuple(timeouts[-2:]),
-                        frozenset({DNS}), 4, obs.dns_workload)
+                        frozenset({DNS}), 4, obs.dns_workload,
+                        breaks=(("dns[external]", "any"), ("cluster_dns_answers", "any")),
+                        confidence=0.8, contrast=(
+                            "expected the upstream resolver to answer CoreDNS / observed "
+                            f"{len(timeouts)} read timeouts in its log",))
 
 
 @detector
@@ -265,26 +291,5 @@ def selector_mismatch(obs: Observations) -> Iterable[Candidate]:
         yield Candidate("service-selector-matches-nothing", None,
                         f"Service {svc}: its selector matches no pod",
                         (f"{svc} selects no pod in its namespace",), frozenset({ENDPOINTS}), 5,
-                        svc)
-
-
-def _tests_for(obs: Observations, signal: str, node: str | None) -> list[str]:
-    tests = list(obs.failed_tests.get(signal, ()))
-    if node is not None and signal in (CONNECTIVITY, DNS):
-        tests = [t for t in tests if _names_node([t], node)] or tests
-    return tests
-
-
-def rank(obs: Observations) -> list[RootCause]:
-    """Every detected cause that explains at least one present signal, best first."""
-    causes: list[RootCause] = []
-    for detect in DETECTORS:
-        for c in detect(obs):
-            explained = sorted(c.signals & obs.signals)
-            if not explained:
-                continue
-            tests = [t for s in explained for t in _tests_for(obs, s, c.node)]
-            causes.append(RootCause(c.id, c.node, c.summary, c.evidence,
-                                    (*explained, *dict.fromkeys(tests)), c.layer, c.subject))
-    return sorted(causes, key=lambda c: (-sum(1 for e in c.explains if "::" not in e), c.layer,
-                                         c.node or ""))
+                        svc, confidence=0.9,
+                        contrast=(f"expected {svc}'s selector to match pods / observed none",))

@@ -34,6 +34,7 @@ def test_healthy_every_check_passes(healthy_lab: Lab, tmp_path: Path) -> None:
     assert set(outcomes.values()) == {"passed"}, outcomes
     assert (run.summary["score"], run.summary["verdict"]) == (0, "none")
     assert run.summary.get("root_causes") == [], run.summary.get("root_causes")
+    assert run.summary.get("unexplained") == []
     assert "test_pod_to_pod[worker-1->worker-2]" in " ".join(outcomes)
     assert run.summary["cluster"]["cni"] == "flannel"
     assert probe_objects(healthy_lab.kubeconfig) == []

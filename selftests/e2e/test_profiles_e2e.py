@@ -128,6 +128,7 @@ def test_healthy_shape_is_clean(labs: tuple[str, Lab, Lab], tmp_path: Path) -> N
     assert all(run.summary["signal_reasons"].values())
     assert run.summary["applicable"] == 6 - len(nulls(run.summary))
     assert run.summary.get("root_causes") == []
+    assert run.summary.get("unexplained") == []  # no failed or flaky check left over
     passed = [t for t in run.summary["tests"] if t["outcome"] == "passed"]
     assert any("test_pod_to_pod" in t["nodeid"] for t in passed)
     assert any("test_dns[" in t["nodeid"] for t in passed)

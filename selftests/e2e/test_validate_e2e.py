@@ -101,6 +101,7 @@ def test_healthy_validates_clean(healthy_lab: Lab, tmp_path: Path) -> None:
                      "test_dns[worker-1-replica]", "test_egress_http[worker-1]"):
         assert expected in ids
     assert run.summary["root_causes"] == []
+    assert run.summary["unexplained"] == []
     kinds = run.summary["matrix"]["kinds"]
     assert {"pod_ping", "pod_http", "node_port", "pod_mtu"} <= set(kinds), list(kinds)
     assert {c["outcome"] for k in kinds.values() for row in k["cells"].values()

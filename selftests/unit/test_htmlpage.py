@@ -100,3 +100,18 @@ def test_remediation_side_by_side_and_unknown_keys_kept() -> None:
     assert "mv back" in page
     assert ">plan<" in page
     assert "stray-cni-config on n2" in page
+
+
+def test_causes_show_confidence_contrast_tests_and_the_unexplained() -> None:
+    cause = {"id": "vxlan-fdb-stale", "node": "n1", "peer": "n2", "summary": "n1: stale FDB",
+             "confidence": 0.95, "contrast": ["expected FDB m dst 10.0.0.2 / observed 10.0.0.9"],
+             "evidence": [], "explains": ["pod_connectivity_failed"],
+             "explains_tests": ["t.py::test_a[n1->n2]"], "confirm": [], "fix": []}
+    page = page_block(_summary(verdict="partial", root_causes=[cause],
+                               unexplained=["t.py::test_b[n3]"]), {})
+    assert "confidence 0.95 · between n1 and n2" in page
+    assert "expected FDB m dst 10.0.0.2 / observed 10.0.0.9" in page
+    assert "explains 1 failed or flaky check(s): t.py::test_a[n1-&gt;n2]" in page
+    assert 'id="nd-unexplained"' in page
+    assert "t.py::test_b[n3]" in page
+    assert 'id="nd-unexplained"' not in page_block(_summary(unexplained=[]), {})

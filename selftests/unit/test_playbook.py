@@ -7,22 +7,33 @@ from pathlib import Path
 
 import pytest
 
-from netdoctor.rootcause import rules
+from netdoctor.rootcause import nodefindings, pathfacts, pathrules, ranking, rules
 from netdoctor.rootcause.model import RootCause
 from netdoctor.rootcause.playbook import commands
 
 NODE_CAUSES = ("cni-config-shadowed", "cni-bridge-conflict", "pod-ip-outside-podcidr",
                "vxlan-incomplete", "ip-forward-off", "br-netfilter-off",
-               "iptables-mixed-backend", "netfilter-unmanageable")
+               "iptables-mixed-backend", "netfilter-unmanageable", "vxlan-fdb-stale",
+               "vxlan-neighbor-stale", "pod-route-missing", "masquerade-missing",
+               "mtu-mismatch", "host-firewall", "dns-replica-unresponsive",
+               "path-unexplained", "rp-filter-strict")
 CLUSTER_CAUSES = ("flannel-missing", "cni-agent-missing", "coredns-cannot-reach-api",
                   "upstream-dns-unreachable",
                   "service-selector-matches-nothing")
 
 
 def test_every_cause_the_rules_can_rank_has_commands() -> None:
-    source = Path(rules.__file__).read_text()
-    ranked = set(re.findall(r'Candidate\(\s*"([a-z-]+)"', source))
+    ranked: set[str] = set()
+    for module in (rules, pathrules, pathfacts, nodefindings, ranking):
+        source = Path(str(module.__file__)).read_text()
+        ranked |= set(re.findall(r'(?:Candidate|Finding)\(\s*"([a-z-]+)"', source))
+        ranked |= set(re.findall(r'_ID = "([a-z-]+)"', source))
+        ranked |= set(re.findall(r'\(\s*"([a-z-]+)", SYSCTL_', source))
+    ranked |= set(re.findall(r'"([a-z-]+)": "(?:no route|stale)', Path(
+        str(pathrules.__file__)).read_text()))
     assert ranked == set(NODE_CAUSES) | set(CLUSTER_CAUSES)
+    for cause in ranked:
+        assert commands(cause, "n1", "s", "n2").confirm, cause
 
 
 @pytest.mark.parametrize("cause", NODE_CAUSES)

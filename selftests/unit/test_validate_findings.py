@@ -10,7 +10,7 @@ import pytest
 from netdoctor.cluster.echo import echo_deployment_spec, echo_service_spec
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.profile import NodeInfo
-from netdoctor.model import Attempt, CheckFailed, Evidence
+from netdoctor.model import Attempt, CheckFailed, CheckResult, Evidence
 from netdoctor.probes import nodechecks
 from netdoctor.probes.parsers import PingResult
 from netdoctor.probes.pathfindings import judge
@@ -156,6 +156,6 @@ def test_unmatched_selectors_and_failing_by_signal() -> None:
             {"metadata": {"namespace": "shop", "name": "ok"},
              "spec": {"selector": {"app": "webapp"}}}]
     assert unmatched_selectors(svcs, pods) == ("shop/web",)
-    tests = [{"nodeid": "a", "outcome": "failed", "signals": ["dns_timeouts"]},
-             {"nodeid": "b", "outcome": "passed", "signals": ["dns_timeouts"]}]
+    tests = [CheckResult("a", "failed", ("dns_timeouts",)),
+             CheckResult("b", "passed", ("dns_timeouts",))]
     assert failing_by_signal(tests) == {"dns_timeouts": ("a",)}

@@ -50,14 +50,18 @@ def test_pod_ips_in_podcidr(validation: Validation, profile: ClusterProfile, nod
 
 
 @pytest.mark.requires("flannel-data-plane")
-def test_vxlan_peers(facts: NodeFacts, profile: ClusterProfile, probes: ProbeSet) -> None:
-    """flannel.1 has a route, neighbour and FDB entry for every other node."""
+def test_vxlan_peers(facts: NodeFacts, node_facts: dict[str, NodeFacts],
+                     profile: ClusterProfile, probes: ProbeSet) -> None:
+    """flannel.1 has a route, neighbour and FDB entry for every other node, each leading to
+    that node's VTEP and InternalIP."""
     peers = [n for n in profile.nodes if n.name != facts.node]
-    expect_none(nodechecks.vxlan_peers(facts, peers, probes.namespace),
+    expect_none(nodechecks.vxlan_peers(facts, peers, probes.namespace, node_facts),
                 f"{facts.node}: VXLAN forwarding incomplete")
 
 
-def test_kernel_prerequisites(facts: NodeFacts, probes: ProbeSet) -> None:
-    """ip_forward=1, bridge-nf-call-iptables=1, rp_filter not strict."""
-    expect_none(nodechecks.kernel(facts, probes.namespace),
+def test_kernel_prerequisites(facts: NodeFacts, profile: ClusterProfile,
+                              probes: ProbeSet) -> None:
+    """ip_forward=1, bridge-nf-call-iptables=1, rp_filter not strict (where the CNI does not
+    want it strict: Calico does)."""
+    expect_none(nodechecks.kernel(facts, probes.namespace, profile.cni),
                 f"{facts.node}: kernel prerequisites")
