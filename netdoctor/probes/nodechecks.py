@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from netdoctor.cluster.probes import probe_name
+from netdoctor.cluster.probes import ProbeSet, run_name
 from netdoctor.cluster.profile import NodeInfo
 from netdoctor.model import Evidence, make_evidence
 from netdoctor.rootcause import nodefindings, pathfacts
@@ -17,30 +17,32 @@ from netdoctor.rootcause.model import NodeView
 from netdoctor.rootcause.pathfacts import Finding
 
 
-def _cmd(node: str, ns: str, what: str) -> str:
-    return f"kubectl exec -n {ns} {probe_name(node, 'nodeprobe')} -- {what}"
+def _cmd(node: str, probes: ProbeSet, what: str) -> str:
+    # The node probe's own name: in a shared --probe-namespace it carries the run id.
+    pod = run_name(probes.namespace, probes.run_id, "nodeprobe", node)
+    return f"kubectl exec -n {probes.namespace} {pod} -- {what}"
 
 
 IPTABLES_TITLES = {"iptables-mixed-backend": "KUBE-* rules in both iptables backends",
                    "netfilter-unmanageable": "iptables cannot manage a table"}
 
 
-def iptables_backends(f: NodeFacts, ns: str) -> list[Evidence]:
+def iptables_backends(f: NodeFacts, probes: ProbeSet) -> list[Evidence]:
     """KUBE-* rules in the legacy backend next to nf_tables ones; tables iptables cannot
     manage (judged by :func:`netdoctor.rootcause.nodefindings.iptables`)."""
     return [item for x in nodefindings.iptables(f)
             for item in _evidence(f"{f.node}: {IPTABLES_TITLES[x.id]}", [x],
-                                  _cmd(f.node, ns, x.command))]
+                                  _cmd(f.node, probes, x.command))]
 
 
-def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
+def cni_winner(f: NodeFacts, cni: str, probes: ProbeSet) -> list[Evidence]:
     """The lexically first CNI config (the one the runtime uses) is the cluster CNI's own,
     or a meta-plugin (Multus) that delegates to it."""
     active = f.active_cni
     files = ", ".join(c.name for c in f.active_files) or "none"
     if active is None:
         return [make_evidence(f"{f.node}: no CNI config in {f.cni_dir}", "none",
-                              command=_cmd(f.node, ns, f"ls /host{f.cni_dir}"))]
+                              command=_cmd(f.node, probes, f"ls /host{f.cni_dir}"))]
     if f.owns(active, cni) and not active.error:
         return []
     via = ""
@@ -55,7 +57,7 @@ def cni_winner(f: NodeFacts, cni: str, ns: str) -> list[Evidence]:
          *([via] if via else []),
          *([f"{active.name}: {active.error}"] if active.error else []),
          *([f"{active.name} allocates from {active.subnet}"] if active.subnet else [])],
-        command=_cmd(f.node, ns, f"ls -l /host{f.cni_dir}"))]
+        command=_cmd(f.node, probes, f"ls -l /host{f.cni_dir}"))]
 
 
 def _evidence(title: str, findings: list[Finding], command: str) -> list[Evidence]:
@@ -66,12 +68,12 @@ def _evidence(title: str, findings: list[Finding], command: str) -> list[Evidenc
     return [make_evidence(title, lines, command=command)]
 
 
-def bridge_subnet(f: NodeFacts, info: NodeInfo, ns: str) -> list[Evidence]:
+def bridge_subnet(f: NodeFacts, info: NodeInfo, probes: ProbeSet) -> list[Evidence]:
     """cni0 holds the pod gateway, and it and Flannel's subnet lease lie in the node's
     podCIDR (judged by :func:`netdoctor.rootcause.nodefindings.bridge`)."""
     return _evidence(f"{f.node}: cni0/subnet lease do not match the pod gateway or podCIDR "
                      f"{info.pod_cidr}", nodefindings.bridge(f, info.pod_cidr or None),
-                     _cmd(f.node, ns, "ip addr show cni0"))
+                     _cmd(f.node, probes, "ip addr show cni0"))
 
 
 def pods_outside_cidr(node: str, pod_cidr: str, pods: Iterable[tuple[str, str]]
@@ -85,25 +87,25 @@ def pods_outside_cidr(node: str, pod_cidr: str, pods: Iterable[tuple[str, str]]
                                   f"spec.nodeName={node}")]
 
 
-def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], ns: str,
+def vxlan_peers(f: NodeFacts, peers: Sequence[NodeInfo], probes: ProbeSet,
                 every: Mapping[str, NodeFacts] | None = None) -> list[Evidence]:
     """flannel.1 exists and has a route, a neighbour and an FDB entry for every peer
     (judged by :func:`netdoctor.rootcause.pathfacts.forwarding`; ``every``: all nodes' facts,
     so that a neighbour entry is compared with the peer's own VTEP MAC)."""
     if VXLAN_DEVICE not in f.addresses:
         return [make_evidence(f"{f.node}: no {VXLAN_DEVICE} device", "VXLAN device absent",
-                              command=_cmd(f.node, ns, "ip -d link show flannel.1"))]
+                              command=_cmd(f.node, probes, "ip -d link show flannel.1"))]
     views = [NodeView(p.name, p.internal_ip, p.pod_cidr or None) for p in peers]
     found = [x for x in pathfacts.forwarding({**(every or {}), f.node: f}, views)
              if x.node == f.node]
     return _evidence(f"{f.node}: VXLAN state incomplete", found,
-                     _cmd(f.node, ns, "bridge fdb show dev flannel.1"))
+                     _cmd(f.node, probes, "bridge fdb show dev flannel.1"))
 
 
-def kernel(f: NodeFacts, ns: str, cni: str = "") -> list[Evidence]:
+def kernel(f: NodeFacts, probes: ProbeSet, cni: str = "") -> list[Evidence]:
     """ip_forward on, bridged traffic through iptables, no strict reverse-path filter where
     the CNI does not want it (judged by :func:`netdoctor.rootcause.nodefindings.kernel`)."""
     return _evidence(f"{f.node}: kernel prerequisites not met", nodefindings.kernel(f, cni),
-                     _cmd(f.node, ns, "sysctl net.ipv4.ip_forward "
+                     _cmd(f.node, probes, "sysctl net.ipv4.ip_forward "
                                       "net.bridge.bridge-nf-call-iptables "
                                       "net.ipv4.conf.all.rp_filter"))

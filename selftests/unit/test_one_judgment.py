@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import NodeInfo
 from netdoctor.model import CheckResult, Place
 from netdoctor.probes import nodechecks
@@ -27,6 +28,8 @@ DATA = Path(__file__).parent.parent / "data" / "nodefacts"
 GOOD = {SYSCTL_IP_FORWARD: "1", SYSCTL_BRIDGE_NF: "1", SYSCTL_RP_FILTER: "0"}
 NODE = NodeView("w1", "192.168.4.11", "10.244.1.0/24")
 INFO = NodeInfo("w1", True, False, (), "192.168.4.11", "10.244.1.0/24", True)
+
+PROBES = ProbeSet("netdoctor-run1", "run1")
 
 
 def kernel_facts(**sysctls: str) -> NodeFacts:
@@ -50,7 +53,7 @@ def failing_kernel_check() -> Observations:
 def test_check_ranking_and_repair_agree_on_kernel_switches(key: str, value: str,
                                                            cause: str | None) -> None:
     f = kernel_facts(**{key: value})
-    flagged = bool(nodechecks.kernel(f, "ns"))
+    flagged = bool(nodechecks.kernel(f, PROBES))
     obs = dataclasses.replace(failing_kernel_check(), facts={"w1": f})
     ranked = [c.id for c in explain(obs).causes]
     repaired = system._wrong(f)
@@ -75,7 +78,7 @@ def test_rp_filter_strict_is_repaired_to_loose() -> None:
 def test_check_ranking_and_repair_agree_on_the_bridge(cni0: tuple[str, ...], lease: str,
                                                       flagged: bool, repaired: bool) -> None:
     f = NodeFacts("w1", flannel_subnet=lease, addresses={"cni0": cni0}, complete=True)
-    assert bool(nodechecks.bridge_subnet(f, INFO, "ns")) is flagged
+    assert bool(nodechecks.bridge_subnet(f, INFO, PROBES)) is flagged
     bad = CheckResult("t.py::test_bridge_matches_podcidr[w1]", "failed",
                       place=Place("bridge_matches_podcidr", "", "w1"))
     ranked = [c.id for c in explain(Observations(nodes=(NODE,), facts={"w1": f},
@@ -92,7 +95,7 @@ def test_check_ranking_and_repair_agree_on_iptables_backends(sample: str,
     f = parse_facts("w1", (DATA / f"{sample}.txt").read_text())
     found = nodefindings.iptables(f)
     assert [x.id for x in found] == ([cause] if cause else [])
-    assert len(nodechecks.iptables_backends(f, "ns")) == len(found)
+    assert len(nodechecks.iptables_backends(f, PROBES)) == len(found)
     bad = CheckResult("t.py::test_iptables_backends[w1]", "failed",
                       place=Place("iptables_backends", "", "w1"))
     ranked = explain(Observations(nodes=(NODE,), facts={"w1": f}, checks=(bad,))).causes
@@ -105,7 +108,7 @@ def test_check_ranking_and_repair_agree_on_iptables_backends(sample: str,
 def test_strict_rp_filter_is_what_calico_wants(cni: str) -> None:
     # Felix refuses loose reverse-path filtering: no finding, no cause, no repair to 2.
     f = kernel_facts(**{SYSCTL_RP_FILTER: "1"})
-    assert nodechecks.kernel(f, "ns", cni) == []
+    assert nodechecks.kernel(f, PROBES, cni) == []
     assert system._wrong(f, cni) == {}
     obs = dataclasses.replace(failing_kernel_check(), facts={"w1": f}, cni=cni)
     assert [c.id for c in explain(obs).causes] == []

@@ -9,6 +9,7 @@ import pytest
 
 from netdoctor.cluster.echo import echo_deployment_spec, echo_service_spec
 from netdoctor.cluster.exec import Measured
+from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import NodeInfo
 from netdoctor.model import Attempt, CheckFailed, CheckResult, Evidence
 from netdoctor.probes import nodechecks
@@ -26,6 +27,8 @@ INFO = {n: NodeInfo(n, True, False, (), ip, cidr, True) for n, ip, cidr in (
     ("worker-1", "192.168.4.11", "10.244.1.0/24"),
     ("worker-2", "192.168.4.12", "10.244.2.0/24"))}
 
+PROBES = ProbeSet("netdoctor-run1", "run1")
+
 
 def load(sample: str, node: str) -> facts.NodeFacts:
     return facts.parse(node, (DATA / f"{sample}.txt").read_text())
@@ -34,11 +37,11 @@ def load(sample: str, node: str) -> facts.NodeFacts:
 def test_healthy_node_has_no_findings() -> None:
     f = load("healthy-worker-1", "worker-1")
     peers = [i for n, i in INFO.items() if n != "worker-1"]
-    assert nodechecks.iptables_backends(f, "ns") == []
-    assert nodechecks.cni_winner(f, "flannel", "ns") == []
-    assert nodechecks.bridge_subnet(f, INFO["worker-1"], "ns") == []
-    assert nodechecks.vxlan_peers(f, peers, "ns") == []
-    assert nodechecks.kernel(f, "ns") == []
+    assert nodechecks.iptables_backends(f, PROBES) == []
+    assert nodechecks.cni_winner(f, "flannel", PROBES) == []
+    assert nodechecks.bridge_subnet(f, INFO["worker-1"], PROBES) == []
+    assert nodechecks.vxlan_peers(f, peers, PROBES) == []
+    assert nodechecks.kernel(f, PROBES) == []
 
 
 @pytest.mark.parametrize(("sample", "node", "finding", "words"), [
@@ -48,8 +51,8 @@ def test_healthy_node_has_no_findings() -> None:
 ])
 def test_broken_node_findings(sample: str, node: str, finding: str, words: str) -> None:
     f = load(sample, node)
-    args = {"iptables_backends": (f, "ns"), "cni_winner": (f, "flannel", "ns"),
-            "kernel": (f, "ns")}[finding]
+    args = {"iptables_backends": (f, PROBES), "cni_winner": (f, "flannel", PROBES),
+            "kernel": (f, PROBES)}[finding]
     found = getattr(nodechecks, finding)(*args)
     assert found
     assert words in found[0].title
@@ -57,7 +60,7 @@ def test_broken_node_findings(sample: str, node: str, finding: str, words: str) 
 
 def test_bridge_conflict_named() -> None:
     f = load("bridge-conflict-worker-2", "worker-2")
-    found = nodechecks.bridge_subnet(f, INFO["worker-2"], "ns")
+    found = nodechecks.bridge_subnet(f, INFO["worker-2"], PROBES)
     assert found
     assert "cni0" in found[0].text
 
@@ -159,3 +162,17 @@ def test_unmatched_selectors_and_failing_by_signal() -> None:
     tests = [CheckResult("a", "failed", ("dns_timeouts",)),
              CheckResult("b", "passed", ("dns_timeouts",))]
     assert failing_by_signal(tests) == {"dns_timeouts": ("a",)}
+
+
+def test_node_fact_commands_name_the_runs_own_node_probe() -> None:
+    """In the run's own namespace the node probe is ``nodeprobe-NODE``; in a shared
+    ``--probe-namespace`` its name carries the run id, and so does the reproduce command."""
+    f = facts.parse("worker-1", "### sysctl\nnet/ipv4/ip_forward=0\n### end\n")
+    own = nodechecks.kernel(f, ProbeSet("netdoctor-run1", "run1"))
+    shared = nodechecks.kernel(f, ProbeSet("shared", "run1"))
+    assert own
+    assert own[0].command.startswith(
+        "kubectl exec -n netdoctor-run1 nodeprobe-worker-1 -- ")
+    assert shared
+    assert shared[0].command.startswith(
+        "kubectl exec -n shared nodeprobe-run1-worker-1 -- ")

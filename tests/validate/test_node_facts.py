@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.validate, pytest.mark.node]
 
 def test_iptables_backends(facts: NodeFacts, probes: ProbeSet) -> None:
     """KUBE-* rules live in one iptables backend and iptables can manage every table."""
-    expect_none(nodechecks.iptables_backends(facts, probes.namespace),
+    expect_none(nodechecks.iptables_backends(facts, probes),
                 f"{facts.node}: iptables backends conflict")
 
 
@@ -26,14 +26,14 @@ def test_iptables_backends(facts: NodeFacts, probes: ProbeSet) -> None:
 def test_cni_config_wins(facts: NodeFacts, profile: ClusterProfile, probes: ProbeSet) -> None:
     """The CNI config the runtime uses (lexically first) is the cluster CNI's own, or a
     meta-plugin (Multus) delegating to it."""
-    expect_none(nodechecks.cni_winner(facts, profile.cni, probes.namespace),
+    expect_none(nodechecks.cni_winner(facts, profile.cni, probes),
                 f"{facts.node}: wrong CNI config wins")
 
 
 def test_bridge_matches_podcidr(facts: NodeFacts, profile: ClusterProfile,
                                 probes: ProbeSet) -> None:
     """cni0 and the Flannel subnet lease lie inside the node's podCIDR."""
-    expect_none(nodechecks.bridge_subnet(facts, node_info(profile, facts.node), probes.namespace),
+    expect_none(nodechecks.bridge_subnet(facts, node_info(profile, facts.node), probes),
                 f"{facts.node}: bridge or subnet lease outside podCIDR")
 
 
@@ -55,7 +55,7 @@ def test_vxlan_peers(facts: NodeFacts, node_facts: dict[str, NodeFacts],
     """flannel.1 has a route, neighbour and FDB entry for every other node, each leading to
     that node's VTEP and InternalIP."""
     peers = [n for n in profile.nodes if n.name != facts.node]
-    expect_none(nodechecks.vxlan_peers(facts, peers, probes.namespace, node_facts),
+    expect_none(nodechecks.vxlan_peers(facts, peers, probes, node_facts),
                 f"{facts.node}: VXLAN forwarding incomplete")
 
 
@@ -63,5 +63,5 @@ def test_kernel_prerequisites(facts: NodeFacts, profile: ClusterProfile,
                               probes: ProbeSet) -> None:
     """ip_forward=1, bridge-nf-call-iptables=1, rp_filter not strict (where the CNI does not
     want it strict: Calico does)."""
-    expect_none(nodechecks.kernel(facts, probes.namespace, profile.cni),
+    expect_none(nodechecks.kernel(facts, probes, profile.cni),
                 f"{facts.node}: kernel prerequisites")
