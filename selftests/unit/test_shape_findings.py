@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import Workload, build_profile
 from netdoctor.probes.components import (
     ComponentState,
@@ -33,6 +34,8 @@ from netdoctor.rootcause.model import NodeView, Observations, PodView
 from netdoctor.rootcause.rules import rank
 from selftests import shapes as s
 from selftests.fakecontext import sample
+
+PROBES = ProbeSet("netdoctor-run1", "run1")
 
 FLANNEL_CONF = {"name": "cbr0", "cniVersion": "0.3.1", "plugins": [
     {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
@@ -77,7 +80,7 @@ def test_k3s_keeps_its_cni_config_in_its_own_directory() -> None:
     assert f.active_cni is not None
     assert f.active_cni.name == "10-flannel.conflist"
     assert f.serves("flannel")
-    assert cni_winner(f, "flannel", "nd") == []
+    assert cni_winner(f, "flannel", PROBES) == []
 
 
 @pytest.mark.parametrize("meta", [MULTUS_THIN, MULTUS_THICK], ids=["thin", "thick"])
@@ -88,7 +91,7 @@ def test_multus_first_delegating_to_the_cni_is_not_a_shadow(meta: dict[str, Any]
     assert active.meta
     assert f.effective_types() == ("flannel", "portmap")
     assert f.owns(active, "flannel")
-    assert cni_winner(f, "flannel", "nd") == []
+    assert cni_winner(f, "flannel", PROBES) == []
     causes = rank(Observations(nodes=(NodeView("worker-1", "192.168.4.11", "10.244.1.0/24"),),
                                facts={"worker-1": f},
                                signals=frozenset({"pod_connectivity_failed"})))
@@ -101,7 +104,7 @@ def test_multus_delegating_to_a_stray_config_is_a_shadow() -> None:
                                                       "subnet": "10.244.0.0/24"}}]}
     f = with_cni(conf_lines({"00-multus.conf": MULTUS_THICK | {"clusterNetwork": "bridge"},
                              "01-bridge.conflist": stray, "10-flannel.conflist": FLANNEL_CONF}))
-    found = cni_winner(f, "flannel", "nd")
+    found = cni_winner(f, "flannel", PROBES)
     assert found
     assert "meta-plugin delegating to 01-bridge.conflist" in found[0].lines[1]
 
@@ -114,8 +117,8 @@ def test_multus_delegating_to_a_stray_config_is_a_shadow() -> None:
         {"type": "portmap"}]}}, "canal")], ids=["calico", "cilium", "canal"])
 def test_each_cni_knows_its_plugin_type(files: dict[str, dict[str, Any]], cni: str) -> None:
     f = with_cni(conf_lines(files))
-    assert cni_winner(f, cni, "nd") == []
-    assert cni_winner(f, "flannel", "nd")  # and it is not Flannel's
+    assert cni_winner(f, cni, PROBES) == []
+    assert cni_winner(f, "flannel", PROBES)  # and it is not Flannel's
 
 
 def _pods_outside(ipam_from_podcidr: bool, cni: str) -> list[str]:
