@@ -60,7 +60,7 @@ _DOWNS: list[subprocess.Popen[str]] = []
 
 @pytest.fixture(scope="module", autouse=True)
 def _labs_removed() -> Iterator[None]:
-    """Every lab removed before the module ends (removals overlap the next profile's run)."""
+    """Every lab removed before the module ends."""
     yield
     _all(_DOWNS)
     _DOWNS.clear()
@@ -72,6 +72,10 @@ def labs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     """The profile's healthy lab and its incident lab (one after the other: the incident
     waits for its faults to show, which load would slow down), removed in the background."""
     name: str = request.param
+    # The previous profile's labs are gone first: a lab coming up while another goes down
+    # could miss its faults' settling deadline ("coredns-crashloop to show").
+    _all(_DOWNS)
+    _DOWNS.clear()
     base = tmp_path_factory.mktemp(name)
     dirs = {scenario: base / scenario for scenario in ("healthy", "problem-statement")}
     try:
