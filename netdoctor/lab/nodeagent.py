@@ -85,6 +85,10 @@ class NodeAgents:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a crash of the component is logged, then restarted
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    # Stopped while failing: a stop is a stop, not a crash to restart after.
+                    raise asyncio.CancelledError from exc
                 log.exception("%s on %s crashed", task.name, node.name)
                 code = 2
                 with contextlib.suppress(OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -80,7 +81,11 @@ async def arun(argv: Sequence[str], *, input: str | None = None, timeout: float 
         out, err = await asyncio.wait_for(
             proc.communicate(input.encode() if input is not None else None), timeout)
     except (TimeoutError, asyncio.CancelledError):
-        proc.kill()
+        # The command may have exited between the deadline (or cancel) and this kill: the
+        # kill then raises ProcessLookupError, which must not replace the cancellation
+        # (a stopping component would take it for a crash and skip its cleanup).
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
         await proc.wait()
         raise
     code = proc.returncode if proc.returncode is not None else -1

@@ -1,0 +1,71 @@
+"""The lab's command runner: a cancel stays a cancel, however the command ended."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netdoctor.lab import sh
+from netdoctor.lab.api.store import Store
+from netdoctor.lab.containers import ContainerContext, LabInfo, NodeInfo, builtin
+from netdoctor.lab.nodeagent import NodeAgents
+from netdoctor.lab.profiles import NodeTask
+
+
+def test_cancel_after_the_command_exited_is_still_a_cancel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command finishes and is reaped, then the cancel arrives: killing it then finds
+    # no process, and that must not turn the cancellation into ProcessLookupError.
+    real_wait_for = asyncio.wait_for
+
+    async def finished_then_cancelled(aw: Awaitable[Any], timeout: float | None) -> Any:
+        await real_wait_for(aw, timeout)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(asyncio, "wait_for", finished_then_cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(sh.arun(["true"]))
+
+
+def test_deadline_kills_a_running_command() -> None:
+    with pytest.raises(TimeoutError):
+        asyncio.run(sh.arun(["sleep", "5"], timeout=0.2))
+
+
+class _FailsWhenStopped:
+    """A component whose shutdown itself fails (a command error while cancelled)."""
+
+    runs = 0
+
+    async def run(self, ctx: ContainerContext) -> int:
+        _FailsWhenStopped.runs += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup command failed") from None
+        return 0
+
+
+builtin(r"^selftest/fails-when-stopped:")(_FailsWhenStopped)
+
+
+def test_a_component_failing_while_stopped_is_stopped_not_restarted(tmp_path: Path) -> None:
+    node = NodeInfo("n1", "netns-n1", "192.0.2.10", "10.244.1.0/24", tmp_path, 1)
+    lab = LabInfo(prefix="t", nodes={"n1": node}, router_netns="r", underlay_bridge="b")
+
+    async def scenario() -> bool:
+        agents = NodeAgents(Store(), lab, (NodeTask("comp", "selftest/fails-when-stopped:1"),))
+        agents.start("comp")
+        await asyncio.sleep(0.05)
+        await agents.stop("comp")
+        return agents.is_running("comp", "n1")
+
+    assert asyncio.run(scenario()) is False
+    assert _FailsWhenStopped.runs == 1
+    log = (tmp_path / "var/log/k3s.log").read_text() if (tmp_path / "var/log/k3s.log").exists() \
+        else ""
+    assert "restarting" not in log, log
