@@ -38,6 +38,7 @@ from netdoctor.lab.containers import LabInfo, NodeInfo
 from netdoctor.lab.controllers import ControllerManager, pod_ready
 from netdoctor.lab.kubelet import Kubelet
 from netdoctor.lab.kubelet.runtime import LabRuntime
+from netdoctor.lab.looplag import LAG
 from netdoctor.lab.net import external, topology
 from netdoctor.lab.nodeagent import NodeAgents
 from netdoctor.lab.profiles import scale_dns
@@ -170,6 +171,7 @@ class Lab:
         self.requests: Counter[str] = Counter()
         """API requests served, by ``verb resource`` (``lab status --json``)."""
         self.tasks: list[asyncio.Task[None]] = []
+        self.lag = LAG
         self.runners: list[web.AppRunner] = []
         self.web: external.WebServers | None = None
         self.stop = asyncio.Event()
@@ -206,7 +208,8 @@ class Lab:
         for step in scenario.boot:
             await self.inject(step.fault, step.node, peer=step.peer)
         await self._serve(lab_certs)
-        self.tasks += [asyncio.create_task(ControllerManager(self.store).run()),
+        self.tasks += [asyncio.create_task(self.lag.watch()),
+                       asyncio.create_task(ControllerManager(self.store).run()),
                        asyncio.create_task(self.kubelet.run())]
         self.agents.start_all()
         await wait_for(lambda: system_ready(self.store, self.info, not scenario.boot,
@@ -404,7 +407,8 @@ class Lab:
                                                 "podCIDR": i.pod_cidr, "root": str(i.root)}
                                             for n, i in self.info.nodes.items()},
                                   "faults": self.state.faults, "pods": pods,
-                                  "requests": dict(sorted(self.requests.items()))})
+                                  "requests": dict(sorted(self.requests.items())),
+                                  "stalls": self.lag.as_json()})
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.stop.set()

@@ -105,12 +105,14 @@ def _dry_run(request: web.Request) -> bool:
 
 def _list(store: Store, t: Target, request: web.Request) -> web.Response:
     q = request.query
+    table = tables.wants_table(request.headers.get("Accept", ""))
+    pick = store.list if table else store.select  # the JSON reply is serialised right here
     try:
-        items = store.list(t.res, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        items = pick(t.res, t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
     except ValueError as err:
         raise ApiError(400, "BadRequest", str(err)) from err
     rv = store.resource_version
-    if tables.wants_table(request.headers.get("Accept", "")):
+    if table:
         return respond(tables.table(t.res, items, rv, q.get("includeObject", "Metadata")))
     return respond({"kind": f"{t.res.kind}List", "apiVersion": t.res.api_version,
                     "metadata": {"resourceVersion": rv}, "items": items})

@@ -107,12 +107,21 @@ class Store:
             if namespace is None or ns == namespace:
                 yield obj
 
+    def select(self, res: Resource, namespace: str | None = None,
+               label_selector: str | None = None, field_selector: str | None = None
+               ) -> list[Obj]:
+        """The matching objects themselves, sorted by namespace and name: read them before
+        the next ``await`` and never change them (a LIST serialises them at once; a copy of
+        every object of a large list cost the whole loop more than serialising it)."""
+        labels, fields = label_matcher(label_selector), field_matcher(field_selector)
+        return [o for o in self.items(res, namespace)
+                if labels(o["metadata"].get("labels") or {}) and fields(o)]
+
     def list(self, res: Resource, namespace: str | None = None, label_selector: str | None = None,
              field_selector: str | None = None) -> list[Obj]:
         """Copies of matching objects, sorted by namespace and name."""
-        labels, fields = label_matcher(label_selector), field_matcher(field_selector)
-        return [copy.deepcopy(o) for o in self.items(res, namespace)
-                if labels(o["metadata"].get("labels") or {}) and fields(o)]
+        return [copy.deepcopy(o) for o in self.select(res, namespace, label_selector,
+                                                      field_selector)]
 
     # -- writing -------------------------------------------------------------------------
     def _emit(self, etype: str, res: Resource, obj: Obj) -> None:

@@ -189,6 +189,7 @@ class KubeProxy:
     """kube-proxy in iptables mode for one node."""
 
     debounce = 0.07  # seconds of quiet before a resync, so bursts of events cost one restore
+    min_sync_period = 1.0  # iptables.minSyncPeriod's default: syncs at most once a second
     command_timeout = 10.0
 
     def __init__(self) -> None:
@@ -260,6 +261,7 @@ class KubeProxy:
                     q: asyncio.Queue[tuple[str, Any, dict[str, Any]]]) -> None:
         loop = asyncio.get_running_loop()
         next_resync = loop.time() + cfg.sync_period
+        last_sync = -self.min_sync_period
         while True:
             try:
                 _, res, _ = await asyncio.wait_for(q.get(), max(next_resync - loop.time(), 0))
@@ -268,11 +270,13 @@ class KubeProxy:
             if res is not None and res not in (SERVICES, SLICES):
                 continue
             if res is not None:
-                await asyncio.sleep(self.debounce)
+                since = loop.time() - last_sync
+                await asyncio.sleep(max(self.debounce, self.min_sync_period - since))
             while not q.empty():  # everything queued is covered by one full re-render
                 q.get_nowait()
             await self._sync(ctx, cfg, backend)
-            next_resync = loop.time() + cfg.sync_period
+            last_sync = loop.time()
+            next_resync = last_sync + cfg.sync_period
 
     async def _iptables(self, ctx: ContainerContext, argv: list[str],
                         stdin: str | None = None) -> str:
