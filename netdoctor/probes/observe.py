@@ -12,6 +12,8 @@ from netdoctor.cluster.client import AccessProblem, Cluster
 from netdoctor.cluster.exec import Measured, measure
 from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
+from netdoctor.probes.again import OnceAgain
+from netdoctor.probes.again import ask_again as asked_again
 from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
 from netdoctor.probes.components import read_services as _read_services
 from netdoctor.probes.coverage import Coverage, widen
@@ -122,19 +124,25 @@ async def observe(
             return await dns_lookups(probes.ready, names, obs.dns_server, plan.probe_image,
                                      plan.probe_timeout, batch)
 
-        obs.pings, obs.dns = await asyncio.gather(
-            ping_matrix(probes.ready, pairs, plan.probe_image, plan.probe_timeout, batch), dns())
+        def pings_of(want: Sequence[PairId]) -> Awaitable[dict[PairId, Measured[PingResult]]]:
+            return ping_matrix(probes.ready, want, plan.probe_image, plan.probe_timeout, batch)
+
+        async def dns_again() -> None:
+            obs.dns = await ask_again(obs.dns, probes.ready, plan.probe_image,
+                                      plan.probe_timeout, batch)
+
+        obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns())
+        # What the burst lost is asked again alone: a slow moment answers, a fault does not.
+        await asyncio.gather(asked_again([OnceAgain(obs.pings, pings_of)]), dns_again())
         if plan.coverage is not None:
             # A sampled path failed: measure its nodes against every peer, so the failure
             # can still be pinned to a node or a pair.
             extra = widen(plan.coverage, [p for p, m in obs.pings.items()
                                           if m.result.conclusive and not m.result.ok])
-            more = await ping_matrix(probes.ready, extra, plan.probe_image,
-                                     plan.probe_timeout, batch)
+            more = await pings_of(extra)
             obs.pings.update(more)
+            await asked_again([OnceAgain(obs.pings, pings_of, only=set(more))])
             obs.widened = tuple(more)
-        obs.dns = await ask_again(obs.dns, probes.ready, plan.probe_image, plan.probe_timeout,
-                                  batch)
 
     async def probe_network() -> None:
         try:

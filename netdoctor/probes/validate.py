@@ -2,34 +2,31 @@
 
 Two phases, so that the slow part (creating pods) overlaps the diagnose pass that creates
 the pod probes: :func:`prepare` deploys the echo workload and the node probes and reads the
-node facts; :func:`measure_paths` then runs every measurement through the pod probes and the
-node probes concurrently, and reads pods, Services and component logs for the root causes.
+node facts; :func:`netdoctor.probes.burst.measure_paths` then runs every measurement through
+the pod probes and the node probes concurrently. This module holds the plan, what the pass
+found (:class:`Validation`) and the reads both phases share.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import kr8s.asyncio.objects as k8s
 
 from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, bounded
-from netdoctor.cluster.exec import ExecTarget, Measured, asked_again
+from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.profile import ClusterProfile, Workload
-from netdoctor.probes.coverage import Coverage, widen
+from netdoctor.probes.coverage import Coverage
 from netdoctor.probes.network import PairId
-from netdoctor.probes.observe import cluster_name
 from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
 from netdoctor.probes.paths import FactsResult, Runner, Series
 from netdoctor.rootcause.facts import NodeFacts
 
-SHORT_NAME = "kubernetes.default"
 LOG_TAIL = 200
 
 
@@ -109,7 +106,7 @@ def planned_pairs(plan: ValidatePlan, nodes: Sequence[str]) -> list[PairId]:
             if a == b or chosen is None or PairId(a, b) in chosen]
 
 
-async def _guard(v: Validation, key: str, aw: Awaitable[None]) -> None:
+async def guarded(v: Validation, key: str, aw: Awaitable[None]) -> None:
     try:
         await aw
     except Exception as exc:  # recorded: the checks that need it skip with this reason
@@ -156,8 +153,8 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
         await echo_mod.wait_endpoints(cluster, v.echo)
 
-    await asyncio.gather(_guard(v, "node-probes", read_nodes(cluster, nodes, plan, v, runner)),
-                         _guard(v, "echo", echo_side()))
+    await asyncio.gather(guarded(v, "node-probes", read_nodes(cluster, nodes, plan, v, runner)),
+                         guarded(v, "echo", echo_side()))
     return v
 
 
@@ -183,15 +180,15 @@ async def prepare_causes(cluster: Cluster, profile: ClusterProfile, plan: Valida
     of a diagnose run (no echo workload, no paths)."""
     await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
     nodes = [n.name for n in profile.ready_nodes]
-    await _guard(v, "node-probes", read_nodes(cluster, nodes, plan, v,
+    await guarded(v, "node-probes", read_nodes(cluster, nodes, plan, v,
                                               Runner(plan.probe_image, plan.probe_timeout)))
     return v
 
 
 async def read_for_causes(cluster: Cluster, profile: ClusterProfile, v: Validation) -> None:
     """Pods, Services and component logs, as the root-cause ranking reads them."""
-    await _guard(v, "cluster-state", read_objects(cluster, v))
-    await _guard(v, "logs", read_logs(cluster, profile, v))
+    await guarded(v, "cluster-state", read_objects(cluster, v))
+    await guarded(v, "logs", read_logs(cluster, profile, v))
 
 
 def pod_mtu(facts: NodeFacts | None, eth0: int) -> tuple[int, str]:
@@ -199,156 +196,6 @@ def pod_mtu(facts: NodeFacts | None, eth0: int) -> tuple[int, str]:
     if facts is not None and facts.flannel_mtu:
         return facts.flannel_mtu, "FLANNEL_MTU in /run/flannel/subnet.env"
     return eth0, "eth0 of the probe pod"
-
-
-async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation,
-                        probes: Mapping[str, ExecTarget]) -> Validation:
-    """Every path measured at once, then pods, Services and logs read for the root causes."""
-    plan = v.plan
-    loop = asyncio.get_running_loop()
-    run = Runner(plan.probe_image, plan.probe_timeout)
-    n = plan.repeats
-    echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
-    nodes = [x.name for x in profile.ready_nodes]
-    pairs = planned_pairs(plan, nodes)
-    cross = [p for p in pairs if p.source != p.target]
-
-    async def api_ip() -> None:
-        svc = [s for s in await cluster.list("services", namespace="default")
-               if s["metadata"]["name"] == "kubernetes"]
-        v.api_ip = str(svc[0]["spec"].get("clusterIP", "")) if svc else ""
-
-    async def pod_paths_of(want: Sequence[PairId]) -> None:
-        go = [p for p in want if p.source in probes and p.target in echo_ips]
-        # pings and GETs issued together: the batcher puts a pod's commands in one exec
-        pings, https = await asyncio.gather(
-            asyncio.gather(*(run.series(partial(run.ping, probes[p.source], echo_ips[p.target]),
-                                        n) for p in go)),
-            asyncio.gather(*(run.http_rows(
-                probes[src], [f"http://{echo_ips[p.target]}:{echo_mod.ECHO_PORT}/hostname"
-                              for p in row], n) for src, row in _rows(go))))
-        v.pod_ping.update(zip(go, pings, strict=True))
-        v.pod_http.update({p: s for (_, row), series in zip(_rows(go), https, strict=True)
-                           for p, s in zip(row, series, strict=True)})
-
-    async def pod_paths() -> None:
-        await pod_paths_of(pairs)
-        if plan.coverage is None:
-            return
-        # A sampled path lost packets: measure its nodes against every peer, so the
-        # failure can still be pinned to a node or a pair.
-        failed = [p for p in pairs if p.source != p.target and (
-            _lost(v.pod_ping.get(p)) or _lost(v.pod_http.get(p)))]
-        extra = widen(plan.coverage, failed)
-        await pod_paths_of(extra)
-        v.widened = tuple(p for p in extra if p in v.pod_ping)
-
-    async def programmed() -> None:
-        # Paths through a Service wait until kube-proxy has had its time to program the
-        # echo endpoints; pod paths, DNS and MTU are measured meanwhile.
-        if v.echo.endpoints_at:
-            delay = v.echo.endpoints_at + echo_mod.KUBE_PROXY_SETTLE - loop.time()
-            await asyncio.sleep(max(delay, 0))
-
-    async def service_paths() -> None:
-        await api_ip()
-        await programmed()
-        url = f"http://{v.echo.cluster_ip}:{echo_mod.SERVICE_PORT}/hostname"
-        src = list(probes)
-        jobs: list[Awaitable[Any]] = []
-        if v.echo.cluster_ip:
-            jobs.append(asyncio.gather(*(run.http_series(probes[s], url, n) for s in src)))
-        if v.api_ip:
-            jobs.append(asyncio.gather(*(run.http(probes[s], f"https://{v.api_ip}:443/version",
-                                                  insecure=True) for s in src)))
-        done = await asyncio.gather(*jobs)
-        if v.echo.cluster_ip:
-            v.service_http = dict(zip(src, done.pop(0), strict=True))
-        if v.api_ip:
-            v.api_http = dict(zip(src, done.pop(0), strict=True))
-
-    async def dns() -> None:
-        resolv = (await run.resolv_conf(probes[sorted(probes)[0]])).result if probes else None
-        domain = resolv.cluster_domain if resolv and resolv.conclusive else ""
-        server = profile.dns_service_ip or (resolv.nameserver if resolv else "")
-        cases = [c for node in probes for c in dns_cases(node, server, domain, v.echo,
-                                                         coredns_ips(v, profile),
-                                                         plan.external_name,
-                                                         replica_port(v, profile))]
-        done = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None,
-                                              c.port) for c in cases))
-        v.dns = dict(zip(cases, done, strict=True))
-
-    async def egress() -> None:
-        if not plan.external_url:
-            return
-        insecure = urlsplit(plan.external_url).scheme == "https"
-        done = await asyncio.gather(*(run.http(probes[s], plan.external_url, insecure=insecure)
-                                      for s in probes))
-        v.egress_http = dict(zip(probes, done, strict=True))
-
-    async def nodeports() -> None:
-        ips = {x.name: x.internal_ip for x in profile.ready_nodes}
-        go = [p for p in pairs if p.source in v.node_probes.ready and ips.get(p.target)]
-        if not v.echo.node_port:
-            return
-        await programmed()
-        done = await asyncio.gather(*(run.http_rows(
-            v.node_probes.ready[src], [f"http://{ips[p.target]}:{v.echo.node_port}/hostname"
-                                       for p in row], n) for src, row in _rows(go)))
-        v.nodeport = {p: s for (_, row), series in zip(_rows(go), done, strict=True)
-                      for p, s in zip(row, series, strict=True)}
-
-    async def mtu() -> None:
-        # eth0 is read only where Flannel's MTU is unknown: a round trip before the MTU
-        # pings could start, and its value would not be used.
-        ask = [s for s in probes if not (v.facts.get(s) and v.facts[s].flannel_mtu)]
-        eth0 = dict(zip(ask, await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in ask)),
-                        strict=True))
-        v.mtu = {s: pod_mtu(v.facts.get(s), eth0[s].result.mtu if s in eth0 else 0)
-                 for s in probes}
-        go = [p for p in cross if p.source in probes and p.target in probes
-              and v.mtu[p.source][0] > 0]
-        done = await asyncio.gather(*(run.mtu_ping(probes[p.source], probes[p.target].ip,
-                                                   v.mtu[p.source][0]) for p in go))
-        v.mtu_ping = dict(zip(go, done, strict=True))
-
-    await _guard(v, "cluster-state", read_objects(cluster, v))
-    await asyncio.gather(*(_guard(v, key, job) for key, job in (
-        ("pod-paths", pod_paths()), ("service-paths", service_paths()), ("dns", dns()),
-        ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
-    await _guard(v, "dns-again", _ask_again(run, v, probes))
-    await _guard(v, "logs", read_logs(cluster, profile, v))
-    return v
-
-
-async def _ask_again(run: Runner, v: Validation, probes: Mapping[str, ExecTarget]) -> None:
-    """Ask each lookup that failed during the burst of measurements once more, after it.
-
-    One lookup of one try with a short deadline, made while every path of the cluster is
-    measured at once, can miss its answer on a loaded node; asked again alone it tells a
-    slow moment from a broken resolver. Both attempts are kept as its evidence.
-    """
-    failed = [c for c, m in v.dns.items() if m.result.conclusive and not m.result.ok
-              and c.node in probes]
-    again = await asyncio.gather(*(run.dns(probes[c.node], c.name, c.server or None, c.port)
-                                   for c in failed))
-    for case, second in zip(failed, again, strict=True):
-        v.dns[case] = asked_again(v.dns[case], second)
-
-
-def _lost(series: Series[Any] | None) -> bool:
-    """Some run of the series answered with a failure (not merely went unobserved)."""
-    return series is not None and any(m.result.conclusive and not m.result.ok
-                                      for m in series.runs)
-
-
-def _rows(pairs: Sequence[PairId]) -> list[tuple[str, list[PairId]]]:
-    """The pairs grouped by source node, in order: one matrix row per source."""
-    rows: dict[str, list[PairId]] = {}
-    for p in pairs:
-        rows.setdefault(p.source, []).append(p)
-    return list(rows.items())
 
 
 def coredns_ips(v: Validation, profile: ClusterProfile) -> dict[str, str]:
@@ -375,25 +222,6 @@ def replica_port(v: Validation, profile: ClusterProfile) -> int:
     return next((int(cp["containerPort"]) for pod in v.pods if pod["metadata"]["name"] in names
                  for c in pod.get("spec", {}).get("containers") or []
                  for cp in c.get("ports") or [] if cp.get("name") == target), 53)
-
-
-def dns_cases(node: str, dns_ip: str, domain: str, echo: echo_mod.Echo,
-              replicas: Mapping[str, str], external: str, port: int = 53) -> list[DnsCase]:
-    """The lookups made from one node's probe; names in the cluster domain only when the
-    probe's resolv.conf named one (``svc.<domain>`` in its search path)."""
-    cases = []
-    name = cluster_name(domain) if domain else ""
-    if dns_ip:
-        if name:
-            cases += [DnsCase(node, "cluster", name, dns_ip),
-                      DnsCase(node, "service", echo.dns_name(domain), dns_ip)]
-        if external:
-            cases.append(DnsCase(node, "external", external, dns_ip))
-    if name:
-        cases += [DnsCase(node, f"replica {rep}", name, ip, port)
-                  for rep, ip in sorted(replicas.items()) if ip]
-    cases.append(DnsCase(node, "search-path", SHORT_NAME, ""))
-    return cases
 
 
 async def _log_tail(cluster: Cluster, namespace: str, name: str) -> str:
