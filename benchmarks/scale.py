@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selftests.e2e.labrun import REPO, Lab, LabDidNotStart, _env, diagnose_argv, lab_cli, lab_up
 
@@ -38,10 +39,16 @@ class RunFigures:
     exit_code: int
 
 
+def lab_status(lab: Lab) -> dict[str, Any]:
+    """``lab status --json``."""
+    done = lab_cli("status", "--json", "--state-dir", str(lab.state_dir))
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status
+
+
 def lab_requests(lab: Lab) -> dict[str, int]:
     """The lab API server's request counts so far, by ``verb resource``."""
-    done = lab_cli("status", "--json", "--state-dir", str(lab.state_dir))
-    counts: dict[str, int] = json.loads(done.stdout).get("requests", {})
+    counts: dict[str, int] = lab_status(lab).get("requests", {})
     return counts
 
 
@@ -73,6 +80,8 @@ class SizeFigures:
     nodes: int
     diagnose: list[RunFigures]
     validate: list[RunFigures]
+    stalls: dict[str, Any]
+    """The lab's event-loop stalls over all runs (``lab status --json``)."""
 
 
 def measure(nodes: int, runs: int, base: Path) -> SizeFigures:
@@ -81,9 +90,10 @@ def measure(nodes: int, runs: int, base: Path) -> SizeFigures:
     try:
         diagnose = [run(lab, "diagnose", base / "reports") for _ in range(runs)]
         validate = [run(lab, "validate", base / "reports") for _ in range(runs)]
+        stalls = lab_status(lab).get("stalls", {})
     finally:
         lab.down()
-    return SizeFigures(nodes, diagnose, validate)
+    return SizeFigures(nodes, diagnose, validate, stalls)
 
 
 def describe(size: SizeFigures) -> list[str]:
@@ -98,6 +108,8 @@ def describe(size: SizeFigures) -> list[str]:
             f"{[f.failed for f in figures]} of {figures[0].passed + figures[0].failed}; "
             f"API requests per node {statistics.median(reqs) / size.nodes:6.1f} "
             f"(per run {reqs})")
+    lines.append(f"{size.nodes:>3} nodes lab event-loop stalls over 0.5 s since up: "
+                 f"{size.stalls.get('count', '?')}, worst {size.stalls.get('worst_seconds', '?')}s")
     return lines
 
 
