@@ -7,6 +7,7 @@ for the root causes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from netdoctor.probes.validate import (
 K = TypeVar("K")
 V = TypeVar("V")
 SHORT_NAME = "kubernetes.default"
+log = logging.getLogger("netdoctor.run")
 
 
 async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation,
@@ -154,10 +156,12 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
                                    and v.mtu[p.source][0] > 0])
 
     async def asked_again() -> None:
-        await ask_again([SeriesAgain(v.pod_ping, pings_of), SeriesAgain(v.pod_http, https_of),
-                         SeriesAgain(v.service_http, service_of), OnceAgain(v.api_http, api_of),
-                         OnceAgain(v.dns, dns_of), OnceAgain(v.egress_http, egress_of),
-                         SeriesAgain(v.nodeport, nodeports_of), OnceAgain(v.mtu_ping, mtu_of)])
+        asked = await ask_again([
+            SeriesAgain(v.pod_ping, pings_of), SeriesAgain(v.pod_http, https_of),
+            SeriesAgain(v.service_http, service_of), OnceAgain(v.api_http, api_of),
+            OnceAgain(v.dns, dns_of), OnceAgain(v.egress_http, egress_of),
+            SeriesAgain(v.nodeport, nodeports_of), OnceAgain(v.mtu_ping, mtu_of)])
+        log.info("asked again alone: %d measurements that lost everything in the burst", asked)
 
     async def widened() -> None:
         if plan.coverage is None:

@@ -5,6 +5,8 @@ the ping matrix and DNS lookups. Run once per session; checks only read :class:`
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +32,8 @@ from netdoctor.probes.parsers import PingResult, ResolvConf, parse_resolv_conf
 
 API_SERVICE = "kubernetes.default.svc"
 """The API Service's name every cluster serves, completed by the cluster domain."""
+
+log = logging.getLogger("netdoctor.run")
 
 
 def cluster_name(domain: str) -> str:
@@ -101,8 +105,11 @@ async def observe(
                                             [plan.probe_namespace])
 
     async def network() -> None:
+        started = time.monotonic()
         probes = await start_probes()
         obs.probes = probes
+        log.info("%d of %d probe pods ready after %.1fs", len(probes.ready),
+                 len(profile.ready_nodes), time.monotonic() - started)
         pairs = (list(plan.coverage.pairs) if plan.coverage is not None
                  else node_pairs([n.name for n in profile.ready_nodes]))
         batch = batcher()  # a probe's pings and lookups share its execs
@@ -133,7 +140,12 @@ async def observe(
 
         obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns())
         # What the burst lost is asked again alone: a slow moment answers, a fault does not.
-        await asyncio.gather(asked_again([OnceAgain(obs.pings, pings_of)]), dns_again())
+        log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(obs.dns),
+                 time.monotonic() - started)
+        asked, _ = await asyncio.gather(asked_again([OnceAgain(obs.pings, pings_of)]),
+                                        dns_again())
+        if asked:
+            log.info("asked again alone: %d pings that failed in the burst", asked)
         if plan.coverage is not None:
             # A sampled path failed: measure its nodes against every peer, so the failure
             # can still be pinned to a node or a pair.
