@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 import pkgutil
 import signal
@@ -95,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve settings and create the run state; reports wait for collected checks."""
     markers.register(config)
     argv.refuse_spaced_paths(config)
+    _quiet_http_client()
     settings = options.settings_from_config(config, os.environ)
     worker_input = getattr(config, "workerinput", {})
     state = RunState(settings=settings, run_id=worker_input.get("netdoctor_run_id")
@@ -135,6 +137,14 @@ def _sigterm_as_interrupt(config: pytest.Config) -> None:
 
     if threading.current_thread() is threading.main_thread():
         config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, interrupt)
+
+
+def _quiet_http_client() -> None:
+    """httpx logs every API request at INFO: with ``--log-cli-level=INFO`` (the run's phase
+    log) thousands of lines hid the few of ``netdoctor.run``. Left alone when set already."""
+    http = logging.getLogger("httpx")
+    if http.level == logging.NOTSET:
+        http.setLevel(logging.WARNING)
 
 
 @pytest.hookimpl(optionalhook=True)

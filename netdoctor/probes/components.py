@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from netdoctor.cluster.client import Cluster
+from netdoctor.cluster.leases import MANAGED_BY, MANAGER
 from netdoctor.cluster.probes import event_lines, pod_problem, pod_ready
 from netdoctor.cluster.profile import ClusterProfile, NodeInfo, Workload
 from netdoctor.cluster.roles import template_labels
@@ -245,7 +246,8 @@ def service_endpoints(
     its workloads want (``workloads`` as (kind, object)) and the pods it matches.
 
     Selector-less Services (endpoints managed by hand), ExternalName Services, the ``ignore``
-    list (``namespace/name``) and ``skip_namespaces`` are left out.
+    list (``namespace/name``), ``skip_namespaces`` and netdoctor's own Services (labelled
+    ``app.kubernetes.io/managed-by=netdoctor``, of any run) are left out.
     """
     counts: dict[tuple[str, str], list[int]] = {}
     for sl in slices:
@@ -262,7 +264,10 @@ def service_endpoints(
         ref = f"{meta['namespace']}/{meta['name']}"
         selector = spec.get("selector") or {}
         if not selector or spec.get("type") == "ExternalName" or ref in ignore \
-                or meta["namespace"] in skip_namespaces:
+                or meta["namespace"] in skip_namespaces \
+                or (meta.get("labels") or {}).get(MANAGED_BY) == MANAGER:
+            # A run's own Services (this run's, a concurrent run's, a killed run's leftovers,
+            # which the leftovers report names) are no user workload's fault.
             continue
         ready, not_ready = counts.get((meta["namespace"], meta["name"]), [0, 0])
         backing = [(k, o) for k, o in workloads if o["metadata"].get("namespace") ==

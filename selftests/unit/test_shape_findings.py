@@ -179,6 +179,17 @@ def test_service_of_a_workload_scaled_to_zero_is_not_a_fault() -> None:
     assert titles == ["shop/api: no ready endpoints", "shop/typo: no ready endpoints"]
 
 
+def test_services_of_any_netdoctor_run_are_not_a_users_fault() -> None:
+    # A concurrent run's echo Service before its pods are Ready, or a killed run's leftover
+    # whose pods are gone: netdoctor's own, named by the leftovers report, not this check.
+    own = s.service("netdoctor-e3d98b", "echo", {"netdoctor.io/echo": "yes"}, "10.96.0.2",
+                    port=80)
+    own["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "netdoctor",
+                                 "netdoctor.io/run-id": "e3d98b"}
+    found = service_endpoints([own, _svc("typo", {"app": "wbe"})], [], workloads=[], pods=[])
+    assert [f.name for f in found] == ["typo"]
+
+
 def _crashed(minutes_ago: float, waiting: str = "") -> dict[str, Any]:
     finished = f"2026-01-01T11:{60 - int(minutes_ago):02d}:00Z" if minutes_ago < 60 else \
         "2025-12-31T00:00:00Z"
