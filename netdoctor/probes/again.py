@@ -28,6 +28,7 @@ from netdoctor.cluster.exec import Measured, asked_again
 from netdoctor.probes.paths import Series
 
 K = TypeVar("K")
+V = TypeVar("V")
 PAUSE = 1.0
 """Seconds between the end of the burst and the measurements asked again."""
 
@@ -64,47 +65,46 @@ class Asked(Protocol):
 
 
 @dataclass
-class OnceAgain(Generic[K]):
-    """A table of single measurements and how to measure some of its keys again."""
+class Again(Generic[K, V]):
+    """A table of measurements, which of its entries lost everything, how to measure some
+    keys again and how a second answer joins the first."""
 
-    table: dict[K, Measured[Any]]
-    measure: Callable[[list[K]], Awaitable[Mapping[K, Measured[Any]]]]
+    table: dict[K, V]
+    measure: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    lost: Callable[[V], bool]
+    join: Callable[[V, V], V]
     only: Collection[K] | None = None
     """Ask only these keys again (None: any)."""
 
     def failed(self) -> list[K]:
-        """Keys whose measurement answered with a failure."""
-        return [k for k, m in self.table.items()
-                if lost(m) and (self.only is None or k in self.only)]
+        """Keys whose entry lost everything."""
+        return [k for k, v in self.table.items()
+                if self.lost(v) and (self.only is None or k in self.only)]
 
     async def again(self, keys: list[K]) -> None:
-        """Second answers replace the first, which stay as evidence."""
+        """Each second answer joined with the first."""
         second = await self.measure(keys)
         for k in keys:
             if k in second:
-                self.table[k] = asked_again(self.table[k], second[k])
+                self.table[k] = self.join(self.table[k], second[k])
 
 
-@dataclass
-class SeriesAgain(Generic[K]):
-    """A table of series and how to measure some of its keys again."""
+def OnceAgain(
+    table: dict[K, Measured[Any]],
+    measure: Callable[[list[K]], Awaitable[Mapping[K, Measured[Any]]]],
+    only: Collection[K] | None = None,
+) -> Again[K, Measured[Any]]:
+    """Single measurements: the second answer replaces the first, which stays as evidence."""
+    return Again(table, measure, lost, asked_again, only)
 
-    table: dict[K, Series[Any]]
-    measure: Callable[[list[K]], Awaitable[Mapping[K, Series[Any]]]]
-    only: Collection[K] | None = None
-    """Ask only these keys again (None: any)."""
 
-    def failed(self) -> list[K]:
-        """Keys whose series lost every run."""
-        return [k for k, s in self.table.items()
-                if lost_all(s) and (self.only is None or k in self.only)]
-
-    async def again(self, keys: list[K]) -> None:
-        """Series joined with their second series (see :func:`rejoined`)."""
-        second = await self.measure(keys)
-        for k in keys:
-            if k in second:
-                self.table[k] = rejoined(self.table[k], second[k])
+def SeriesAgain(
+    table: dict[K, Series[Any]],
+    measure: Callable[[list[K]], Awaitable[Mapping[K, Series[Any]]]],
+    only: Collection[K] | None = None,
+) -> Again[K, Series[Any]]:
+    """Series: joined with their second series (see :func:`rejoined`)."""
+    return Again(table, measure, lost_all, rejoined, only)
 
 
 async def ask_again(tables: Sequence[Asked], pause: float = PAUSE) -> int:

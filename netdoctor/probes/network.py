@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from netdoctor.cluster.exec import Batcher, ExecTarget, Measured, asked_again, measure
+from netdoctor.cluster.exec import Batcher, ExecTarget, Measured, measure
 from netdoctor.probes.commands import dns_argv, parse_dns_attempt, parse_ping_attempt, ping_argv
 from netdoctor.probes.parsers import LookupResult, PingResult
 
@@ -77,37 +77,30 @@ async def ping_matrix(
     return dict(zip(runnable, results, strict=True))
 
 
+Lookup = tuple[str, str]
+"""One lookup job: (node of the probe, name asked)."""
+
+
+async def lookups(
+    probes: Mapping[str, ExecTarget], jobs: Sequence[Lookup], server: str, image: str,
+    timeout: float, batch: Batcher | None = None,
+) -> dict[Lookup, Measured[LookupResult]]:
+    """Each (node, name) looked up at ``server`` from that node's probe; all at once
+    (batched per probe); jobs whose probe is not running are left out."""
+    run = (batch or batcher()).exec
+    runnable = [j for j in jobs if j[0] in probes]
+    results = await asyncio.gather(*(
+        measure(probes[node], dns_argv(image, name, server, timeout), parse_dns_attempt,
+                deadline=timeout + 5, run=run)
+        for node, name in runnable))
+    return dict(zip(runnable, results, strict=True))
+
+
 async def dns_lookups(
     probes: Mapping[str, ExecTarget], names: Sequence[str], server: str, image: str,
     timeout: float, batch: Batcher | None = None,
 ) -> list[DnsQuery]:
     """Look every name up at ``server`` from every probe; all at once (batched per probe)."""
-    run = (batch or batcher()).exec
-    jobs = [(node, name) for node in probes for name in names]
-    results = await asyncio.gather(*(
-        measure(probes[node], dns_argv(image, name, server, timeout), parse_dns_attempt,
-                deadline=timeout + 5, run=run)
-        for node, name in jobs))
-    return [DnsQuery(node, name, server, m) for (node, name), m in zip(jobs, results, strict=True)]
-
-
-async def ask_again(
-    queries: Sequence[DnsQuery], probes: Mapping[str, ExecTarget], image: str, timeout: float,
-    batch: Batcher | None = None,
-) -> list[DnsQuery]:
-    """Ask each lookup that failed during the pass's burst of measurements once more, after
-    it: one try with a short deadline, made while every probe pings its peers, can miss its
-    answer on a loaded node; asked again alone it tells a slow moment from a broken resolver.
-    Both attempts are kept as the lookup's evidence."""
-    run = (batch or batcher()).exec
-    failed = [i for i, q in enumerate(queries)
-              if q.measured.result.conclusive and not q.measured.result.ok and q.node in probes]
-    again = await asyncio.gather(*(
-        measure(probes[queries[i].node], dns_argv(image, queries[i].name, queries[i].server,
-                                                  timeout),
-                parse_dns_attempt, deadline=timeout + 5, run=run) for i in failed))
-    out = list(queries)
-    for i, second in zip(failed, again, strict=True):
-        q = queries[i]
-        out[i] = DnsQuery(q.node, q.name, q.server, asked_again(q.measured, second))
-    return out
+    done = await lookups(probes, [(node, name) for node in probes for name in names], server,
+                         image, timeout, batch)
+    return [DnsQuery(node, name, server, m) for (node, name), m in done.items()]

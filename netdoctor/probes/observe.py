@@ -9,22 +9,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from netdoctor.cluster.client import AccessProblem, Cluster
 from netdoctor.cluster.exec import Measured, measure
 from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import ClusterProfile
-from netdoctor.probes.again import OnceAgain
-from netdoctor.probes.again import ask_again as asked_again
+from netdoctor.probes.again import OnceAgain, ask_again
 from netdoctor.probes.components import ComponentState, ServiceEndpoints, read_all_components
 from netdoctor.probes.components import read_services as _read_services
 from netdoctor.probes.coverage import Coverage, widen
 from netdoctor.probes.network import (
     DnsQuery,
+    Lookup,
     PairId,
-    ask_again,
     batcher,
     dns_lookups,
+    lookups,
     node_pairs,
     ping_matrix,
 )
@@ -134,18 +135,21 @@ async def observe(
         def pings_of(want: Sequence[PairId]) -> Awaitable[dict[PairId, Measured[PingResult]]]:
             return ping_matrix(probes.ready, want, plan.probe_image, plan.probe_timeout, batch)
 
-        async def dns_again() -> None:
-            obs.dns = await ask_again(obs.dns, probes.ready, plan.probe_image,
-                                      plan.probe_timeout, batch)
+        def lookups_of(want: Sequence[Lookup]) -> Awaitable[dict[Lookup, Measured[Any]]]:
+            return lookups(probes.ready, want, obs.dns_server, plan.probe_image,
+                           plan.probe_timeout, batch)
 
         obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns())
         # What the burst lost is asked again alone: a slow moment answers, a fault does not.
         log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(obs.dns),
                  time.monotonic() - started)
-        asked, _ = await asyncio.gather(asked_again([OnceAgain(obs.pings, pings_of)]),
-                                        dns_again())
+        looked: dict[Lookup, Measured[Any]] = {(q.node, q.name): q.measured for q in obs.dns}
+        asked = await ask_again([OnceAgain(obs.pings, pings_of),
+                                 OnceAgain(looked, lookups_of)])
+        obs.dns = [DnsQuery(q.node, q.name, q.server, looked[(q.node, q.name)])
+                   for q in obs.dns]
         if asked:
-            log.info("asked again alone: %d pings that failed in the burst", asked)
+            log.info("asked again alone: %d measurements that failed in the burst", asked)
         if plan.coverage is not None:
             # A sampled path failed: measure its nodes against every peer, so the failure
             # can still be pinned to a node or a pair.
@@ -153,7 +157,7 @@ async def observe(
                                           if m.result.conclusive and not m.result.ok])
             more = await pings_of(extra)
             obs.pings.update(more)
-            await asked_again([OnceAgain(obs.pings, pings_of, only=set(more))])
+            await ask_again([OnceAgain(obs.pings, pings_of, only=set(more))])
             obs.widened = tuple(more)
 
     async def probe_network() -> None:
