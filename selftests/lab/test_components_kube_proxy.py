@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,8 +14,10 @@ import pytest
 
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.components.echo import Echo
-from netdoctor.lab.components.kube_proxy import KubeProxy, parse_config
+from netdoctor.lab.components.kube_proxy import KubeProxy, parse_config, with_jumps
+from netdoctor.lab.components.kube_proxy import _saved_rules as saved_rules
 from netdoctor.lab.components.kube_proxy_rules import (
+    JUMPS,
     ext_chain,
     probability,
     render,
@@ -148,6 +151,23 @@ def test_render_is_accepted_by_iptables_restore(backend: str) -> None:
             input=flt + nat)
 
 
+def test_jumps_are_inserted_only_where_the_saved_rules_lack_them() -> None:
+    saved = ("*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SVC-AAAA - [0:0]\n"
+             '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n'
+             "COMMIT\n*filter\n:KUBE-FORWARD - [0:0]\nCOMMIT\n")
+    chains, rules = saved_rules(saved)
+    assert chains == ["PREROUTING", "KUBE-SVC-AAAA"]  # the nat table's only
+    nat = with_jumps("*nat\nCOMMIT\n", "nat", JUMPS, rules)
+    inserted = [ln for ln in nat.splitlines() if ln.startswith("-I ")]
+    assert [ln.split()[1] for ln in inserted] == ["OUTPUT", "POSTROUTING"]  # not PREROUTING
+    assert nat.endswith("COMMIT\n")
+    flt = with_jumps("*filter\nCOMMIT\n", "filter", JUMPS, rules)
+    assert flt.count("\n-I ") == sum(j.table == "filter" for j in JUMPS)
+    all_there = saved_rules("".join(f"*{j.table}\n-A {j.src_chain} {shlex.join(j.args())}\n"
+                                    for j in JUMPS))[1]
+    assert with_jumps("*nat\nCOMMIT\n", "nat", JUMPS, all_there) == "*nat\nCOMMIT\n"
+
+
 # -- the container ----------------------------------------------------------------------------
 @pytest.fixture
 def topo() -> Iterator[dict[str, str]]:
@@ -222,6 +242,15 @@ def test_kube_proxy_serves_cluster_ip_and_node_port(topo: dict[str, str]) -> Non
             code, _, err = await ans_exec(topo["a"], "curl", "-sS", "-m", "3",
                                           "http://10.96.5.5/")
             assert code == 7, err
+            # A jump someone removed is back, on top, at the next sync.
+            ns_exec(topo["node"], "iptables-nft -t nat -I PREROUTING 1 -j ACCEPT && "
+                                  "iptables-nft -t nat -D PREROUTING -m comment --comment "
+                                  "'kubernetes service portals' -j KUBE-SERVICES")
+            before = kp.syncs
+            store.create(SERVICES, service("other", "10.96.5.7"))
+            await wait_for(lambda: _true(kp.syncs > before), 3, "a resync")
+            first = ns_exec(topo["node"], "iptables-nft -t nat -S PREROUTING").splitlines()[1]
+            assert first.endswith("-j KUBE-SERVICES"), first
         finally:
             await stop(proxy)
             await stop(echo)

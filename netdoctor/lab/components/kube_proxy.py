@@ -171,14 +171,41 @@ def choose_backend(ctx: ContainerContext) -> str:
     return backend
 
 
-def _jump_script(binary: str, jumps: tuple[Jump, ...]) -> str:
-    # One shell per sync instead of two processes per jump rule.
-    lines = []
-    for j in jumps:
-        args = " ".join(shlex.quote(a) for a in j.args())
-        lines.append(f"{binary} -w -t {j.table} -C {j.src_chain} {args} 2>/dev/null || "
-                     f"{binary} -w -t {j.table} -I {j.src_chain} 1 {args}")
-    return "set -e\n" + "\n".join(lines) + "\n"
+def _saved_rules(saved: str) -> tuple[list[str], set[tuple[str, ...]]]:
+    """From ``iptables-save`` output: the nat table's chains, and every rule as
+    ``(table, "-A", chain, *args)`` tokens."""
+    table, nat_chains, rules = "", [], set()
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":") and table == "nat":
+            nat_chains.append(line[1:].split()[0])
+        elif line.startswith("-A "):
+            try:
+                rules.add((table, *shlex.split(line)))
+            except ValueError:
+                continue  # a rule the lab did not write; never one of its jumps
+    return nat_chains, rules
+
+
+def _restore_args(args: list[str]) -> str:
+    # iptables-restore reads double quotes only (the rules' comments hold no quote).
+    return " ".join(f'"{a}"' if not a or " " in a else a for a in args)
+
+
+def with_jumps(block: str, table: str, jumps: tuple[Jump, ...],
+               rules: set[tuple[str, ...]]) -> str:
+    """``block`` (one ``*table ... COMMIT`` text) with an insert at the top of its chain for
+    each of the table's ``jumps`` the saved ``rules`` lack: kube-proxy's check-then-insert,
+    in the same restore, so a sync costs one ``iptables-save`` and one ``iptables-restore``.
+    """
+    missing = [j for j in jumps if j.table == table
+               and (table, "-A", j.src_chain, *j.args()) not in rules]
+    if not missing:
+        return block
+    inserts = "".join(f"-I {j.src_chain} 1 {_restore_args(j.args())}\n" for j in missing)
+    body = block.removesuffix("COMMIT\n")
+    return f"{body}{inserts}COMMIT\n"
 
 
 class SyncError(Exception):
@@ -290,15 +317,15 @@ class KubeProxy:
         return res.stdout
 
     async def _sync(self, ctx: ContainerContext, cfg: ProxyConfig, backend: str) -> None:
-        saved = await self._iptables(ctx, [f"iptables-{backend}-save", "-t", "nat"])
-        existing = [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
+        saved = await self._iptables(ctx, [f"iptables-{backend}-save"])
+        existing, rules = _saved_rules(saved)
         nat, flt = render(ctx.store.items(SERVICES), ctx.store.items(SLICES),
                           ctx.node.internal_ip, cfg.cluster_cidr,
                           existing_nat_chains=[self.unname(c) for c in existing])
+        jumps = self.jumps()
         await self._iptables(ctx, [f"iptables-{backend}-restore", "-w", "--noflush"],
-                             self.rename(flt + nat))
-        await self._iptables(ctx, ["sh", "-c", _jump_script(f"iptables-{backend}",
-                                                            self.jumps())])
+                             with_jumps(self.rename(flt), "filter", jumps, rules)
+                             + with_jumps(self.rename(nat), "nat", jumps, rules))
         if self.last_sync is None:
             ctx.log(klog("I", "shared_informer.go:318", "Caches are synced for service config"))
         self.last_sync = datetime.now(UTC)
