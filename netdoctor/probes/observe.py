@@ -115,21 +115,26 @@ async def observe(
                  else node_pairs([n.name for n in profile.ready_nodes]))
         batch = batcher()  # a probe's pings and lookups share its execs
 
-        async def dns() -> list[DnsQuery]:
+        async def names() -> list[str]:
+            """The names to look up, from the probes' resolv.conf (read first, on its own,
+            so that every probe's pings and lookups then share one exec)."""
             if probes.ready:
                 first = probes.ready[sorted(probes.ready)[0]]
                 read = await measure(first, ("cat", "/etc/resolv.conf"),
                                      lambda a: parse_resolv_conf(a.stdout),
-                                     deadline=plan.probe_timeout + 5, run=batch.exec)
+                                     deadline=plan.probe_timeout + 5)
                 obs.resolv = read.result if read.result.conclusive else None
             domain = obs.resolv.cluster_domain if obs.resolv else ""
             if not domain:
                 obs.errors["cluster-domain"] = "no svc.<domain> in the probe pods' resolv.conf"
-            names = [n for n in (cluster_name(domain) if domain else "", plan.external_name)
-                     if n]
-            if not obs.dns_server or not names:
+            wanted = [n for n in (cluster_name(domain) if domain else "", plan.external_name)
+                      if n]
+            return wanted if obs.dns_server else []
+
+        async def dns(wanted: list[str]) -> list[DnsQuery]:
+            if not wanted:
                 return []
-            return await dns_lookups(probes.ready, names, obs.dns_server, plan.probe_image,
+            return await dns_lookups(probes.ready, wanted, obs.dns_server, plan.probe_image,
                                      plan.probe_timeout, batch)
 
         def pings_of(want: Sequence[PairId]) -> Awaitable[dict[PairId, Measured[PingResult]]]:
@@ -139,7 +144,8 @@ async def observe(
             return lookups(probes.ready, want, obs.dns_server, plan.probe_image,
                            plan.probe_timeout, batch)
 
-        obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns())
+        wanted = await names()
+        obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns(wanted))
         # What the burst lost is asked again alone: a slow moment answers, a fault does not.
         log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(obs.dns),
                  time.monotonic() - started)
