@@ -14,7 +14,7 @@ import pytest
 
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.components.echo import Echo
-from netdoctor.lab.components.kube_proxy import KubeProxy, parse_config, with_jumps
+from netdoctor.lab.components.kube_proxy import KubeProxy, missing_jumps, parse_config
 from netdoctor.lab.components.kube_proxy import _saved_rules as saved_rules
 from netdoctor.lab.components.kube_proxy_rules import (
     JUMPS,
@@ -157,15 +157,16 @@ def test_jumps_are_inserted_only_where_the_saved_rules_lack_them() -> None:
              "COMMIT\n*filter\n:KUBE-FORWARD - [0:0]\nCOMMIT\n")
     chains, rules = saved_rules(saved)
     assert chains == ["PREROUTING", "KUBE-SVC-AAAA"]  # the nat table's only
-    nat = with_jumps("*nat\nCOMMIT\n", "nat", JUMPS, rules)
-    inserted = [ln for ln in nat.splitlines() if ln.startswith("-I ")]
-    assert [ln.split()[1] for ln in inserted] == ["OUTPUT", "POSTROUTING"]  # not PREROUTING
-    assert nat.endswith("COMMIT\n")
-    flt = with_jumps("*filter\nCOMMIT\n", "filter", JUMPS, rules)
+    text = missing_jumps(JUMPS, rules)
+    nat = text[text.index("*nat"):]
+    assert [ln.split()[1] for ln in nat.splitlines() if ln.startswith("-I ")] == \
+        ["OUTPUT", "POSTROUTING"]  # not PREROUTING
+    flt = text[text.index("*filter"):text.index("*nat")]
     assert flt.count("\n-I ") == sum(j.table == "filter" for j in JUMPS)
+    assert text.count("COMMIT\n") == 2
     all_there = saved_rules("".join(f"*{j.table}\n-A {j.src_chain} {shlex.join(j.args())}\n"
                                     for j in JUMPS))[1]
-    assert with_jumps("*nat\nCOMMIT\n", "nat", JUMPS, all_there) == "*nat\nCOMMIT\n"
+    assert missing_jumps(JUMPS, all_there) == ""
 
 
 # -- the container ----------------------------------------------------------------------------
