@@ -1,5 +1,9 @@
 """Diagnose and validate at scale with default coverage: wall time, failed checks on healthy
-labs, API requests per node.
+labs, API requests and execs per node, and CPU seconds per node of the suite and of the lab.
+
+The lab emulates every node's kubelet, network and exec on this one machine, so its CPU
+grows with the nodes whatever the suite does; the suite's own CPU (the pytest process) is
+what a real cluster's user pays on the machine running it.
 
 Run as root from the repository: ``python -m benchmarks.scale [--nodes 3 --nodes 100]
 [--runs N]``. One healthy lab per size (one at a time, removed before the next); each run's
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +43,12 @@ class RunFigures:
     passed: int
     requests: int
     exit_code: int
+    execs: int
+    """``pods/exec`` requests (one per batch of probe commands)."""
+    suite_cpu: float
+    """CPU seconds of the pytest process (user + system)."""
+    lab_cpu: float
+    """CPU seconds of the lab daemon and the commands it ran (user + system)."""
 
 
 def lab_status(lab: Lab) -> dict[str, Any]:
@@ -52,16 +64,36 @@ def lab_requests(lab: Lab) -> dict[str, int]:
     return counts
 
 
+def lab_cpu(lab: Lab) -> float:
+    """CPU seconds so far of the lab daemon and of the commands it has reaped."""
+    pid = json.loads((lab.state_dir / "state.json").read_text()).get("pid", 0)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(lab: Lab, mode: str, reports: Path, *extra: str) -> RunFigures:
-    """One ``pytest -m MODE`` run as a user types it, and what it cost the API."""
+    """One ``pytest -m MODE`` run as a user types it, and what it cost the API and the CPU."""
     argv = diagnose_argv(lab.kubeconfig, reports, f"--external-url={LAB_URL}", *extra)
     argv[argv.index("diagnose")] = mode
-    before = sum(lab_requests(lab).values())
+    counts = lab_requests(lab)
+    before, execs_before = sum(counts.values()), counts.get("get pods/exec", 0)
+    cpu_before, lab_before = children_cpu(), lab_cpu(lab)
     started = time.monotonic()
     done = subprocess.run(argv, cwd=REPO, env=_env(), capture_output=True, text=True,
                           timeout=RUN_TIMEOUT, check=False)
     seconds = time.monotonic() - started
-    after = sum(lab_requests(lab).values())
+    suite_cpu, lab_used = children_cpu() - cpu_before, lab_cpu(lab) - lab_before
+    counts = lab_requests(lab)
+    after, execs = sum(counts.values()), counts.get("get pods/exec", 0) - execs_before
     summary_path = reports / "summary.json"
     tests = json.loads(summary_path.read_text()).get("tests", []) if summary_path.exists() \
         else []
@@ -70,7 +102,8 @@ def run(lab: Lab, mode: str, reports: Path, *extra: str) -> RunFigures:
     if failed or done.returncode not in (0,):
         tail = "\n    ".join((done.stdout + done.stderr).strip().splitlines()[-6:])
         print(f"    {mode}: exit {done.returncode}, {failed} failed:\n    {tail}", flush=True)
-    return RunFigures(seconds, failed, passed, after - before, done.returncode)
+    return RunFigures(seconds, failed, passed, after - before, done.returncode, execs,
+                      suite_cpu, lab_used)
 
 
 @dataclass(frozen=True)
@@ -107,7 +140,10 @@ def describe(size: SizeFigures) -> list[str]:
             f"(runs {', '.join(f'{s:.1f}' for s in secs)}); failed checks per run "
             f"{[f.failed for f in figures]} of {figures[0].passed + figures[0].failed}; "
             f"API requests per node {statistics.median(reqs) / size.nodes:6.1f} "
-            f"(per run {reqs})")
+            f"(per run {reqs}); execs per node "
+            f"{statistics.median(f.execs for f in figures) / size.nodes:4.1f}; CPU seconds per "
+            f"node: suite {statistics.median(f.suite_cpu for f in figures) / size.nodes:5.3f}, "
+            f"lab {statistics.median(f.lab_cpu for f in figures) / size.nodes:5.3f}")
     lines.append(f"{size.nodes:>3} nodes lab event-loop stalls over 0.5 s since up: "
                  f"{size.stalls.get('count', '?')}, worst {size.stalls.get('worst_seconds', '?')}s")
     return lines
