@@ -94,13 +94,3 @@ async def lookups(
                 deadline=timeout + 5, run=run)
         for node, name in runnable))
     return dict(zip(runnable, results, strict=True))
-
-
-async def dns_lookups(
-    probes: Mapping[str, ExecTarget], names: Sequence[str], server: str, image: str,
-    timeout: float, batch: Batcher | None = None,
-) -> list[DnsQuery]:
-    """Look every name up at ``server`` from every probe; all at once (batched per probe)."""
-    done = await lookups(probes, [(node, name) for node in probes for name in names], server,
-                         image, timeout, batch)
-    return [DnsQuery(node, name, server, m) for (node, name), m in done.items()]

@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from netdoctor.cluster.client import AccessProblem, Cluster
 from netdoctor.cluster.exec import Measured, measure
@@ -24,12 +23,11 @@ from netdoctor.probes.network import (
     Lookup,
     PairId,
     batcher,
-    dns_lookups,
     lookups,
     node_pairs,
     ping_matrix,
 )
-from netdoctor.probes.parsers import PingResult, ResolvConf, parse_resolv_conf
+from netdoctor.probes.parsers import LookupResult, PingResult, ResolvConf, parse_resolv_conf
 
 API_SERVICE = "kubernetes.default.svc"
 """The API Service's name every cluster serves, completed by the cluster domain."""
@@ -131,29 +129,24 @@ async def observe(
                       if n]
             return wanted if obs.dns_server else []
 
-        async def dns(wanted: list[str]) -> list[DnsQuery]:
-            if not wanted:
-                return []
-            return await dns_lookups(probes.ready, wanted, obs.dns_server, plan.probe_image,
-                                     plan.probe_timeout, batch)
-
         def pings_of(want: Sequence[PairId]) -> Awaitable[dict[PairId, Measured[PingResult]]]:
             return ping_matrix(probes.ready, want, plan.probe_image, plan.probe_timeout, batch)
 
-        def lookups_of(want: Sequence[Lookup]) -> Awaitable[dict[Lookup, Measured[Any]]]:
+        def lookups_of(
+            want: Sequence[Lookup],
+        ) -> Awaitable[dict[Lookup, Measured[LookupResult]]]:
             return lookups(probes.ready, want, obs.dns_server, plan.probe_image,
                            plan.probe_timeout, batch)
 
         wanted = await names()
-        obs.pings, obs.dns = await asyncio.gather(pings_of(pairs), dns(wanted))
+        obs.pings, looked = await asyncio.gather(
+            pings_of(pairs), lookups_of([(node, n) for node in probes.ready for n in wanted]))
         # What the burst lost is asked again alone: a slow moment answers, a fault does not.
-        log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(obs.dns),
+        log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(looked),
                  time.monotonic() - started)
-        looked: dict[Lookup, Measured[Any]] = {(q.node, q.name): q.measured for q in obs.dns}
         asked = await ask_again([OnceAgain(obs.pings, pings_of),
                                  OnceAgain(looked, lookups_of)])
-        obs.dns = [DnsQuery(q.node, q.name, q.server, looked[(q.node, q.name)])
-                   for q in obs.dns]
+        obs.dns = [DnsQuery(node, name, obs.dns_server, m) for (node, name), m in looked.items()]
         if asked:
             log.info("asked again alone: %d measurements that failed in the burst", asked)
         if plan.coverage is not None:

@@ -200,15 +200,12 @@ def missing_jumps(jumps: tuple[Jump, ...], rules: set[tuple[str, str]]) -> str:
     one ``iptables-save`` instead of one ``iptables -C`` per jump. Applied after the rules
     themselves, as before, so a node whose tables refuse the jumps still gets its Service
     rules and fails only there."""
-    out = []
-    for table in dict.fromkeys(j.table for j in jumps):
-        missing = [j for j in jumps if j.table == table
-                   and (table, f"-A {j.src_chain} {_saved_args(j.args())}") not in rules]
-        if missing:
-            out.append(f"*{table}\n")
-            out += [f"-I {j.src_chain} 1 {_saved_args(j.args())}\n" for j in missing]
-            out.append("COMMIT\n")
-    return "".join(out)
+    by_table: dict[str, list[str]] = {}
+    for j in jumps:
+        args = _saved_args(j.args())
+        if (j.table, f"-A {j.src_chain} {args}") not in rules:
+            by_table.setdefault(j.table, []).append(f"-I {j.src_chain} 1 {args}\n")
+    return "".join(f"*{t}\n{''.join(lines)}COMMIT\n" for t, lines in by_table.items())
 
 
 class SyncError(Exception):
