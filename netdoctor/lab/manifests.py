@@ -49,7 +49,7 @@ clusterCIDR: {cluster_cidr}
 healthzBindAddress: 0.0.0.0:10256
 iptables:
   minSyncPeriod: 1s
-  syncPeriod: 5s
+  syncPeriod: 30s
 metricsBindAddress: 127.0.0.1:10249
 mode: iptables
 """
