@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Each system tool the lab calls, and the Debian package that provides it.
@@ -67,7 +67,7 @@ def run(argv: Sequence[str], *, input: str | None = None, timeout: float = 20.0,
 
 
 async def arun(argv: Sequence[str], *, input: str | None = None, timeout: float = 20.0,
-               check: bool = True) -> Result:
+               check: bool = True, env: Mapping[str, str] | None = None) -> Result:
     """Async :func:`run`: the event loop keeps serving while the command runs.
 
     Raises:
@@ -76,7 +76,7 @@ async def arun(argv: Sequence[str], *, input: str | None = None, timeout: float 
     """
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     try:
         out, err = await asyncio.wait_for(
             proc.communicate(input.encode() if input is not None else None), timeout)

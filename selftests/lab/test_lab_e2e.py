@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,25 @@ def test_kubectl_views(cluster: Cluster) -> None:
     assert "Started" in described  # events
     logs = k("logs", cluster.probes.echo_pods["worker-1"]).stdout
     assert "Started HTTP server on port 8080" in logs
+
+
+@pytest.mark.parametrize("pod", [probe_name("worker-1"), hostnet_name("worker-1"), "busybox"])
+def test_exec_joins_the_container(cluster: Cluster, pod: str) -> None:
+    # As a runtime's exec: commands run in the container's own mount and network namespaces
+    # (two execs at once share them; namespaces built per exec would differ), with its token
+    # volume, resolv.conf and PATH.
+    script = ("readlink /proc/self/ns/mnt; readlink /proc/self/ns/net; "
+              "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; "
+              "grep -c nameserver /etc/resolv.conf; echo $PATH; sleep 2")
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: cluster.lab.exec(pod, "sh", "-c", script), range(2))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    mnt, net, namespace, nameservers, path = first.stdout.splitlines()
+    assert mnt != os.readlink("/proc/self/ns/mnt")
+    assert net != os.readlink("/proc/self/ns/net")
+    assert (namespace, nameservers) == ("default", "1")
+    assert path.startswith("/")
 
 
 @pytest.mark.parametrize("code", [0, 3])

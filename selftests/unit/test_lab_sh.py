@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from netdoctor.lab import sh
 from netdoctor.lab.api.store import Store
 from netdoctor.lab.containers import ContainerContext, LabInfo, NodeInfo, builtin
+from netdoctor.lab.kubelet import process
 from netdoctor.lab.nodeagent import NodeAgents
 from netdoctor.lab.profiles import NodeTask
 
@@ -29,6 +31,28 @@ def test_cancel_after_the_command_exited_is_still_a_cancel(
     monkeypatch.setattr(asyncio, "wait_for", finished_then_cancelled)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(sh.arun(["true"]))
+
+
+def test_runs_is_the_process_own_command() -> None:
+    # An exec joins a container process only once its launch chain has exec'd into the
+    # container's command: before that its namespaces are not the container's yet.
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        assert process.runs(proc.pid, ["sleep", "30"])
+        assert not process.runs(proc.pid, ["sleep", "31"])
+        assert not process.runs(proc.pid, ["env", "-i", "sleep", "30"])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process.runs(proc.pid, ["sleep", "30"])  # gone
+
+
+def test_join_argv_enters_mount_and_network_of_the_process() -> None:
+    argv = process.join_argv(42, ["ping", "-c", "1", "10.0.0.1"], "/work")
+    assert argv[0].endswith("nsenter")
+    assert argv[1:] == ["--target=42", "--mount", "--net", "--wd=/work", "--",
+                        "ping", "-c", "1", "10.0.0.1"]
+    assert "--wd" not in " ".join(process.join_argv(42, ["true"]))
 
 
 def test_deadline_kills_a_running_command() -> None:

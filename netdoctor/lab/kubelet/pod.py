@@ -366,12 +366,33 @@ class PodWorker:
         code = proc.returncode if proc.returncode is not None else 1
         return 128 - code if code < 0 else code
 
-    def argv(self, spec: Obj, pod: Obj, command: list[str] | None = None) -> list[str]:
-        """The host argv that runs ``command`` (default: the container's own) in the container."""
+    def _env(self, spec: Obj, pod: Obj) -> dict[str, str]:
         env = process.container_env(pod, spec, self.node, self.k.lab)
         image = self.k.registry.config(spec["image"])
         if image is not None and not any(e["name"] == "PATH" for e in spec.get("env") or []):
             env["PATH"] = image.path
+        return env
+
+    def _workdir(self, spec: Obj) -> str | None:
+        image = self.k.registry.config(spec["image"])
+        return spec.get("workingDir") or (image.workdir if image else None)
+
+    def exec_argv(self, spec: Obj, pod: Obj, command: list[str]
+                  ) -> tuple[list[str], dict[str, str] | None]:
+        """The host argv (and environment, ``None`` for the daemon's) that runs ``command`` in
+        the running container ``spec``: joining its process's namespaces when it has one
+        (a lab container process is the exec of ``ip netns exec``, ``unshare`` and ``env``),
+        else building them as a start does."""
+        proc = self.procs.get(spec["name"])
+        if proc is not None and proc.returncode is None and \
+                process.runs(proc.pid, process.command_of(spec)):
+            return (process.join_argv(proc.pid, command, self._workdir(spec)),
+                    self._env(spec, pod))
+        return self.argv(spec, pod, command), None
+
+    def argv(self, spec: Obj, pod: Obj, command: list[str] | None = None) -> list[str]:
+        """The host argv that runs ``command`` (default: the container's own) in the container."""
+        env = self._env(spec, pod)
         mounts = process.mounts_for(pod, spec, self.node, self.dir / "volumes")
         token = token_volume(pod, self.k.store, self.dir / "volumes" / "kube-api-access",
                              self.k.lab.ca_file, self.k.token_issuer)
@@ -381,7 +402,7 @@ class PodWorker:
             command or process.command_of(spec),
             [*mounts, *([token] if token else [])],
             self.k.lab.state_dir / "mountpoints",
-            spec.get("workingDir") or (image.workdir if image else None),
+            self._workdir(spec),
         )
 
     def kill(self, name: str) -> None:
@@ -436,11 +457,12 @@ class PodWorker:
 
     async def _probe(self, probe: Obj, spec: Obj) -> str | None:
         if "exec" in probe:
-            argv = self.argv(spec, self.pod() or {}, list(probe["exec"]["command"]))
+            argv, env = self.exec_argv(spec, self.pod() or {}, list(probe["exec"]["command"]))
             from netdoctor.lab.sh import arun
 
             try:
-                res = await arun(argv, timeout=float(probe.get("timeoutSeconds", 1)), check=False)
+                res = await arun(argv, timeout=float(probe.get("timeoutSeconds", 1)), check=False,
+                                 env=env)
             except TimeoutError:
                 return "command timed out"
             return (

@@ -3,7 +3,8 @@
 The image decides the tools on PATH: busybox-style images get busybox applets,
 others the node's iputils, bind9-dnsutils and curl. ``ip netns exec`` gives the
 process the pod's network namespace and its own resolv.conf; hostPath and
-ConfigMap volumes are bind-mounted in a private mount namespace.
+ConfigMap volumes are bind-mounted in a private mount namespace. A command exec'd into a
+running container joins that container's namespaces with one ``nsenter``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -110,6 +112,26 @@ def launch_argv(
         base += ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"]
     chdir = ["-C", workdir] if workdir else []
     return [*base, "env", "-i", *chdir, *(f"{k}={v}" for k, v in env.items()), *argv]
+
+
+def join_argv(pid: int, argv: list[str], workdir: str | None = None) -> list[str]:
+    """The host command that runs ``argv`` in the namespaces of the running container process
+    ``pid`` (in ``workdir``), as a runtime's exec joins a container instead of building its
+    namespaces again; the environment is the caller's to pass."""
+    nsenter = shutil.which("nsenter") or "nsenter"  # looked up here: PATH becomes the image's
+    return [nsenter, f"--target={pid}", "--mount", "--net",
+            *([f"--wd={workdir}"] if workdir else []), "--", *argv]
+
+
+def runs(pid: int, argv: list[str]) -> bool:
+    """Whether process ``pid`` is running ``argv`` itself: the launch chain (``ip netns exec``,
+    ``unshare``, ``env``) has exec'd into the container's command, so the namespaces it is in
+    are the container's final ones."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return raw.split(b"\0")[:-1] == [a.encode() for a in argv]
 
 
 def _ensure_target(target: str, mountpoints_file: Path) -> None:

@@ -45,9 +45,10 @@ class LabRuntime:
                 "BadRequest",
                 f'container "{container}" in pod "{worker.name}" is waiting to start: {reason}',
             )
-        argv = worker.argv(worker.spec_of(container), pod, command)
+        argv, env = worker.exec_argv(worker.spec_of(container), pod, command)
         return await asyncio.create_subprocess_exec(
             *argv,
+            env=env,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
