@@ -130,7 +130,8 @@ async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str]
     params = {"tailLines": str(LOG_TAIL)}
     if recent is not None:
         params["sinceSeconds"] = str(max(int(recent), 1))
-    for previous in ("false", "true"):
+    # Only a container that restarted has a previous log (the API answers 400 otherwise).
+    for previous in ("false", "true") if pod.restarts else ("false",):
         try:
             resp = await cluster.request(
                 "GET", f"pods/{pod.name}/log", namespace=pod.namespace,

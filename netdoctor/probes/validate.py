@@ -10,7 +10,7 @@ found (:class:`Validation`) and the reads both phases share.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,9 +224,17 @@ def replica_port(v: Validation, profile: ClusterProfile) -> int:
                  for cp in c.get("ports") or [] if cp.get("name") == target), 53)
 
 
-async def _log_tail(cluster: Cluster, namespace: str, name: str) -> str:
+def restarted(pod: Mapping[str, Any]) -> bool:
+    """Whether a container of ``pod`` has restarted: only then is there a previous log (the
+    API answers 400 for one that never did, and a request on every pod doubles the reads)."""
+    return any(int(cs.get("restartCount") or 0) > 0
+               for cs in (pod.get("status") or {}).get("containerStatuses") or ())
+
+
+async def _log_tail(cluster: Cluster, pod: Mapping[str, Any]) -> str:
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     out = []
-    for previous in ("true", "false"):
+    for previous in ("true", "false") if restarted(pod) else ("false",):
         try:
             resp = await cluster.request("GET", f"pods/{name}/log", namespace=namespace,
                                          params={"tailLines": str(LOG_TAIL),
@@ -250,9 +258,7 @@ async def read_logs(cluster: Cluster, profile: ClusterProfile, v: Validation) ->
         return [p for p in v.pods if w is not None and w.selects(p)]
 
     dns_pods, proxy_pods = members(profile.coredns), members(profile.kube_proxy)
-    tails = await asyncio.gather(*(_log_tail(cluster, p["metadata"]["namespace"],
-                                             p["metadata"]["name"])
-                                   for p in dns_pods + proxy_pods))
+    tails = await asyncio.gather(*(_log_tail(cluster, p) for p in dns_pods + proxy_pods))
     v.coredns_logs = "\n".join(tails[:len(dns_pods)])
     v.kube_proxy_logs = {str(p["spec"].get("nodeName", "")): t
                          for p, t in zip(proxy_pods, tails[len(dns_pods):], strict=True)}
