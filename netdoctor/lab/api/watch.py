@@ -69,7 +69,7 @@ async def stream(request: web.Request, store: Store, req: WatchRequest,
     ``resourceVersion`` (or with ``0``) the stream starts with the current objects.
     """
     labels, fields = label_matcher(req.label_selector), field_matcher(req.field_selector)
-    queue = store.subscribe()  # before reading history: nothing falls in between
+    queue = store.subscribe(req.res)  # before reading history: nothing falls in between
     try:
         backlog = _initial(store, req)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})

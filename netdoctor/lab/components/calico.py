@@ -80,7 +80,7 @@ class CalicoNode:
         # The nodename file last: the CNI plugin refuses pods until it exists, and by then
         # the tunnel address is taken.
         write_agent_files(ctx)
-        events = ctx.store.subscribe()
+        events = ctx.store.subscribe(NODES)
         try:
             while True:
                 peers = {}

@@ -144,7 +144,7 @@ class CiliumAgent:
         return sock
 
     async def _follow_nodes(self, ctx: ContainerContext) -> None:
-        events = ctx.store.subscribe()
+        events = ctx.store.subscribe(NODES)
         try:
             while True:
                 peers = []

@@ -97,7 +97,7 @@ class FlannelAgent:
                  f'node "{name}" pod cidr not assigned', level="E")
             return 1
         node = dataclasses.replace(ctx.node, pod_cidr=cidr)
-        events = ctx.store.subscribe()
+        events = ctx.store.subscribe(NODES)
         try:
             await self._start(ctx, node)
             await self._follow(ctx, node, events)

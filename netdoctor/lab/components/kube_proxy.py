@@ -245,7 +245,7 @@ class KubeProxy:
         Returns:
             1 when an ``iptables-restore`` fails (the rules written before stay).
         """
-        q = ctx.store.subscribe()
+        q = ctx.store.subscribe(SERVICES, SLICES)
         runner: web.AppRunner | None = None
         try:
             runner = await self._serve_healthz(ctx)
