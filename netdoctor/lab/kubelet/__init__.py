@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 
 from netdoctor.lab import cni, events
 from netdoctor.lab.api.resources import resource
@@ -20,6 +21,8 @@ from netdoctor.lab.scheduling import pick_node
 log = logging.getLogger("netdoctor.lab.kubelet")
 PODS = resource("", "pods")
 NODES = resource("", "nodes")
+NODE_STATUS_PERIOD = 1.0
+"""Seconds between node status passes (a real kubelet reports every 10 s)."""
 NOT_READY_TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 
 
@@ -45,10 +48,15 @@ class Kubelet:
     async def run(self) -> None:
         """Sync pods after every burst of events and node status every second."""
         queue = self.store.subscribe()
+        statused = -NODE_STATUS_PERIOD
         try:
             while True:
                 try:
-                    self.update_nodes()
+                    # Node status once a second, not after every burst of pod events: each
+                    # pass reads every node's CNI config and rewrites its object.
+                    if time.monotonic() - statused >= NODE_STATUS_PERIOD:
+                        statused = time.monotonic()
+                        self.update_nodes()
                     self.sync()
                 except Exception:  # one bad pass must not stop every node's kubelet
                     log.exception("kubelet sync failed; retrying on the next event")

@@ -414,6 +414,10 @@ class PodWorker:
 
     # -- probes --------------------------------------------------------------------------
     async def _probe_loop(self) -> None:
+        if not any(c.get("readinessProbe") or c.get("livenessProbe")
+                   for c in (self.k.store.peek(PODS, self.namespace, self.name) or {})
+                   .get("spec", {}).get("containers") or ()):
+            await asyncio.Event().wait()  # no probes (containers are immutable): wait to stop
         due: dict[tuple[str, str], float] = {}
         failures: dict[tuple[str, str], int] = {}
         held: dict[tuple[str, str], int] = {}
