@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ def test_runs_is_the_process_own_command() -> None:
     # container's command: before that its namespaces are not the container's yet.
     proc = subprocess.Popen(["sleep", "30"])
     try:
+        # Popen may return while the kernel is still inside execve (the child is "python"
+        # with no cmdline): runs() says no until the command is in place.
+        deadline = time.monotonic() + 5
+        while not process.runs(proc.pid, ["sleep", "30"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert process.runs(proc.pid, ["sleep", "30"])
         assert not process.runs(proc.pid, ["sleep", "31"])
         assert not process.runs(proc.pid, ["env", "-i", "sleep", "30"])
