@@ -18,6 +18,7 @@ from netdoctor.lab import profiles
 from netdoctor.lab.api.apifaults import API_FAULTS
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.store import ApiError, Obj
+from netdoctor.lab.components import kube_proxy
 
 # Re-exported: the lab and its tests know these as faults.X.
 from netdoctor.lab.faultbase import PODS as PODS
@@ -144,6 +145,10 @@ async def _netfilter_broken(ctx: LabContext, node: str | None) -> None:
               "add chain ip filter OUTPUT { type route hook output priority 0; }\n")
     # One nft transaction, so kube-proxy's next sync cannot slip in between.
     await arun(["ip", "netns", "exec", _netns(ctx, node), "nft", "-f", "-"], input=script)
+    # kube-proxy meets the broken table at its next sync; a Service change makes that now
+    # on a busy cluster, the periodic resync 30 s later on a quiet one. The lab takes the
+    # busy case, so a scenario does not wait out the period.
+    kube_proxy.resync(_netns(ctx, node))
 
 
 async def _netfilter_fixed(ctx: LabContext, node: str | None) -> None:

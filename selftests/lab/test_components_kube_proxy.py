@@ -13,7 +13,7 @@ import pytest
 
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.components.echo import Echo
-from netdoctor.lab.components.kube_proxy import KubeProxy, missing_jumps, parse_config
+from netdoctor.lab.components.kube_proxy import KubeProxy, missing_jumps, parse_config, resync
 from netdoctor.lab.components.kube_proxy import _saved_rules as saved_rules
 from netdoctor.lab.components.kube_proxy_rules import (
     JUMPS,
@@ -266,6 +266,12 @@ def test_kube_proxy_serves_cluster_ip_and_node_port(topo: dict[str, str]) -> Non
             await wait_for(lambda: _true(kp.syncs > before), 3, "a resync")
             first = ns_exec(topo["node"], "iptables-nft -t nat -S PREROUTING").splitlines()[1]
             assert first.endswith("-j KUBE-SERVICES"), first
+            # resync() syncs at once without a Service change, as a netfilter fault needs;
+            # only the kube-proxy of that namespace.
+            assert resync("ndtc-elsewhere") == 0
+            before = kp.syncs
+            assert resync(topo["node"]) == 1
+            await wait_for(lambda: _true(kp.syncs > before), 3, "a resync on request")
         finally:
             await stop(proxy)
             await stop(echo)

@@ -107,7 +107,7 @@ def test_kube_proxy_fails_on_the_workers_where_it_exists(incident: Incident) -> 
     kp = incident.profile.kube_proxy
     if kp is not None:
         def restarted() -> dict[str, Obj] | None:
-            # Each fails at its next sync (a Service change or the 30 s resync).
+            # Each fails at its next sync, which the fault brings about at once.
             pods = {p["spec"]["nodeName"]: p for p in incident.pods(kp)}
             done = all(pods[n]["status"]["containerStatuses"][0]["restartCount"] >= 1
                        for n in ("worker-1", "worker-2"))
@@ -115,7 +115,7 @@ def test_kube_proxy_fails_on_the_workers_where_it_exists(incident: Incident) -> 
         pods = wait_until(restarted, 45, "kube-proxy to fail on both workers", interval=1.0)
         assert _ready(pods["control-plane"])
     elif incident.profile.node_tasks:  # embedded: the agent's log says it, no pod does
-        # It fails at its next sync (a Service change or the 30 s resync).
+        # It fails at its next sync, which the fault brings about at once.
         log = Path(incident.info.nodes["worker-1"].root) / "var/log/k3s.log"
         wait_until(lambda: "kube-proxy exited with code 1" in log.read_text(), 45,
                    "the embedded kube-proxy to fail on worker-1")

@@ -31,7 +31,7 @@ from netdoctor.lab.components.kube_proxy_rules import JUMPS, Jump, render
 from netdoctor.lab.containers import ContainerContext, builtin
 from netdoctor.lab.sh import CommandError, arun
 
-__all__ = ["BACKEND_ENV", "KubeProxy", "ProxyConfig", "parse_config", "render"]
+__all__ = ["BACKEND_ENV", "KubeProxy", "ProxyConfig", "parse_config", "render", "resync"]
 
 SERVICES = resource("", "services")
 SLICES = resource("discovery.k8s.io", "endpointslices")
@@ -40,6 +40,22 @@ BACKEND_ENV = "KUBE_PROXY_IPTABLES_BACKEND"
 BACKEND_ARG = "--iptables-backend="
 HEALTHZ_PORT = 10256
 DEFAULT_SYNC_PERIOD = 30.0  # kube-proxy's iptables.syncPeriod when the config leaves it 0
+
+# The event queues of the running kube-proxies, by the network namespace they program.
+_RUNNING: dict[str, set[asyncio.Queue[tuple[str, Any, dict[str, Any]]]]] = {}
+
+
+def resync(netns: str) -> int:
+    """Make every kube-proxy programming ``netns`` sync now, as a Service change would.
+
+    A fault that breaks the node's netfilter then shows at once instead of at the next
+    periodic resync (30 s by default). Returns how many kube-proxies were woken.
+    """
+    queues = _RUNNING.get(netns, set())
+    for q in queues:
+        q.put_nowait(("RESYNC", None, {}))
+    return len(queues)
+
 
 _TOP_FIELDS = {
     "apiVersion", "kind", "featureGates", "bindAddress", "healthzBindAddress",
@@ -246,6 +262,7 @@ class KubeProxy:
             1 when an ``iptables-restore`` fails (the rules written before stay).
         """
         q = ctx.store.subscribe(SERVICES, SLICES)
+        _RUNNING.setdefault(ctx.netns, set()).add(q)
         runner: web.AppRunner | None = None
         try:
             runner = await self._serve_healthz(ctx)
@@ -259,6 +276,7 @@ class KubeProxy:
             return 1
         finally:
             ctx.store.unsubscribe(q)
+            _RUNNING.get(ctx.netns, set()).discard(q)
             await stop_http(runner)
 
     async def _serve_healthz(self, ctx: ContainerContext) -> web.AppRunner | None:
@@ -293,7 +311,7 @@ class KubeProxy:
             try:
                 _, res, _ = await asyncio.wait_for(q.get(), max(next_resync - loop.time(), 0))
             except TimeoutError:
-                res = None  # the periodic resync is due
+                res = None  # the periodic resync is due (a resync() call looks the same)
             if res is not None and res not in (SERVICES, SLICES):
                 continue
             if res is not None:
