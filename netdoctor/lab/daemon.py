@@ -128,7 +128,9 @@ async def wait_for(check: Callable[[], bool], deadline: float, what: str) -> Non
 
 
 async def agents_settled(lab: LabInfo) -> bool:
-    """Every node has its CNI agent's files and the Service proxy's first nat chain."""
+    """Every node has its CNI agent's files, the Service proxy's first nat chain and, where
+    the agent routes the other nodes' pods, those routes (a scenario that stops the agent
+    must not catch it before it has learnt every peer)."""
     prof = profiles.get(lab.profile)
     for node in lab.nodes.values():
         if not all((node.root / f).exists() for f in prof.settled_files):
@@ -136,7 +138,11 @@ async def agents_settled(lab: LabInfo) -> bool:
     checks = await asyncio.gather(*(
         arun(["ip", "netns", "exec", n.netns, "iptables-nft", "-w", "-t", "nat", "-S",
               prof.service_chain], check=False) for n in lab.nodes.values()))
-    return all(c.code == 0 for c in checks)
+    if not all(c.code == 0 for c in checks):
+        return False
+    return not prof.peer_routes or all(await asyncio.gather(*(
+        topology.routes_to(n, [m.pod_range for m in lab.nodes.values() if m is not n])
+        for n in lab.nodes.values())))
 
 
 async def wait_async(check: Callable[[], Awaitable[bool]], deadline: float, what: str) -> None:

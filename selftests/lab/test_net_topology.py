@@ -211,6 +211,23 @@ def test_sync_peers_removes_departed_peer(lab: Lab, loop: Loop) -> None:
         loop.run(flannel.sync_peers(node, peers_for(lab, node)))
 
 
+def test_routes_to_tells_a_missing_or_blackholed_peer(lab: Lab, loop: Loop) -> None:
+    node, gone = lab.nodes[0], lab.nodes[2]
+    ranges = [n.pod_cidr for n in lab.nodes if n is not node]
+    assert loop.run(topology.routes_to(node, ranges))
+    others = [p for p in peers_for(lab, node) if p.internal_ip != gone.internal_ip]
+    try:
+        loop.run(flannel.sync_peers(node, others))
+        assert not loop.run(topology.routes_to(node, ranges))
+        loop.run(sh.arun(["ip", "-n", node.netns, "route", "add", "blackhole", gone.pod_cidr]))
+        assert not loop.run(topology.routes_to(node, ranges))
+    finally:
+        loop.run(sh.arun(["ip", "-n", node.netns, "route", "del", "blackhole", gone.pod_cidr],
+                         check=False))
+        loop.run(flannel.sync_peers(node, peers_for(lab, node)))
+    assert loop.run(topology.routes_to(node, ranges))
+
+
 def test_pod_ports_have_hairpin(lab: Lab, loop: Loop) -> None:
     for pod in lab.pods:
         res = loop.run(sh.arun(["bridge", "-n", pod.node_netns, "-j", "-d", "link", "show",

@@ -177,6 +177,13 @@ async def destroy(prefix: str, state_dir: Path | None = None) -> None:
     external.reap(killed)
 
 
+async def routes_to(node: NodeInfo, ranges: list[str]) -> bool:
+    """Whether ``node``'s main table has a route for each of ``ranges`` (a blackhole is none)."""
+    routes = {r.get("dst") for r in await _ns.ip_json(node.netns, "route", "show")
+              if r.get("type") != "blackhole"}
+    return all(r in routes for r in ranges)
+
+
 async def set_sysctl(netns: str, key: str, value: str) -> None:
     """Set a sysctl inside ``netns`` (e.g. ``net.ipv4.ip_forward``).
 

@@ -75,6 +75,9 @@ class Profile:
     # Files every node has once the agents did their first work (relative to the root).
     settled_files: tuple[str, ...] = ()
     service_chain: str = "KUBE-SERVICES"  # the nat chain that proves Services are programmed
+    # The CNI agent routes each other node's pod range (Flannel's VXLAN routes, BIRD's
+    # block routes): settled once every node has them.
+    peer_routes: bool = False
     ipam_range: Callable[[int], str] | None = None  # pod addresses when not spec.podCIDR
     # Where Flannel writes its CNI conflist and what it holds; None: another container does.
     flannel_cni: tuple[str, Obj] | None = None

@@ -119,6 +119,7 @@ CALICO = register(Profile(
     cni_plugins=("bridge", "host-local", "loopback", "portmap", "bandwidth", "calico",
                  "calico-ipam"),
     settled_files=("var/lib/calico/nodename", "etc/cni/net.d/10-calico.conflist"),
+    peer_routes=True,
     ipam_range=calico_block, agent_cni=("etc/cni/net.d/10-calico.conflist", CALICO_CONFLIST),
     unsupported={"cni-bridge-conflict": "Calico wires pods to routed veths, there is no "
                                         "cni0 bridge",

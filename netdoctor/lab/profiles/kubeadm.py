@@ -25,7 +25,7 @@ KUBEADM_FLANNEL = register(Profile(
     dns_service_ip="10.96.0.10", node_pod_cidr=kubeadm_pod_cidr, seed=manifests.cluster,
     dns=KUBE_DNS, per_node=(FLANNEL, KUBE_PROXY), kube_proxy=KUBE_PROXY,
     cni_daemonset=("kube-flannel", "kube-flannel-ds"), settled_files=FLANNEL_FILES,
-    flannel_cni=(CONFLIST, FLANNEL_CONFLIST),
+    flannel_cni=(CONFLIST, FLANNEL_CONFLIST), peer_routes=True,
 ))
 
 
@@ -82,7 +82,7 @@ MULTUS_PROFILE = register(Profile(
     cni_daemonset=("kube-flannel", "kube-flannel-ds"),
     cni_plugins=("bridge", "host-local", "loopback", "portmap", "flannel", "multus"),
     settled_files=(*FLANNEL_FILES, "etc/cni/net.d/00-multus.conf"),
-    flannel_cni=(CONFLIST, FLANNEL_CONFLIST),
+    flannel_cni=(CONFLIST, FLANNEL_CONFLIST), peer_routes=True,
 ))
 
 
@@ -216,5 +216,5 @@ OPENSHIFT = register(Profile(
     dns_service_ip="172.30.0.10", node_pod_cidr=openshift_pod_cidr, seed=openshift_dns_seed,
     dns=OPENSHIFT_DNS, per_node=(FLANNEL, KUBE_PROXY), kube_proxy=KUBE_PROXY,
     cni_daemonset=("kube-flannel", "kube-flannel-ds"), settled_files=FLANNEL_FILES,
-    flannel_cni=(CONFLIST, FLANNEL_CONFLIST),
+    flannel_cni=(CONFLIST, FLANNEL_CONFLIST), peer_routes=True,
 ))
