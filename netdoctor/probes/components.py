@@ -124,25 +124,38 @@ def events_by_pod(events: Iterable[Mapping[str, Any]], names: set[str],
     return {name: event_lines(items) for name, items in grouped.items()}
 
 
-async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str],
-                       recent: float | None = None) -> tuple[str, ...]:
-    found: list[str] = []
+async def log_tails(cluster: Cluster, pod: PodState,
+                    recent: float | None = None) -> list[str]:
+    """The log tails of ``pod``: its previous containers' (only when one restarted: the API
+    answers 400 for a container that never did) and then its current ones; with ``recent``
+    (seconds), only that last stretch.
+
+    Raises:
+        The API's error when reading logs is forbidden; any other failed read is left out.
+    """
     params = {"tailLines": str(LOG_TAIL)}
     if recent is not None:
         params["sinceSeconds"] = str(max(int(recent), 1))
-    # Only a container that restarted has a previous log (the API answers 400 otherwise).
-    for previous in ("false", "true") if pod.restarts else ("false",):
+    texts = []
+    for previous in ("true", "false") if pod.restarts else ("false",):
         try:
             resp = await cluster.request(
                 "GET", f"pods/{pod.name}/log", namespace=pod.namespace,
                 params={**params, "previous": previous},
                 what=f"logs of {pod.namespace}/{pod.name}")
         except Exception as exc:
-            # No previous container is a 400 on real clusters; forbidden is reported by caller.
+            # No previous container is a 400 on real clusters.
             if "forbidden" in str(exc).lower():
                 raise
             continue
-        found += [ln for ln in resp.text.splitlines() if pattern.search(ln)]
+        texts.append(resp.text)
+    return texts
+
+
+async def _log_matches(cluster: Cluster, pod: PodState, pattern: re.Pattern[str],
+                       recent: float | None = None) -> tuple[str, ...]:
+    found = [ln for text in await log_tails(cluster, pod, recent)
+             for ln in text.splitlines() if pattern.search(ln)]
     return tuple(dict.fromkeys(found))
 
 

@@ -21,14 +21,12 @@ from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Cluster, bounded
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.profile import ClusterProfile, Workload
+from netdoctor.probes.components import log_tails, pod_state
 from netdoctor.probes.coverage import Coverage
 from netdoctor.probes.network import PairId
 from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
 from netdoctor.probes.paths import FactsResult, Runner, Series
 from netdoctor.rootcause.facts import NodeFacts
-
-LOG_TAIL = 200
-
 
 NO_NODE_PROBES = "not measured: --no-node-probes (node probes need hostNetwork, privileged and " \
     "the node's root; this run uses unprivileged probes only)"
@@ -224,26 +222,11 @@ def replica_port(v: Validation, profile: ClusterProfile) -> int:
                  for cp in c.get("ports") or [] if cp.get("name") == target), 53)
 
 
-def restarted(pod: Mapping[str, Any]) -> bool:
-    """Whether a container of ``pod`` has restarted: only then is there a previous log (the
-    API answers 400 for one that never did, and a request on every pod doubles the reads)."""
-    return any(int(cs.get("restartCount") or 0) > 0
-               for cs in (pod.get("status") or {}).get("containerStatuses") or ())
-
-
 async def _log_tail(cluster: Cluster, pod: Mapping[str, Any]) -> str:
-    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-    out = []
-    for previous in ("true", "false") if restarted(pod) else ("false",):
-        try:
-            resp = await cluster.request("GET", f"pods/{name}/log", namespace=namespace,
-                                         params={"tailLines": str(LOG_TAIL),
-                                                 "previous": previous},
-                                         what=f"logs of {namespace}/{name}")
-            out.append(resp.text)
-        except Exception:  # no previous container: a 400 on real clusters
-            continue
-    return "\n".join(out)
+    try:
+        return "\n".join(await log_tails(cluster, pod_state(pod)))
+    except Exception:  # logs forbidden: the checks that need them say so
+        return ""
 
 
 async def read_objects(cluster: Cluster, v: Validation) -> None:

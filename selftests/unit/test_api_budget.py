@@ -16,8 +16,7 @@ from netdoctor.cluster.client import Cluster, DeadlineExceeded, Target
 from netdoctor.cluster.profile import Workload
 from netdoctor.cluster.ratelimit import TokenBucket, limit, resource_of
 from netdoctor.lab.api.requestcount import verb_and_resource
-from netdoctor.probes.components import read_component
-from netdoctor.probes.validate import restarted
+from netdoctor.probes.components import log_tails, pod_state, read_component
 
 
 class Clock:
@@ -192,7 +191,12 @@ def test_previous_logs_are_read_only_for_containers_that_restarted() -> None:
     assert sorted(cluster.asked) == [("pods/fresh/log", "false"),
                                      ("pods/restarted/log", "false"),
                                      ("pods/restarted/log", "true")]
-    assert state.log_lines["restarted"] == ("pods/restarted/log previous=false i/o timeout",
-                                            "pods/restarted/log previous=true i/o timeout")
-    assert [restarted(p) for p in pods] == [False, True]
-    assert not restarted({"status": {}})
+    # Oldest first: the previous container's lines, then the current one's.
+    assert state.log_lines["restarted"] == ("pods/restarted/log previous=true i/o timeout",
+                                            "pods/restarted/log previous=false i/o timeout")
+    # validate's log reads share the reader.
+    cluster.asked.clear()
+    texts = [asyncio.run(log_tails(cluster, pod_state(p))) for p in pods]  # type: ignore[arg-type]
+    assert cluster.asked == [("pods/fresh/log", "false"), ("pods/restarted/log", "true"),
+                             ("pods/restarted/log", "false")]
+    assert [len(t) for t in texts] == [1, 2]
