@@ -165,6 +165,21 @@ def test_ensure_bridge_conflict(lab: Lab, loop: Loop) -> None:
                               "different from 10.244.9.1/24")
 
 
+def test_pods_set_up_at_once_share_one_new_bridge(lab: Lab, loop: Loop) -> None:
+    # Two pods starting together on a node that has no bridge yet: both CNI ADDs must end
+    # with the one bridge, as the real plugin takes the bridge the other one just made.
+    node = lab.nodes[1]
+
+    async def together() -> None:
+        await asyncio.gather(*(pods.ensure_bridge(node, "cbr9", "10.244.99.1/24", 1450)
+                               for _ in range(4)))
+    try:
+        loop.run(together())
+        assert loop.run(pods.bridge_ipv4(node.netns, "cbr9")) == ["10.244.99.1/24"]
+    finally:
+        loop.run(sh.arun(["ip", "-n", node.netns, "link", "del", "cbr9"], check=False))
+
+
 def test_node_sysctls_and_files(lab: Lab, loop: Loop) -> None:
     node = lab.nodes[1]
     for key, value in topology.NODE_SYSCTLS.items():

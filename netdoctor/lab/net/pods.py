@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import shutil
+import weakref
 from dataclasses import dataclass
 
 from netdoctor.lab import sh
@@ -39,6 +41,14 @@ async def bridge_ipv4(netns: str, bridge: str) -> list[str] | None:
             if a.get("family") == "inet"]
 
 
+# One lock per (event loop, node namespace, bridge): two pods set up on one node at once
+# must not both create the bridge (the second "link add" fails with File exists, where the
+# real plugin takes the bridge the other one made).
+_BRIDGE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                         dict[tuple[str, str], asyncio.Lock]] = \
+    weakref.WeakKeyDictionary()
+
+
 async def ensure_bridge(node: NodeInfo, bridge: str, gateway_cidr: str, mtu: int) -> None:
     """Make sure ``bridge`` exists in the node namespace, up, holding ``gateway_cidr``.
 
@@ -46,6 +56,12 @@ async def ensure_bridge(node: NodeInfo, bridge: str, gateway_cidr: str, mtu: int
         CniError: the bridge already holds a different IPv4 address (the message of
             the CNI bridge plugin, e.g. after a node's subnet changed).
     """
+    locks = _BRIDGE_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault((node.netns, bridge), asyncio.Lock()):
+        await _ensure_bridge(node, bridge, gateway_cidr, mtu)
+
+
+async def _ensure_bridge(node: NodeInfo, bridge: str, gateway_cidr: str, mtu: int) -> None:
     addrs = await bridge_ipv4(node.netns, bridge)
     lines: list[str] = []
     if addrs is None:
