@@ -109,6 +109,11 @@ class EchoPod:
     problem: str = ""
     events: tuple[str, ...] = ()
 
+    @property
+    def network_setup_failed(self) -> bool:
+        """Its Events say the node could not set up its pod network (as for a probe pod)."""
+        return any(r in line for line in self.events for r in NETWORK_SETUP_REASONS)
+
 
 @dataclass
 class Echo:

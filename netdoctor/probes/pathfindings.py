@@ -102,7 +102,7 @@ def need_echo(echo: Echo, node: str) -> str:
     ev = make_evidence(f"echo pod on {node} has no address", lines,
                        command=f"kubectl describe pod -n {echo.namespace} "
                                f"{pod.name if pod else ''}".rstrip())
-    if pod is not None and any("Sandbox" in e or "Network" in e for e in pod.events):
+    if pod is not None and pod.network_setup_failed:
         raise CheckFailed(f"no pod network on {node}", [ev])
     pytest.skip(ev.title)
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from netdoctor.cluster.echo import echo_deployment_spec, echo_service_spec
+from netdoctor.cluster.echo import Echo, EchoPod, echo_deployment_spec, echo_service_spec
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.probes import ProbeSet
 from netdoctor.cluster.profile import NodeInfo
 from netdoctor.model import Attempt, CheckFailed, CheckResult, Evidence
 from netdoctor.probes import nodechecks
 from netdoctor.probes.parsers import PingResult
-from netdoctor.probes.pathfindings import judge
+from netdoctor.probes.pathfindings import judge, need_echo
 from netdoctor.probes.paths import Series, curl_argv, mtu_ping_argv, search_dns_argv
 from netdoctor.rootcause import facts
 from netdoctor.rootcause.collect import failing_by_signal, unmatched_selectors
@@ -176,3 +176,21 @@ def test_node_fact_commands_name_the_runs_own_node_probe() -> None:
     assert shared
     assert shared[0].command.startswith(
         "kubectl exec -n shared nodeprobe-run1-worker-1 -- ")
+
+
+def test_echo_pod_without_a_network_fails_its_paths_and_one_still_starting_skips() -> None:
+    # The Event line as the kubelet words it: "SandBox" in the reason, "sandbox" in the text.
+    sandbox = ("Warning FailedCreatePodSandBox: Failed to create pod sandbox: rpc error: code = "
+               'Unknown desc = failed to setup network for sandbox "0a1b": plugin type="flannel" '
+               "failed (add): failed to load flannel 'subnet.env' file")
+    echo = Echo("netdoctor-run1", "run1", pods={
+        "worker-1": EchoPod("worker-1", "echo-w1", "", False, "ContainerCreating", (sandbox,)),
+        "worker-2": EchoPod("worker-2", "echo-w2", "", False, "ContainerCreating"),
+        "control-plane": EchoPod("control-plane", "echo-cp", "10.244.0.7", True)})
+    assert need_echo(echo, "control-plane") == "10.244.0.7"
+    with pytest.raises((CheckFailed, pytest.skip.Exception)) as got:
+        need_echo(echo, "worker-1")
+    assert got.type is CheckFailed, got.value  # a skip would hide a node without a network
+    assert str(got.value) == "no pod network on worker-1"
+    with pytest.raises(pytest.skip.Exception, match="echo pod on worker-2 has no address"):
+        need_echo(echo, "worker-2")
