@@ -36,11 +36,13 @@ RUN_TIMEOUT = 1800.0
 
 @dataclass(frozen=True)
 class RunFigures:
-    """One run: wall seconds, failed and passed checks, API requests it caused."""
+    """One run: wall seconds, failed, passed and skipped checks, API requests it caused."""
 
     seconds: float
     failed: int
     passed: int
+    skipped: int
+    """On a healthy lab a skipped path is one the run did not measure: not clean either."""
     requests: int
     exit_code: int
     execs: int
@@ -99,10 +101,11 @@ def run(lab: Lab, mode: str, reports: Path, *extra: str) -> RunFigures:
         else []
     failed = sum(1 for t in tests if t.get("outcome") in ("failed", "error"))
     passed = sum(1 for t in tests if t.get("outcome") == "passed")
+    skipped = sum(1 for t in tests if t.get("outcome") == "skipped")
     if failed or done.returncode not in (0,):
         tail = "\n    ".join((done.stdout + done.stderr).strip().splitlines()[-6:])
         print(f"    {mode}: exit {done.returncode}, {failed} failed:\n    {tail}", flush=True)
-    return RunFigures(seconds, failed, passed, after - before, done.returncode, execs,
+    return RunFigures(seconds, failed, passed, skipped, after - before, done.returncode, execs,
                       suite_cpu, lab_used)
 
 
@@ -138,7 +141,8 @@ def describe(size: SizeFigures) -> list[str]:
         lines.append(
             f"{size.nodes:>3} nodes {mode:<8} median {statistics.median(secs):7.2f}s "
             f"(runs {', '.join(f'{s:.1f}' for s in secs)}); failed checks per run "
-            f"{[f.failed for f in figures]} of {figures[0].passed + figures[0].failed}; "
+            f"{[f.failed for f in figures]}, skipped {[f.skipped for f in figures]} of "
+            f"{figures[0].passed + figures[0].failed + figures[0].skipped}; "
             f"API requests per node {statistics.median(reqs) / size.nodes:6.1f} "
             f"(per run {reqs}); execs per node "
             f"{statistics.median(f.execs for f in figures) / size.nodes:4.1f}; CPU seconds per "
