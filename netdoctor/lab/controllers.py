@@ -15,11 +15,11 @@ import json
 import logging
 from typing import Any
 
-from netdoctor.lab.api.disruption import sync_budgets
+from netdoctor.lab.api.disruption import PDBS, sync_budgets
 from netdoctor.lab.api.resources import resource
 from netdoctor.lab.api.selectors import match_labels
 from netdoctor.lab.api.store import ApiError, Obj, Store, now
-from netdoctor.lab.jobs import reconcile_jobs
+from netdoctor.lab.jobs import JOBS, reconcile_jobs
 from netdoctor.lab.scheduling import daemon_spec, fits
 
 log = logging.getLogger("netdoctor.lab.controllers")
@@ -32,6 +32,9 @@ SLICES = resource("discovery.k8s.io", "endpointslices")
 DEPLOYMENTS = resource("apps", "deployments")
 REPLICASETS = resource("apps", "replicasets")
 DAEMONSETS = resource("apps", "daemonsets")
+# What the controllers read: a pass after an Event or a Lease changed would find nothing new.
+WATCHED = (DEPLOYMENTS, REPLICASETS, DAEMONSETS, PODS, NODES, SERVICES, ENDPOINTS, SLICES, PDBS,
+           JOBS)
 
 
 def template_hash(template: Obj) -> str:
@@ -123,7 +126,7 @@ class ControllerManager:
 
     async def run(self) -> None:
         """Reconcile after every burst of events, forever."""
-        queue = self.store.subscribe()
+        queue = self.store.subscribe(*WATCHED)
         try:
             while True:
                 self.reconcile()

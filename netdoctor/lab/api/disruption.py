@@ -57,7 +57,7 @@ def budget_status(pdb: Obj, *, ready: int, expected: int) -> Obj:
 def selected(store: Store, pdb: Obj) -> list[Obj]:
     """The live pods a budget selects."""
     meta = pdb["metadata"]
-    return [p for p in store.list(PODS, meta["namespace"])
+    return [p for p in store.items(PODS, meta["namespace"])
             if not p["metadata"].get("deletionTimestamp")
             and match_labels(pdb.get("spec", {}).get("selector") or {},
                              p["metadata"].get("labels") or {})]

@@ -47,7 +47,9 @@ class Kubelet:
 
     async def run(self) -> None:
         """Sync pods after every burst of events and node status every second."""
-        queue = self.store.subscribe()
+        # Pods and Nodes only: the Events it records itself, Leases and the rest say nothing
+        # about which pods to start or stop.
+        queue = self.store.subscribe(PODS, NODES)
         statused = -NODE_STATUS_PERIOD
         try:
             while True:
