@@ -90,7 +90,6 @@ class CalicoNode:
                         peers[found[0]] = found[1]
                 if await routed.sync_block_routes(node, peers):
                     ctx.log(f"[INFO][bird] routes to {len(peers)} blocks programmed")
-                while (await events.get())[1] != NODES:
-                    pass
+                await events.get()  # the queue holds Node events only
         finally:
             ctx.store.unsubscribe(events)

@@ -162,7 +162,6 @@ class CiliumAgent:
                 except CommandError as exc:  # retried on the next Node event
                     ctx.log(klog("E", "linux/node.go:540", "Unable to program tunnel routes",
                                  err=str(exc)))
-                while (await events.get())[1] != NODES:
-                    pass
+                await events.get()  # the queue holds Node events only
         finally:
             ctx.store.unsubscribe(events)

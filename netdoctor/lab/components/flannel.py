@@ -146,11 +146,9 @@ class FlannelAgent:
 
     @staticmethod
     async def _next_node_event(events: asyncio.Queue[Any]) -> None:
-        """Wait for a Node event, then swallow any burst behind it (one sync covers all)."""
-        while True:
-            _, res, _ = await events.get()
-            if res == NODES:
-                break
+        """Wait for a Node event (the queue holds no other), then swallow any burst behind it
+        (one sync covers all)."""
+        await events.get()
         while not events.empty():
             events.get_nowait()
 

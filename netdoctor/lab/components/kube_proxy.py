@@ -312,9 +312,7 @@ class KubeProxy:
                 _, res, _ = await asyncio.wait_for(q.get(), max(next_resync - loop.time(), 0))
             except TimeoutError:
                 res = None  # the periodic resync is due (a resync() call looks the same)
-            if res is not None and res not in (SERVICES, SLICES):
-                continue
-            if res is not None:
+            if res is not None:  # a Service or EndpointSlice changed (the queue holds no other)
                 since = loop.time() - last_sync
                 await asyncio.sleep(max(self.debounce, self.min_sync_period - since))
             while not q.empty():  # everything queued is covered by one full re-render
