@@ -48,6 +48,34 @@ async def delete_object(cluster: Cluster, kind: str, namespace: str, name: str,
     return True
 
 
+COLLECTION_REFUSED = frozenset({403, 405})
+"""Answers after which a collection is deleted one object at a time instead: not allowed
+(RBAC without ``deletecollection``) or not served."""
+
+
+async def delete_collection(cluster: Cluster, plural: str, namespace: str, selector: str,
+                            problems: list[str], budget: float = CLEANUP_BUDGET) -> bool | None:
+    """Delete every ``plural`` in ``namespace`` labelled ``selector`` in one request
+    (retried while the API does not answer). True when they are going; None when the
+    server refused the verb (delete them one by one); False on any other failure (recorded
+    in ``problems``)."""
+
+    async def call() -> Any:
+        return await cluster.request("DELETE", plural, namespace=namespace,
+                                     params={"labelSelector": selector},
+                                     body={"gracePeriodSeconds": 0,
+                                           "propagationPolicy": "Background"},
+                                     what=f"delete {plural} -l {selector}")
+
+    try:
+        await cluster.idempotent(call, f"delete {plural} -l {selector}", budget)
+    except Exception as exc:
+        if status_code(exc) in COLLECTION_REFUSED:
+            return None
+        problems.append(f"{plural} -l {selector} in {namespace}: {exc}")
+        return False
+    return True
+
 
 @dataclass(frozen=True)
 class Leftover:

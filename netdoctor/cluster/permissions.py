@@ -37,6 +37,9 @@ class Need:
     """Used only inside the run's probe namespace (checked there)."""
     own_namespace: bool = False
     """Needed only when the run creates its own probe namespace (no ``--probe-namespace``)."""
+    optional: bool = False
+    """Used when granted, not asked for before the run: without it the run takes a slower
+    way (credentials bound to an older manifest keep working)."""
 
     def rule(self) -> dict[str, Any]:
         """The PolicyRule as a manifest writes it."""
@@ -54,6 +57,9 @@ DIAGNOSE: tuple[Need, ...] = (
          own_namespace=True),
     Need("", ("pods",), ("list",), "probe readiness, components, leftovers"),
     Need("", ("pods",), ("create", "delete"), "probe pods", probe_namespace=True),
+    Need("", ("pods",), ("deletecollection",),
+         "the run's probe pods removed in one request (one request per pod without it)",
+         probe_namespace=True, optional=True),
     Need("", ("pods/exec",), ("get", "create"),
          "commands in probe pods (a websocket exec needs both verbs)", probe_namespace=True),
     Need("", ("pods/log",), ("get",), "CoreDNS and kube-proxy log lines"),
@@ -149,7 +155,7 @@ async def missing(cluster: Cluster, mode: Mode, probe_namespace: str,
     when the API server does not answer access reviews)."""
     checks: list[tuple[Need, str, str, str | None]] = []
     for need in MODES[mode]:
-        if need.own_namespace and not own_namespace:
+        if (need.own_namespace and not own_namespace) or need.optional:
             continue
         namespace = probe_namespace if need.probe_namespace else None
         checks += [(need, verb, res, namespace) for res in need.resources for verb in need.verbs]

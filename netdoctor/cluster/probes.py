@@ -27,7 +27,12 @@ from netdoctor.cluster.images import IMAGE_GRACE, Placement, image_pull_problem
 from netdoctor.cluster.leases import MANAGED_BY as MANAGED_BY  # the labels of every object
 from netdoctor.cluster.leases import MANAGER as MANAGER
 from netdoctor.cluster.leases import RUN_ID as RUN_ID
-from netdoctor.cluster.leftovers import CLEANUP_BUDGET, Leftover, delete_object
+from netdoctor.cluster.leftovers import (
+    CLEANUP_BUDGET,
+    Leftover,
+    delete_collection,
+    delete_object,
+)
 from netdoctor.cluster.profile import NodeInfo
 
 NODE_LABEL = "netdoctor.io/node"
@@ -378,14 +383,21 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
             failed.append(Leftover(kind, namespace if kind == "pod" else "", name,
                                    probes.run_id))
 
-    # Pods side by side (one request each would make cleanup O(nodes) round trips), then
-    # what holds them (the namespace), still newest first.
-    await asyncio.gather(*(delete(kind, probes.namespace, name)
-                           for kind, name in recorded if kind == "pod"))
+    # Pods first, in one request by the run's label (one each would make cleanup O(nodes)
+    # requests, paced by the client's rate limit); one by one, side by side, when the
+    # credentials lack that verb. Then what holds them (the namespace), still newest first.
+    selector = f"{RUN_ID}={probes.run_id}"
+    recorded_pods = [name for kind, name in recorded if kind == "pod"]
+    at_once = await delete_collection(cluster, "pods", probes.namespace, selector, problems,
+                                      budget) if len(recorded_pods) > 1 else None
+    if at_once is None:
+        await asyncio.gather(*(delete("pod", probes.namespace, name) for name in recorded_pods))
+    elif not at_once:
+        failed += [Leftover("pod", probes.namespace, name, probes.run_id)
+                   for name in recorded_pods]
     for kind, name in recorded:
         if kind != "pod":
             await delete(kind, "", name)
-    selector = f"{RUN_ID}={probes.run_id}"
     try:
         strays = [("pod", o) for o in await cluster.list("pods", selector=selector)]
         strays += [("namespace", o) for o in await cluster.list("namespaces", selector=selector)]
@@ -393,13 +405,16 @@ async def remove(cluster: Cluster, probes: ProbeSet, wait: float = 20.0,
         probes.unremoved = failed or [Leftover(kind, probes.namespace if kind == "pod" else "",
                                                name, probes.run_id) for kind, name in recorded]
         return [*problems, f"listing objects of run {probes.run_id}: {exc}"]
+    # Strays: objects not deleted yet. Those already going (a deletion timestamp) were
+    # deleted above and need no second request; those that failed are already listed.
     known = {(f.kind, f.name) for f in failed}
+    strays = [(kind, obj) for kind, obj in strays if (kind, obj["metadata"]["name"]) not in known
+              and not obj["metadata"].get("deletionTimestamp")]
     await asyncio.gather(*(delete(kind, obj["metadata"].get("namespace", ""),
                                   obj["metadata"]["name"])
-                           for kind, obj in strays
-                           if kind == "pod" and (kind, obj["metadata"]["name"]) not in known))
+                           for kind, obj in strays if kind == "pod"))
     for kind, obj in strays:
-        if kind != "pod" and (kind, obj["metadata"]["name"]) not in known:
+        if kind != "pod":
             await delete(kind, "", obj["metadata"]["name"])
     probes.unremoved = failed
     try:

@@ -29,6 +29,9 @@ ADMIN_TOKEN = "admin-token"
 VIEWER_TOKEN = "viewer-token"
 # The viewer may read but not list pods, exec into them or delete anything.
 VIEWER = Access("jane", frozenset({("list", "pods"), ("create", "pods/exec"), ("delete", "*")}))
+OLD_MANIFEST_TOKEN = "old-manifest-token"
+# Everything but deleting a collection (a binding to a manifest older than that rule).
+OLD_MANIFEST = Access("ops", frozenset({("deletecollection", "*")}))
 
 
 class FakeRuntime:
@@ -177,9 +180,11 @@ class ApiLab:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        tokens = {ADMIN_TOKEN: Access.admin(), VIEWER_TOKEN: VIEWER}
+        tokens = {ADMIN_TOKEN: Access.admin(), VIEWER_TOKEN: VIEWER,
+                  OLD_MANIFEST_TOKEN: OLD_MANIFEST}
         self.faults = ApiFaultState()
         app = make_app(self.store, FakeRuntime(), tokens, faults=self.faults)
+        self.app = app
         self.runner = asyncio.run_coroutine_threadsafe(
             serve(app, [sock], context), self.loop).result(timeout=10)
         self.directory = directory
