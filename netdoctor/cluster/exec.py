@@ -37,14 +37,16 @@ class Conclusive(Protocol):
 
 @dataclass(frozen=True)
 class ExecTarget:
-    """A pod to exec in, with the image that decides its tools."""
+    """A pod to exec in: where it is and the client that reaches it."""
 
     namespace: str
     name: str
     node: str
     ip: str
-    obj: Any
-    """The kr8s Pod object."""
+    api: Any
+    """The run's kr8s API client (its rate limit and credentials)."""
+    container: str
+    """The container commands run in."""
 
 
 @dataclass(frozen=True)
@@ -76,19 +78,20 @@ EXEC_PROTOCOL = "v4.channel.k8s.io"
 STDOUT, STDERR, STATUS = 1, 2, 3
 
 
-async def ws_exec(pod: Any, argv: Sequence[str], timeout: float) -> tuple[int, bytes, bytes]:
+async def ws_exec(target: ExecTarget, argv: Sequence[str], timeout: float
+                  ) -> tuple[int, bytes, bytes]:
     """``pods/exec`` over one websocket: (exit code, stdout, stderr).
 
     kr8s' ``Pod.async_exec`` first GETs the pod to check it is Ready, on every call; a probe
     pod is known to be running, and the API server refuses exec into a container that is
     not, so that round trip only doubled the API requests of every probe command.
     """
-    params = {"command": list(argv), "container": pod.spec.containers[0].name,
+    params = {"command": list(argv), "container": target.container,
               "stdout": "true", "stderr": "true", "stdin": "false"}
     out, err = bytearray(), bytearray()
-    async with pod.api.open_websocket(version=pod.version, url=f"{pod.endpoint}/{pod.name}/exec",
-                                      subprotocols=(EXEC_PROTOCOL,), namespace=pod.namespace,
-                                      params=params) as ws:
+    async with target.api.open_websocket(version="v1", url=f"pods/{target.name}/exec",
+                                         subprotocols=(EXEC_PROTOCOL,),
+                                         namespace=target.namespace, params=params) as ws:
         while True:
             message = await ws.receive_bytes(timeout=timeout)
             channel, data = message[0], message[1:]
@@ -111,7 +114,7 @@ async def exec_once(target: ExecTarget, argv: Sequence[str], deadline: float) ->
     started = time.monotonic()
     try:
         code, out, err = await asyncio.wait_for(
-            ws_exec(target.obj, argv, int(deadline) + 1), deadline)
+            ws_exec(target, argv, int(deadline) + 1), deadline)
     except TimeoutError:
         return Attempt(tuple(argv), None, duration=time.monotonic() - started,
                        error=f"no result within {deadline:g}s")

@@ -268,36 +268,45 @@ async def admitted(cluster: Cluster, namespace: str, spec: Mapping[str, Any]) ->
                           body=dict(spec), what=f"admission of pod {spec['metadata']['name']}")
 
 
+async def create_pods(cluster: Cluster, probes: ProbeSet,
+                      specs: Sequence[Mapping[str, Any]]) -> None:
+    """Create ``specs`` in the run's namespace, concurrently, after one dry run of the first
+    (a refusal then comes back once); each is recorded as created when the API took it."""
+    if specs:
+        await admitted(cluster, probes.namespace, specs[0])
+
+    async def create(spec: Mapping[str, Any]) -> None:
+        name = spec["metadata"]["name"]
+        await cluster.request("POST", "pods", namespace=probes.namespace, body=dict(spec),
+                              what=f"create pod {probes.namespace}/{name}")
+        probes.created.append(("pod", name))
+
+    await asyncio.gather(*(create(s) for s in specs))
+
+
 async def create_probes(
     cluster: Cluster, probes: ProbeSet, nodes: Sequence[NodeInfo], image: str,
-) -> list[k8s.Pod]:
-    """Create one probe per Ready node, concurrently."""
+) -> list[dict[str, Any]]:
+    """Create one probe per Ready node, concurrently; return their specs."""
     for node in nodes:
         refused = probes.placement.refuses(node.labels) if node.labels else None
         if not node.ready:
             probes.skipped_nodes[node.name] = "node is not Ready"
         elif refused:
             probes.skipped_nodes[node.name] = refused
-    targets = [n for n in nodes if n.name not in probes.skipped_nodes]
-    pods = [k8s.Pod(probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
-                                   run_id=probes.run_id, placement=probes.placement),
-                    api=cluster.api) for n in targets]
-    if pods:
-        await admitted(cluster, probes.namespace, pods[0].raw)
-
-    async def create(pod: k8s.Pod) -> None:
-        await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
-        probes.created.append(("pod", pod.name))
-
-    await asyncio.gather(*(create(p) for p in pods))
-    return pods
+    specs = [probe_pod_spec(node=n.name, namespace=probes.namespace, image=image,
+                            run_id=probes.run_id, placement=probes.placement)
+             for n in nodes if n.name not in probes.skipped_nodes]
+    await create_pods(cluster, probes, specs)
+    return specs
 
 
 async def wait_ready(
-    cluster: Cluster, probes: ProbeSet, pods: Sequence[k8s.Pod], timeout: float,
+    cluster: Cluster, probes: ProbeSet, pods: Sequence[Mapping[str, Any]], timeout: float,
     network_grace: float = NETWORK_GRACE,
 ) -> None:
-    """Poll until every probe is Ready or the deadline passes; record failures once.
+    """Poll until every probe (``pods``: the specs created) is Ready or the deadline
+    passes; record failures once.
 
     A probe whose pod network cannot be set up (the runtime keeps reporting it in
     Events) is given up after ``network_grace`` seconds instead of the whole deadline:
@@ -306,7 +315,7 @@ async def wait_ready(
     """
     started = time.monotonic()
     end = started + timeout
-    pending = {p.name: p for p in pods}
+    pending = {str(p["metadata"]["name"]): p for p in pods}
     by_name: dict[str, Mapping[str, Any]] = {}
     given_up: set[str] = set()
     pulling_since: dict[str, float] = {}
@@ -321,8 +330,8 @@ async def wait_ready(
             if obj is not None and pod_ready(obj):
                 node = obj["spec"]["nodeName"]
                 probes.ready[node] = ExecTarget(probes.namespace, name, node,
-                                                obj["status"].get("podIP", ""),
-                                                k8s.Pod(dict(obj), api=cluster.api))
+                                                obj["status"].get("podIP", ""), cluster.api,
+                                                obj["spec"]["containers"][0]["name"])
                 del pending[name]
             elif obj is not None and _hopeless(obj):
                 given_up.add(name)
@@ -345,7 +354,7 @@ async def wait_ready(
     probes.wait_seconds = time.monotonic() - started
     all_events = await namespace_events(cluster, probes.namespace, sorted(pending))
     for name, pod in pending.items():
-        obj = by_name.get(name, pod.raw)
+        obj = by_name.get(name, pod)
         node = obj["spec"]["nodeName"]
         events = all_events.get(name, ())
         if _hopeless(obj):

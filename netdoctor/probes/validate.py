@@ -14,11 +14,9 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import kr8s.asyncio.objects as k8s
-
 from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
-from netdoctor.cluster.client import Cluster, bounded
+from netdoctor.cluster.client import Cluster
 from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.profile import ClusterProfile, Workload
 from netdoctor.probes.components import log_tails, pod_state
@@ -114,18 +112,10 @@ async def guarded(v: Validation, key: str, aw: Awaitable[None]) -> None:
 async def start_node_probes(cluster: Cluster, probes: pods.ProbeSet, nodes: Sequence[str],
                             image: str, timeout: float) -> None:
     """One privileged hostNetwork probe per node (read-only view of the node at /host)."""
-    created = [k8s.Pod(pods.probe_pod_spec(node=n, namespace=probes.namespace, image=image,
-                                           run_id=probes.run_id, node_level=True,
-                                           placement=probes.placement),
-                       api=cluster.api) for n in nodes]
-    if created:
-        await pods.admitted(cluster, probes.namespace, created[0].raw)
-
-    async def create(pod: k8s.Pod) -> None:
-        await bounded(pod.create(), cluster.timeout, f"create pod {probes.namespace}/{pod.name}")
-        probes.created.append(("pod", pod.name))
-
-    await asyncio.gather(*(create(p) for p in created))
+    created = [pods.probe_pod_spec(node=n, namespace=probes.namespace, image=image,
+                                   run_id=probes.run_id, node_level=True,
+                                   placement=probes.placement) for n in nodes]
+    await pods.create_pods(cluster, probes, created)
     await pods.wait_ready(cluster, probes, created, timeout)
 
 

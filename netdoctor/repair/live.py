@@ -168,12 +168,13 @@ class LiveContext:
         spec = pods.probe_pod_spec(node=node, namespace=probe_set.namespace,
                                    image=self.options.image, run_id=self.options.run_id,
                                    node_level=True, writable=writable)
-        pod = k8s.Pod(spec, api=cluster.api)
-        await bounded(pod.create(), cluster.timeout, f"create pod {pod.name}")
-        probe_set.created.append(("pod", pod.name))
+        name = spec["metadata"]["name"]
+        await cluster.request("POST", "pods", namespace=probe_set.namespace, body=spec,
+                              what=f"create pod {name}")
+        probe_set.created.append(("pod", name))
         self.log.write(f"created {'writable node agent' if writable else 'node probe'} "
-                       f"{probe_set.namespace}/{pod.name} on {node}")
-        await pods.wait_ready(cluster, probe_set, [pod], self.options.setup_timeout)
+                       f"{probe_set.namespace}/{name} on {node}")
+        await pods.wait_ready(cluster, probe_set, [spec], self.options.setup_timeout)
         if node not in probe_set.ready:
             failure = probe_set.failed.get(node)
             raise RuntimeError(f"node pod on {node} not ready: "
