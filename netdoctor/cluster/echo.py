@@ -23,6 +23,7 @@ from typing import Any
 
 from netdoctor.cluster.client import Cluster, status_code
 from netdoctor.cluster.images import Placement, image_pull_problem
+from netdoctor.cluster.leftovers import delete_collection
 from netdoctor.cluster.probes import (
     NETWORK_GRACE,
     NETWORK_SETUP_REASONS,
@@ -249,8 +250,16 @@ async def remove(cluster: Cluster, echo: Echo) -> list[str]:
             if status_code(exc) != 404:
                 problems.append(f"{plural} {echo.namespace}/{name}: {exc}")
 
-    # Newest kind first; the objects of one kind (a Deployment per node) side by side.
+    # Newest kind first. The Deployments (one per node) in one request by the run's label,
+    # asked once as each single delete is; side by side, one each, when that verb is refused.
+    selector = f"{RUN_ID}={echo.run_id}"
     for kind, group in itertools.groupby(reversed(echo.created), key=lambda c: c[0]):
-        await asyncio.gather(*(delete(kind, name) for _, name in group))
+        names = [name for _, name in group]
+        version, _, plural = kind.rpartition("/")
+        if plural == "deployments" and len(names) > 1 and await delete_collection(
+                cluster, plural, echo.namespace, selector, problems, budget=0.0,
+                version=version) is not None:
+            continue
+        await asyncio.gather(*(delete(kind, name) for name in names))
     echo.created.clear()
     return problems

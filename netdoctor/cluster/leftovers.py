@@ -54,14 +54,15 @@ COLLECTION_REFUSED = frozenset({403, 405})
 
 
 async def delete_collection(cluster: Cluster, plural: str, namespace: str, selector: str,
-                            problems: list[str], budget: float = CLEANUP_BUDGET) -> bool | None:
+                            problems: list[str], budget: float = CLEANUP_BUDGET,
+                            version: str = "v1") -> bool | None:
     """Delete every ``plural`` in ``namespace`` labelled ``selector`` in one request
     (retried while the API does not answer). True when they are going; None when the
     server refused the verb (delete them one by one); False on any other failure (recorded
     in ``problems``)."""
 
     async def call() -> Any:
-        return await cluster.request("DELETE", plural, namespace=namespace,
+        return await cluster.request("DELETE", plural, namespace=namespace, version=version,
                                      params={"labelSelector": selector},
                                      body={"gracePeriodSeconds": 0,
                                            "propagationPolicy": "Background"},

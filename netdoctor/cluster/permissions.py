@@ -76,6 +76,9 @@ VALIDATE: tuple[Need, ...] = (
     Need("", ("services",), ("create", "delete"), "the echo Service", probe_namespace=True),
     Need("apps", ("deployments",), ("create", "delete"), "the echo Deployments",
          probe_namespace=True),
+    Need("apps", ("deployments",), ("deletecollection",),
+         "the echo Deployments removed in one request (one request each without it)",
+         probe_namespace=True, optional=True),
 )
 REMEDIATE: tuple[Need, ...] = (
     *VALIDATE,

@@ -1,5 +1,6 @@
-"""A run removes its probe pods in one request by its own label, one request per pod when
-the credentials lack that verb, and never touches another run's pods or deletes twice."""
+"""A run removes its probe pods and echo Deployments in one request by its own label, one
+request per object when the credentials lack that verb, and never touches another run's
+objects or deletes twice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from netdoctor.cluster import echo as echo_mod
 from netdoctor.cluster import probes as pods
 from netdoctor.cluster.client import Target, connect
 from netdoctor.lab.api.requestcount import REQUESTS
@@ -73,3 +75,48 @@ def test_without_the_verb_each_pod_is_deleted(shared: ApiLab) -> None:
     assert _left(shared) == [OTHER]
     assert sent["deletecollection pods"] >= 1  # refused (kr8s asks again on 403), then
     assert sent["delete pods"] == 3  # one by one: two recorded, one found by its label
+
+
+DEPLOYMENTS = resource("apps", "deployments")
+
+
+@pytest.fixture
+def echoes(shared: ApiLab) -> Iterator[ApiLab]:
+    """The echo Deployments of this run on three nodes, and one of another run."""
+    for run_id, node in ((MINE, "worker-1"), (MINE, "worker-2"), (MINE, "worker-3"),
+                         (OTHER, "worker-1")):
+        spec = echo_mod.echo_deployment_spec(node=node, namespace=SHARED, run_id=run_id)
+        shared.call(lambda s=spec: shared.store.create(DEPLOYMENTS, s))
+    yield shared
+    for obj in shared.call(lambda: shared.store.list(DEPLOYMENTS, SHARED)):
+        shared.call(lambda o=obj: shared.store.remove(DEPLOYMENTS, SHARED,
+                                                      o["metadata"]["name"]))
+
+
+def _remove_echo(lab: ApiLab, token: str) -> tuple[list[str], Counter[str]]:
+    echo = echo_mod.Echo(SHARED, MINE, created=[
+        ("apps/v1/deployments", str(echo_mod.echo_deployment_spec(
+            node=n, namespace=SHARED, run_id=MINE)["metadata"]["name"]))
+        for n in ("worker-1", "worker-2", "worker-3")])
+    before = Counter(lab.app[REQUESTS])
+
+    async def go() -> list[str]:
+        cluster = await connect(Target(lab.kubeconfig(token), None))
+        return await echo_mod.remove(cluster, echo)
+
+    problems = asyncio.run(go())
+    return problems, Counter(lab.app[REQUESTS]) - before
+
+
+def _deployments_left(lab: ApiLab) -> list[str]:
+    return sorted(str(o["metadata"]["labels"][pods.RUN_ID]) for o in
+                  lab.call(lambda: lab.store.list(DEPLOYMENTS, SHARED)))
+
+
+@pytest.mark.parametrize("token", [ADMIN_TOKEN, OLD_MANIFEST_TOKEN])
+def test_echo_deployments_go_in_one_request_or_one_each(echoes: ApiLab, token: str) -> None:
+    problems, sent = _remove_echo(echoes, token)
+    assert problems == []
+    assert _deployments_left(echoes) == [OTHER]
+    assert sent["deletecollection deployments"] >= 1
+    assert sent["delete deployments"] == (0 if token == ADMIN_TOKEN else 3)
