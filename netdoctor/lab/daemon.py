@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from netdoctor.lab import certs, faults, nsock, profiles
+from netdoctor.lab import certs, faults, nsock, profiles, sh
 from netdoctor.lab.api.apifaults import API_FAULTS, ApiFaultState
 from netdoctor.lab.api.auth import Access, issue_token
 from netdoctor.lab.api.defaults import Defaulter
@@ -487,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                      workers=args.workers, scenario=args.scenario, pid=os.getpid(),
                      profile=args.profile, dns_replicas=args.dns_replicas)
     state.save()
+    sh.use_pidfd_watcher()
     return asyncio.run(amain(state, tuple(args.image), args.pod_security))
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +28,25 @@ TOOLS: dict[str, str] = {
     "nsenter": "util-linux",
     "unshare": "util-linux",
 }
+
+
+def use_pidfd_watcher() -> bool:
+    """Reap this process's children through pidfds on the event loop instead of a waiting
+    thread per child (Python 3.11's default); True when set.
+
+    The lab starts thousands of short commands per run: a thread per command cost its one
+    loop about 0.2 ms of CPU each (2,000 ``true``: 1.1 s with threads, 0.68 s with pidfds).
+    Python 3.12 chooses pidfds by itself where the kernel has them, and deprecates setting a
+    watcher, so this only acts before 3.12.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernel older than 5.3, or pidfds not allowed
+        return False
+    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+    return True
 
 
 class CommandError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -99,3 +100,31 @@ def test_a_component_failing_while_stopped_is_stopped_not_restarted(tmp_path: Pa
     log = (tmp_path / "var/log/k3s.log").read_text() if (tmp_path / "var/log/k3s.log").exists() \
         else ""
     assert "restarting" not in log, log
+
+
+PIDFD_RUN = """
+import asyncio, sys, threading
+from netdoctor.lab import sh
+
+async def main():
+    procs = [await asyncio.create_subprocess_exec("sh", "-c", f"sleep 0.3; exit {i}")
+             for i in range(20)]
+    threads = threading.active_count()  # while every child still runs
+    return [await p.wait() for p in procs], threads
+
+chosen = sh.use_pidfd_watcher()
+codes, threads = asyncio.run(main())
+print(chosen, codes == list(range(20)), threads)
+"""
+
+
+def test_children_are_reaped_without_a_thread_each() -> None:
+    # In a fresh interpreter: the watcher is process-wide.
+    done = subprocess.run([sys.executable, "-c", PIDFD_RUN], capture_output=True, text=True,
+                          timeout=60, check=True, cwd=Path(__file__).resolve().parents[2])
+    chosen, codes_right, threads = done.stdout.split()
+    assert codes_right == "True"  # every exit code reached its waiter
+    if chosen == "True":
+        assert threads == "1"  # no waiter thread per child
+    else:
+        assert sys.version_info >= (3, 12)  # 3.12 picks pidfds itself
