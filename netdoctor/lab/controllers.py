@@ -58,12 +58,7 @@ def owner_ref(owner: Obj) -> Obj:
 
 def owned(store: Store, res: Any, owner: Obj) -> list[Obj]:
     """Objects (not copies) controlled by ``owner`` in its namespace."""
-    uid = owner["metadata"]["uid"]
-    return [
-        o
-        for o in store.items(res, owner["metadata"]["namespace"])
-        if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
-    ]
+    return store.children(res, owner["metadata"]["namespace"], owner["metadata"]["uid"])
 
 
 def pod_ready(pod: Obj) -> bool:

@@ -18,9 +18,7 @@ PODS = resource("", "pods")
 
 
 def _owned(store: Store, job: Obj) -> list[Obj]:
-    uid = job["metadata"]["uid"]
-    return [p for p in store.items(PODS, job["metadata"]["namespace"])
-            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
+    return store.children(PODS, job["metadata"]["namespace"], job["metadata"]["uid"])
 
 
 def _pod_for(job: Obj) -> Obj:

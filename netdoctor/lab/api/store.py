@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import copy
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +67,11 @@ class Store:
         # the kubelet read whole buckets after every burst of events, and sorting five
         # hundred pods each time was most of what they cost.
         self._order: dict[Resource, list[tuple[str, str]]] = {}
+        # Who owns what (owner uid -> dependents) and how many objects each namespace holds:
+        # the controllers, a cascading delete and the end of a namespace deletion looked
+        # these up by scanning every object, once per object at 100 nodes.
+        self._children: dict[str, set[tuple[Resource, str, str]]] = {}
+        self._in_namespace: Counter[str] = Counter()
         self._rv = 1
         self._history: deque[tuple[int, Event]] = deque(maxlen=history)
         self._subscribers: dict[asyncio.Queue[Event], frozenset[Resource] | None] = {}
@@ -116,6 +121,26 @@ class Store:
             obj = bucket.get(key)  # an object removed while the caller iterates is skipped
             if obj is not None and (namespace is None or key[0] == namespace):
                 yield obj
+
+    def children(self, res: Resource, namespace: str, owner_uid: str) -> list[Obj]:
+        """The stored objects (not copies) of ``res`` in ``namespace`` whose
+        ownerReferences name ``owner_uid``, by name."""
+        bucket = self._bucket(res)
+        keys = sorted((ns, name) for r, ns, name in self._children.get(owner_uid, ())
+                      if r == res and ns == namespace)
+        return [bucket[k] for k in keys if k in bucket]
+
+    def _index(self, res: Resource, key: tuple[str, str], obj: Obj, add: bool) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            uid = ref.get("uid")
+            if not uid:
+                continue
+            if add:
+                self._children.setdefault(uid, set()).add((res, *key))
+            elif uid in self._children:
+                self._children[uid].discard((res, *key))
+                if not self._children[uid]:
+                    del self._children[uid]
 
     def select(self, res: Resource, namespace: str | None = None,
                label_selector: str | None = None, field_selector: str | None = None
@@ -188,6 +213,9 @@ class Store:
             admit(res, obj, None)
         self._bucket(res)[key] = obj
         self._order.pop(res, None)
+        self._index(res, key, obj, add=True)
+        if res.namespaced:
+            self._in_namespace[key[0]] += 1
         self._emit("ADDED", res, obj)
         return copy.deepcopy(obj)
 
@@ -233,6 +261,8 @@ class Store:
             return copy.deepcopy(old)
         new["metadata"]["resourceVersion"] = self._next_rv()
         self._bucket(res)[key] = new
+        self._index(res, key, old, add=False)
+        self._index(res, key, new, add=True)
         self._emit("MODIFIED", res, new)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                 and res is not PODS:
@@ -292,6 +322,11 @@ class Store:
         if obj is None:
             raise not_found(res, name)
         self._order.pop(res, None)
+        self._index(res, key, obj, add=False)
+        if res.namespaced:
+            self._in_namespace[key[0]] -= 1
+            if not self._in_namespace[key[0]]:
+                del self._in_namespace[key[0]]
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", res, obj)
         if cascade:
@@ -301,11 +336,11 @@ class Store:
         return copy.deepcopy(obj)
 
     def _cascade(self, owner_uid: str, grace: bool) -> None:
-        for res, bucket in list(self._objects.items()):
-            for (ns, name), obj in list(bucket.items()):
-                owners = obj["metadata"].get("ownerReferences") or []
-                if any(o.get("uid") == owner_uid for o in owners) and (ns, name) in bucket:
-                    self.delete(res, ns, name, grace=grace)
+        dependents = sorted(self._children.get(owner_uid, ()),
+                            key=lambda d: (d[0].group, d[0].plural, d[1], d[2]))
+        for res, ns, name in dependents:
+            if (ns, name) in self._bucket(res):  # not already gone with another dependent
+                self.delete(res, ns, name, grace=grace)
 
     def _delete_namespace(self, ns_obj: Obj) -> Obj:
         ns = ns_obj["metadata"]["name"]
@@ -326,7 +361,7 @@ class Store:
         ns_obj = self._bucket(NAMESPACES).get(("", ns))
         if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
             return
-        if any(k[0] == ns for r, b in self._objects.items() if r.namespaced for k in b):
+        if self._in_namespace.get(ns):
             return
         self.remove(NAMESPACES, "", ns)
 
