@@ -84,13 +84,15 @@ def _vtep(peer: NodeView, facts: Mapping[str, NodeFacts]) -> tuple[str, str]:
     return (peer.pod_cidr or "").split("/")[0], ""
 
 
-def forwarding(facts: Mapping[str, NodeFacts], nodes: Sequence[NodeView]) -> list[Finding]:
-    """Per node with a VXLAN device and per peer with a podCIDR: the route to the peer's
-    podCIDR through the device, the neighbour entry of the peer's VTEP (its MAC) and the FDB
-    entry of that MAC (the peer's InternalIP)."""
+def forwarding(facts: Mapping[str, NodeFacts], nodes: Sequence[NodeView],
+               only: str | None = None) -> list[Finding]:
+    """Per node with a VXLAN device (``only`` that one) and per peer with a podCIDR: the
+    route to the peer's podCIDR through the device, the neighbour entry of the peer's VTEP
+    (its MAC) and the FDB entry of that MAC (the peer's InternalIP). Every node's facts are
+    read for the peers' VTEPs."""
     found: list[Finding] = []
     for name, f in sorted(facts.items()):
-        if VXLAN_DEVICE not in f.addresses:
+        if (only is not None and name != only) or VXLAN_DEVICE not in f.addresses:
             continue
         routed = {r.dst: r for r in f.routes if r.dev == VXLAN_DEVICE}
         cmd = f"ip route; ip neigh show dev {VXLAN_DEVICE}; bridge fdb show dev {VXLAN_DEVICE}"
