@@ -23,7 +23,7 @@ from typing import Any
 
 from netdoctor.cluster.client import Cluster, status_code
 from netdoctor.cluster.images import Placement, image_pull_problem
-from netdoctor.cluster.leftovers import delete_collection
+from netdoctor.cluster.leftovers import delete_collection, send_delete
 from netdoctor.cluster.probes import (
     NETWORK_GRACE,
     NETWORK_SETUP_REASONS,
@@ -241,11 +241,8 @@ async def remove(cluster: Cluster, echo: Echo) -> list[str]:
     async def delete(kind: str, name: str) -> None:
         version, _, plural = kind.rpartition("/")
         try:
-            await cluster.request("DELETE", f"{plural}/{name}", namespace=echo.namespace,
-                                  version=version,
-                                  body={"gracePeriodSeconds": 0,
-                                        "propagationPolicy": "Background"},
-                                  what=f"delete {plural} {name}")
+            await send_delete(cluster, f"{plural}/{name}", namespace=echo.namespace,
+                              version=version, what=f"delete {plural} {name}")
         except Exception as exc:
             if status_code(exc) != 404:
                 problems.append(f"{plural} {echo.namespace}/{name}: {exc}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from netdoctor.cluster import leases
 from netdoctor.cluster.client import Cluster, status_code
 from netdoctor.cluster.leases import MANAGED_BY, MANAGER, RUN_ID
@@ -26,6 +28,18 @@ PLURALS = {"pod": "pods", "namespace": "namespaces", "lease": "leases"}
 NAMESPACED = frozenset({"pod", "lease"})
 
 
+async def send_delete(cluster: Cluster, path: str, *, namespace: str | None, version: str,
+                      what: str, selector: str | None = None) -> httpx.Response:
+    """One DELETE of ``path`` (an object, or with ``selector`` a collection): no grace
+    period, dependents removed in the background. The one shape of every delete the suite
+    sends for its own objects."""
+    return await cluster.request("DELETE", path, namespace=namespace, version=version,
+                                 params={"labelSelector": selector} if selector else None,
+                                 body={"gracePeriodSeconds": 0,
+                                       "propagationPolicy": "Background"},
+                                 what=what)
+
+
 async def delete_object(cluster: Cluster, kind: str, namespace: str, name: str,
                   problems: list[str], budget: float = CLEANUP_BUDGET) -> bool:
     """Delete one object (retried while the API does not answer: a repeated delete is
@@ -33,11 +47,9 @@ async def delete_object(cluster: Cluster, kind: str, namespace: str, name: str,
     path = f"{PLURALS[kind]}/{name}"
 
     async def call() -> Any:
-        return await cluster.request("DELETE", path, namespace=namespace or None,
-                                     version=leases.API_VERSION if kind == "lease" else "v1",
-                                     body={"gracePeriodSeconds": 0,
-                                           "propagationPolicy": "Background"},
-                                     what=f"delete {kind} {name}")
+        return await send_delete(cluster, path, namespace=namespace or None,
+                                 version=leases.API_VERSION if kind == "lease" else "v1",
+                                 what=f"delete {kind} {name}")
 
     try:
         await cluster.idempotent(call, f"delete {kind} {name}", budget)
@@ -62,11 +74,8 @@ async def delete_collection(cluster: Cluster, plural: str, namespace: str, selec
     in ``problems``)."""
 
     async def call() -> Any:
-        return await cluster.request("DELETE", plural, namespace=namespace, version=version,
-                                     params={"labelSelector": selector},
-                                     body={"gracePeriodSeconds": 0,
-                                           "propagationPolicy": "Background"},
-                                     what=f"delete {plural} -l {selector}")
+        return await send_delete(cluster, plural, namespace=namespace, version=version,
+                                 selector=selector, what=f"delete {plural} -l {selector}")
 
     try:
         await cluster.idempotent(call, f"delete {plural} -l {selector}", budget)
