@@ -227,6 +227,13 @@ class Store:
         Raises:
             ApiError: 404 when absent, 409 Conflict on a stale resourceVersion.
         """
+        new = self._store_replacement(res, obj, subresource, check_version, owned=False)
+        return copy.deepcopy(new)
+
+    def _store_replacement(self, res: Resource, obj: Obj, subresource: str | None,
+                           check_version: bool, *, owned: bool) -> Obj:
+        """:meth:`replace` without copying its answer; the stored object is returned (never
+        change it). ``owned``: ``obj`` is the caller's own copy, stored without another."""
         meta = obj.get("metadata") or {}
         key = (meta.get("namespace", "") if res.namespaced else "", meta.get("name", ""))
         old = self._bucket(res).get(key)
@@ -237,13 +244,23 @@ class Store:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.plural} '
                            f'"{key[1]}": the object has been modified; please apply your changes '
                            "to the latest version and try again")
-        new = copy.deepcopy(old)
         if subresource == "status":
-            new["status"] = copy.deepcopy(obj.get("status") or {})
+            status = obj.get("status") or {}
+            if owned:  # a copy of the stored object: only what ``change`` wrote outside
+                new = obj  # the status is put back
+                for field in set(new) - set(old) - {"status"}:
+                    del new[field]
+                for field, value in old.items():
+                    if field != "status" and new.get(field) != value:
+                        new[field] = copy.deepcopy(value)
+            else:
+                new = {f: copy.deepcopy(v) for f, v in old.items() if f != "status"}
+                status = copy.deepcopy(status)
+            new["status"] = status
         else:
             keep_status = "status" in res.subresources and subresource != "all"
-            status = new.get("status")
-            new = copy.deepcopy(obj)
+            status = copy.deepcopy(old.get("status")) if keep_status else None
+            new = obj if owned else copy.deepcopy(obj)
             new["apiVersion"], new["kind"] = res.api_version, res.kind
             for field in ("uid", "creationTimestamp", "deletionTimestamp", "generation"):
                 if field in old["metadata"]:
@@ -258,7 +275,7 @@ class Store:
         for admit in self.admission:
             admit(res, new, old)
         if new == old:
-            return copy.deepcopy(old)
+            return old
         new["metadata"]["resourceVersion"] = self._next_rv()
         self._bucket(res)[key] = new
         self._index(res, key, old, add=False)
@@ -267,16 +284,21 @@ class Store:
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
                 and res is not PODS:
             self.remove(res, key[0], key[1])
-        return copy.deepcopy(new)
+        return new
 
     def mutate(self, res: Resource, namespace: str, name: str, change: Callable[[Obj], None],
-               *, subresource: str | None = None) -> Obj | None:
-        """Apply ``change`` to a copy of an object and store it; ``None`` when absent."""
+               *, subresource: str | None = None) -> bool:
+        """Apply ``change`` to a copy of an object and store it; False when absent.
+
+        The in-process writers (kubelets' status, node heartbeats, controllers) call this
+        thousands of times a run: the copy ``change`` wrote is stored as it is, and nothing
+        is copied for an answer nobody reads."""
         obj = self.find(res, namespace, name)
         if obj is None:
-            return None
+            return False
         change(obj)
-        return self.replace(res, obj, subresource=subresource, check_version=False)
+        self._store_replacement(res, obj, subresource, False, owned=True)
+        return True
 
     def delete(self, res: Resource, namespace: str, name: str, *, grace: bool = True,
                propagation: str = "Background") -> Obj:
