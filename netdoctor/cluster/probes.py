@@ -26,6 +26,7 @@ from netdoctor.cluster.exec import ExecTarget
 from netdoctor.cluster.images import IMAGE_GRACE, Placement, image_pull_problem
 from netdoctor.cluster.leases import MANAGED_BY as MANAGED_BY  # the labels of every object
 from netdoctor.cluster.leases import MANAGER as MANAGER
+from netdoctor.cluster.leases import ROLE
 from netdoctor.cluster.leases import RUN_ID as RUN_ID
 from netdoctor.cluster.leftovers import (
     CLEANUP_BUDGET,
@@ -153,7 +154,7 @@ def probe_pod_spec(*, node: str, namespace: str, image: str, run_id: str,
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": run_name(namespace, run_id, kind, node), "namespace": namespace,
                      "labels": {**labels(run_id), NODE_LABEL: node[:63],
-                                "netdoctor.io/role": kind}},
+                                ROLE: kind}},
         "spec": spec,
     }
 
@@ -321,9 +322,12 @@ async def wait_ready(
     pulling_since: dict[str, float] = {}
     next_event_check = started + network_grace
     pauses = poll_pauses()
+    selector = f"{RUN_ID}={probes.run_id}"
+    roles = {str((p["metadata"].get("labels") or {}).get(ROLE, "")) for p in pods}
+    if len(roles) == 1 and "" not in roles:  # the other kind of the run's pods is not listed
+        selector += f",{ROLE}={roles.pop()}"
     while pending.keys() - given_up and time.monotonic() < end:
-        listed = await cluster.list("pods", namespace=probes.namespace,
-                                    selector=f"{RUN_ID}={probes.run_id}")
+        listed = await cluster.list("pods", namespace=probes.namespace, selector=selector)
         by_name = {o["metadata"]["name"]: o for o in listed}
         for name in list(pending):
             obj = by_name.get(name)
