@@ -78,3 +78,19 @@ def test_a_mutate_that_changes_nothing_is_no_event_and_keeps_the_version() -> No
 
 def test_mutating_an_absent_object_says_so() -> None:
     assert _store_with_pod().mutate(PODS, "a", "gone", lambda o: None) is False
+
+
+def test_a_field_the_writer_put_in_is_stored_as_a_copy() -> None:
+    # A kubelet builds a status from container states it keeps changing; the stored pod
+    # must change only through the next write.
+    store = _store_with_pod()
+    states: dict[str, Any] = {"phase": "Running", "containerStatuses": [{"restartCount": 0}]}
+    store.mutate(PODS, "a", "p", lambda o: o.__setitem__("status", states),
+                 subresource="status")
+    states["containerStatuses"][0]["restartCount"] = 5
+    spec = {"containers": [{"name": "c"}], "nodeName": "n2"}
+    store.mutate(PODS, "a", "p", lambda o: o.__setitem__("spec", spec))
+    spec["nodeName"] = "n3"
+    pod = store.get(PODS, "a", "p")
+    assert pod["status"]["containerStatuses"] == [{"restartCount": 0}]
+    assert pod["spec"]["nodeName"] == "n2"

@@ -296,7 +296,11 @@ class Store:
         obj = self.find(res, namespace, name)
         if obj is None:
             return False
+        before = dict(obj)  # holds the copy's own fields, so that each keeps its identity
         change(obj)
+        for field, value in obj.items():  # a field ``change`` put in may be the writer's
+            if value is not before.get(field):  # own (a kubelet's status): stored as a copy
+                obj[field] = copy.deepcopy(value)
         self._store_replacement(res, obj, subresource, False, owned=True)
         return True
 
