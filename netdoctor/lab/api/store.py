@@ -291,8 +291,10 @@ class Store:
         """Apply ``change`` to a copy of an object and store it; False when absent.
 
         The in-process writers (kubelets' status, node heartbeats, controllers) call this
-        thousands of times a run: the copy ``change`` wrote is stored as it is, and nothing
-        is copied for an answer nobody reads."""
+        thousands of times a run: the copy ``change`` wrote is stored without a second
+        copy of the whole object, a top-level field ``change`` assigned is stored as a copy
+        of its own (the writer may keep the value it assigned), and nothing is copied for
+        an answer nobody reads."""
         obj = self.find(res, namespace, name)
         if obj is None:
             return False
