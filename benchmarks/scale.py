@@ -27,7 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selftests.e2e.labrun import REPO, Lab, LabDidNotStart, _env, diagnose_argv, lab_cli, lab_up
+from selftests.e2e.labrun import (
+    REPO,
+    Lab,
+    LabDidNotStart,
+    _env,
+    diagnose_argv,
+    lab_requests,
+    lab_status,
+    lab_up,
+)
 
 LAB_URL = "http://198.51.100.10/"  # the lab's outside web server (a documentation address)
 TARGETS = {"diagnose": 4.0, "validate": 6.0}
@@ -51,19 +60,6 @@ class RunFigures:
     """CPU seconds of the pytest process (user + system)."""
     lab_cpu: float
     """CPU seconds of the lab daemon and the commands it ran (user + system)."""
-
-
-def lab_status(lab: Lab) -> dict[str, Any]:
-    """``lab status --json``."""
-    done = lab_cli("status", "--json", "--state-dir", str(lab.state_dir))
-    status: dict[str, Any] = json.loads(done.stdout)
-    return status
-
-
-def lab_requests(lab: Lab) -> dict[str, int]:
-    """The lab API server's request counts so far, by ``verb resource``."""
-    counts: dict[str, int] = lab_status(lab).get("requests", {})
-    return counts
 
 
 def lab_cpu(lab: Lab) -> float:

@@ -169,7 +169,8 @@ def signal_definitions(config: pytest.Config) -> tuple[SignalDefinition, ...]:
 def pytest_make_collect_report(
     collector: pytest.Collector,
 ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-    """Turn unknown or malformed ``signal`` markers into a collection error of their file."""
+    """Turn unknown or malformed ``signal`` and ``measures`` markers into a collection error
+    of their file."""
     report = yield
     if report.outcome == "failed" and isinstance(collector, pytest.File):
         activation.collect_failed(collector.config, collector.path)
@@ -179,7 +180,8 @@ def pytest_make_collect_report(
     if not items:
         return report
     valid = signal_definitions(collector.config)
-    problems = [p for item in items for p in markers.signal_marker_problems(item, valid)]
+    problems = [p for item in items for p in (*markers.signal_marker_problems(item, valid),
+                                              *markers.measures_marker_problems(item))]
     if not problems:
         return report
     return pytest.CollectReport(report.nodeid, "failed", "\n".join(problems), [])

@@ -223,6 +223,9 @@ def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -
     remediation = summary.get("remediation")
     statement = (summary.get("coverage") or {}).get("statement")
     coverage = f'<p class="nd-coverage">{_e(statement)}</p>' if statement else ""
+    measured = summary.get("validate_measured") or {}
+    if measured.get("not_measured") and measured.get("statement"):
+        coverage += f'<p class="nd-coverage">{_e(str(measured["statement"]))}</p>'
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
             f"{coverage}{first}{'' if narrow else table}"
             + (remediation_html(remediation, summary) if isinstance(remediation, Mapping)

@@ -1,7 +1,10 @@
-"""Markers: their registration with meaning, and validation of ``signal(name)`` at collection.
+"""Markers: their registration with meaning, and validation of ``signal(name)`` and
+``measures(*names)`` at collection.
 
 A ``signal`` marker naming an unknown signal turns the collection of its file into an error
-that lists the valid names, so a typo can never make a check silently stop counting.
+that lists the valid names, so a typo can never make a check silently stop counting; an
+unknown measurement name does the same, so that a typo can never leave a check without the
+measurement it reads.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from netdoctor.plugin.scoring import SignalDefinition
+from netdoctor.probes.validate import MEASUREMENTS
 
 MARKERS: tuple[tuple[str, str], ...] = (
     ("diagnose", "read-only symptom check: observes the cluster, changes nothing"),
@@ -25,6 +29,12 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("signal(name)", "failure-pattern signal the check raises when it fails; one of the known "
      "signals (netdoctor.plugin.scoring.Signal, or added by the pytest_netdoctor_signals hook); "
      "stackable"),
+    ("measures(*names)",
+     "what a check reads from the validate pass's measurements, so that a run measures only "
+     "what its selected checks read: pod-paths, service-paths, nodeport, dns, egress, mtu "
+     "(netdoctor.probes.validate.MEASUREMENTS); none for a check that reads only node facts, "
+     "pods and Services, which are always read. A check that uses the validation fixture "
+     "without this marker gets every measurement"),
     ("requires(*components, cni=None, nodes=0, node_probes=False)",
      "what the check needs from the cluster, judged once against the cluster profile at setup "
      "(the check is skipped with the reason when unmet): components among kube-proxy, "
@@ -68,3 +78,29 @@ def signal_marker_problems(
         elif mark.args[0] not in known:
             yield (f"{item.nodeid}: unknown signal {mark.args[0]!r}; "
                    f"valid signals: {', '.join(known)}")
+
+
+def item_measures(item: pytest.Item) -> frozenset[str]:
+    """The validate measurements ``item`` reads: what its ``measures`` markers name, all of
+    them for an item without one (a check written before the marker, or by a plugin, is never
+    starved of a measurement)."""
+    marks = list(item.iter_markers("measures"))
+    if not marks:
+        return frozenset(MEASUREMENTS)
+    return frozenset(str(name) for mark in marks for name in mark.args)
+
+
+def measures_marker_problems(item: pytest.Item) -> Iterator[str]:
+    """Describe every ``measures`` marker on ``item`` naming an unknown measurement."""
+    for mark in item.iter_markers("measures"):
+        unknown = [a for a in mark.args if a not in MEASUREMENTS]
+        if mark.kwargs or unknown:
+            yield (f"{item.nodeid}: measures marker takes measurement names, got {mark}; "
+                   f"valid names: {', '.join(MEASUREMENTS)}")
+
+
+def run_measures(items: Sequence[pytest.Item]) -> frozenset[str]:
+    """The measurements the selected ``items`` that use the ``validation`` fixture read
+    (their union)."""
+    return frozenset().union(*(item_measures(i) for i in items
+                               if "validation" in getattr(i, "fixturenames", ())))

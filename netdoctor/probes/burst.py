@@ -177,9 +177,11 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
         v.widened = tuple(p for p in extra if p in v.pod_ping)
 
     await guarded(v, "cluster-state", read_objects(cluster, v))
-    await asyncio.gather(*(guarded(v, key, job) for key, job in (
-        ("pod-paths", pod_paths_of(pairs)), ("service-paths", service_paths()), ("dns", dns()),
-        ("egress", egress()), ("nodeport", nodeports()), ("mtu", mtu()))))
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {
+        "pod-paths": partial(pod_paths_of, pairs), "service-paths": service_paths, "dns": dns,
+        "egress": egress, "nodeport": nodeports, "mtu": mtu}
+    await asyncio.gather(*(guarded(v, key, job()) for key, job in jobs.items()
+                           if key in plan.measures))
     await guarded(v, "asked-again", asked_again())
     await guarded(v, "widened", widened())
     await guarded(v, "logs", read_logs(cluster, profile, v))

@@ -26,6 +26,21 @@ from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
 from netdoctor.probes.paths import FactsResult, Runner, Series
 from netdoctor.rootcause.facts import NodeFacts
 
+MEASUREMENTS: Mapping[str, str] = {
+    "pod-paths": "ping and HTTP GET from each node's probe pod to the echo pods of its peers",
+    "service-paths": "HTTP through the echo Service's ClusterIP and the API's ClusterIP",
+    "nodeport": "HTTP to the echo NodePort on each peer's InternalIP, from the node probes",
+    "dns": "lookups through the cluster DNS, at each replica, of the external name and of a "
+           "short name through the search path",
+    "egress": "HTTP GET of the external URL from every node",
+    "mtu": "a don't-fragment ping of the pod MTU to each peer's probe pod",
+}
+"""What the validate pass can measure, by the name a check declares with
+``@pytest.mark.measures(...)``. Node facts, pods, Services and component logs are always
+read: they complete the cluster profile and feed the root-cause ranking."""
+ECHO_USERS = frozenset({"pod-paths", "service-paths", "nodeport", "dns"})
+"""Measurements that need the echo workload (its pods, its Service, its DNS name)."""
+
 NO_NODE_PROBES = "not measured: --no-node-probes (node probes need hostNetwork, privileged and " \
     "the node's root; this run uses unprivileged probes only)"
 
@@ -49,6 +64,13 @@ class ValidatePlan:
     """Start the privileged node probes (off with ``--no-node-probes``)."""
     coverage: Coverage | None = None
     """The node pairs to measure besides each node to itself (None: every ordered pair)."""
+    measures: frozenset[str] = frozenset(MEASUREMENTS)
+    """The measurements the run's checks read (:data:`MEASUREMENTS`); the rest is skipped."""
+
+    @property
+    def echo_needed(self) -> bool:
+        """Whether any chosen measurement needs the echo workload."""
+        return bool(self.measures & ECHO_USERS)
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,8 @@ async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
     runner = Runner(plan.probe_image, plan.probe_timeout)
 
     async def echo_side() -> None:
+        if not plan.echo_needed:
+            return  # no chosen check reads a path to the echo workload
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
         await echo_mod.wait_endpoints(cluster, v.echo)
 

@@ -49,6 +49,19 @@ class LabDidNotStart(RuntimeError):
     """``lab up`` failed; the message is the lab's own."""
 
 
+def lab_status(lab: Lab) -> dict[str, Any]:
+    """``lab status --json``."""
+    done = lab_cli("status", "--json", "--state-dir", str(lab.state_dir))
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status
+
+
+def lab_requests(lab: Lab) -> dict[str, int]:
+    """The lab API server's request counts so far, by ``verb resource``."""
+    counts: dict[str, int] = lab_status(lab).get("requests", {})
+    return counts
+
+
 def lab_up(state_dir: Path, scenario: str, workers: int = 2, *extra: str,
            profile: str | None = None) -> Lab:
     """Start a lab (of ``profile``, default the lab's own; ``extra``: more ``lab up`` options)

@@ -5,7 +5,8 @@ import pytest
 
 from netdoctor.checks import ProbeSet, Settings, Validation, expect_none, need_probe, not_ok
 
-pytestmark = [pytest.mark.validate, pytest.mark.dns, pytest.mark.signal("dns_timeouts")]
+pytestmark = [pytest.mark.validate, pytest.mark.dns, pytest.mark.signal("dns_timeouts"),
+              pytest.mark.measures("dns")]
 
 
 @pytest.mark.parametrize("kind", ["cluster", "service", "replica", "external", "search-path"])

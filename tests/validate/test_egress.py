@@ -4,7 +4,7 @@ import pytest
 
 from netdoctor.checks import ProbeSet, Settings, Validation, expect_ok, need_probe
 
-pytestmark = [pytest.mark.validate, pytest.mark.connectivity]
+pytestmark = [pytest.mark.validate, pytest.mark.connectivity, pytest.mark.measures("egress")]
 
 
 def test_egress_http(validation: Validation, probes: ProbeSet, node: str,

@@ -12,7 +12,9 @@ from netdoctor.checks import (
     need_probe,
 )
 
-pytestmark = [pytest.mark.validate, pytest.mark.connectivity]
+# the small pings of the pod paths tell an MTU blackhole from a path that is down
+pytestmark = [pytest.mark.validate, pytest.mark.connectivity,
+              pytest.mark.measures("mtu", "pod-paths")]
 
 
 def test_pod_mtu(validation: Validation, probes: ProbeSet, node_pair: PairId) -> None:

@@ -13,7 +13,7 @@ from netdoctor.checks import (
     nodechecks,
 )
 
-pytestmark = [pytest.mark.validate, pytest.mark.node]
+pytestmark = [pytest.mark.validate, pytest.mark.node, pytest.mark.measures()]
 
 
 def test_iptables_backends(facts: NodeFacts, probes: ProbeSet) -> None:

@@ -15,7 +15,7 @@ from netdoctor.checks import (
 )
 
 pytestmark = [pytest.mark.validate, pytest.mark.connectivity,
-              pytest.mark.signal("pod_connectivity_failed")]
+              pytest.mark.signal("pod_connectivity_failed"), pytest.mark.measures("pod-paths")]
 
 
 def test_pod_ping(validation: Validation, probes: ProbeSet, echo: Echo, node_path: PairId,

@@ -18,6 +18,7 @@ from netdoctor.checks import (
 pytestmark = [pytest.mark.validate, pytest.mark.services, pytest.mark.kube_proxy]
 
 
+@pytest.mark.measures("service-paths")
 def test_service_cluster_ip(validation: Validation, probes: ProbeSet, echo: Echo, node: str,
                             evidence: Recorder) -> None:
     """The echo Service answers through its ClusterIP from a pod on ``node``."""
@@ -26,6 +27,7 @@ def test_service_cluster_ip(validation: Validation, probes: ProbeSet, echo: Echo
           validation.service_http.get(node))
 
 
+@pytest.mark.measures("service-paths")
 def test_api_cluster_ip(validation: Validation, probes: ProbeSet, node: str) -> None:
     """The API server answers (any HTTP status, 401/403 included) through the kubernetes
     Service from a pod on ``node``."""
@@ -38,6 +40,7 @@ def test_api_cluster_ip(validation: Validation, probes: ProbeSet, node: str) -> 
     expect_ok(f"https://{validation.api_ip}:443 from {node}", m)
 
 
+@pytest.mark.measures("nodeport")
 def test_node_port(validation: Validation, echo: Echo, node_path: PairId,
                    evidence: Recorder) -> None:
     """The echo NodePort answers on the target node's InternalIP from the source node."""
