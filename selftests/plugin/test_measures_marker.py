@@ -90,3 +90,40 @@ def test_the_suite_declares_what_its_validate_checks_read() -> None:
         text = path.read_text()
         if "validation: Validation" in text:
             assert "pytest.mark.measures(" in text, path.name
+
+
+def test_echo_unavailable_to_a_check_that_declared_no_path(pytester: pytest.Pytester) -> None:
+    """A check that uses the echo workload but declares only measurements that do not need
+    it errors with what to declare (it would otherwise read a workload never deployed)."""
+    pytester.makeconftest("""
+        import pytest
+        from netdoctor.cluster.echo import Echo
+        from netdoctor.cluster.probes import ProbeSet
+        from netdoctor.plugin.markers import run_measures
+        from netdoctor.probes.validate import ValidatePlan, Validation
+
+        @pytest.fixture(scope="session")
+        def validation(request):
+            plan = ValidatePlan("nd", "r1", "img", "img", 1.0, 1.0,
+                                measures=run_measures(request.session.items))
+            return Validation(plan, Echo("nd", "r1"), ProbeSet("nd", "r1"))
+    """)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.measures("egress")
+        def test_wrongly_declared(echo): pass
+    """)
+    result = pytester.runpytest(*PLUGIN)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*the echo workload was not deployed: no selected check "
+                                 "declares a measurement that needs it*dns, nodeport, "
+                                 "pod-paths, service-paths*"])
+
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.measures("egress", "dns")
+        def test_declared(echo): pass
+    """)
+    pytester.runpytest(*PLUGIN).assert_outcomes(passed=1)
