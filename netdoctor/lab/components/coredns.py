@@ -18,6 +18,7 @@ import random
 import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from netdoctor.lab.components._http import serve_http, stop_http
 from netdoctor.lab.components.coredns_dns import DnsServer
 from netdoctor.lab.components.coredns_zone import answer, in_zone
 from netdoctor.lab.containers import ContainerContext, builtin
+from netdoctor.lab.looplag import LAG
 from netdoctor.lab.nsock import socket_in
 
 __all__ = ["CoreDNS", "Corefile", "parse_corefile"]
@@ -103,6 +105,36 @@ def corefile_of(ctx: ContainerContext) -> str | None:
             text = ((cm or {}).get("data") or {}).get("Corefile")
             return str(text) if text is not None else None
     return None
+
+
+async def await_reply(sock: socket.socket, query: bytes, timeout: float, asked: float
+                      ) -> bytes | None:
+    """The first datagram on ``sock`` answering ``query`` (same message id) within
+    ``timeout`` of ``asked`` (monotonic); None when none came.
+
+    A stall of the lab's own loop, which CoreDNS shares here as it never does on a node, can
+    hold a reply that already came past the timeout: then the socket is read once more."""
+    loop = asyncio.get_running_loop()
+
+    async def reply() -> bytes:
+        while True:
+            resp = await loop.sock_recv(sock, 65535)
+            if resp[:2] == query[:2]:
+                return resp
+
+    for _ in range(2):
+        try:
+            return await asyncio.wait_for(reply(), timeout)
+        except TimeoutError:
+            if not _held_up(asked, timeout):
+                return None
+    return None
+
+
+def _held_up(asked: float, timeout: float) -> bool:
+    """Whether a wait that began at ``asked`` (monotonic) was held up by the lab itself: a
+    stall of its loop ended since, or the timeout fired well after it was due."""
+    return LAG.stalled_since(asked) or time.monotonic() - asked - timeout > 0.5
 
 
 def _go_dial_error(exc: BaseException) -> str:
@@ -276,12 +308,9 @@ class CoreDNS:
             sock.connect((ip, port))  # UDP: only picks the source and filters replies
             src = "{}:{}".format(*sock.getsockname())
             await loop.sock_sendall(sock, data)
-            async with asyncio.timeout(self.forward_timeout):
-                while True:
-                    resp = await loop.sock_recv(sock, 65535)
-                    if resp[:2] == data[:2]:
-                        return resp
-        except TimeoutError:
+            resp = await await_reply(sock, data, self.forward_timeout, time.monotonic())
+            if resp is not None:
+                return resp
             err = f"read udp {src}->{ip}:{port}: i/o timeout"
         except OSError as exc:
             reason = _go_dial_error(exc).replace("connect: ", "read: ")
