@@ -59,6 +59,12 @@ class LoopLag:
         held up by the lab itself)."""
         return self.last_end > started
 
+    def held_up(self, asked: float, timeout: float) -> bool:
+        """Whether a wait of ``timeout`` seconds that began at ``asked`` (monotonic) was held
+        up by the lab itself: a stall of the loop ended since, or the wait ended well after
+        it was due."""
+        return self.stalled_since(asked) or time.monotonic() - asked - timeout > REPORT_OVER
+
 
 LAG = LoopLag()
 """The lab daemon's watcher (one loop per process)."""

@@ -126,15 +126,9 @@ async def await_reply(sock: socket.socket, query: bytes, timeout: float, asked: 
         try:
             return await asyncio.wait_for(reply(), timeout)
         except TimeoutError:
-            if not _held_up(asked, timeout):
+            if not LAG.held_up(asked, timeout):
                 return None
     return None
-
-
-def _held_up(asked: float, timeout: float) -> bool:
-    """Whether a wait that began at ``asked`` (monotonic) was held up by the lab itself: a
-    stall of its loop ended since, or the timeout fired well after it was due."""
-    return LAG.stalled_since(asked) or time.monotonic() - asked - timeout > 0.5
 
 
 def _go_dial_error(exc: BaseException) -> str:

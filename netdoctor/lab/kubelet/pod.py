@@ -53,8 +53,7 @@ HELD_UP_MAX = 3
 def _held_up(asked: float, probe: Obj) -> bool:
     """Whether a probe asked at ``asked`` (monotonic) was held up by the lab itself: a stall
     of its loop ended since, or the answer came well after the probe's own timeout."""
-    late = time.monotonic() - asked - float(probe.get("timeoutSeconds", 1))
-    return LAG.stalled_since(asked) or late > 0.5
+    return LAG.held_up(asked, float(probe.get("timeoutSeconds", 1)))
 
 
 class PodWorker:
