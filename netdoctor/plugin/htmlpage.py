@@ -224,7 +224,7 @@ def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -
     statement = (summary.get("coverage") or {}).get("statement")
     coverage = f'<p class="nd-coverage">{_e(statement)}</p>' if statement else ""
     measured = summary.get("validate_measured") or {}
-    if measured.get("not_measured") and measured.get("statement"):
+    if measured.get("narrowed") and measured.get("statement"):
         coverage += f'<p class="nd-coverage">{_e(str(measured["statement"]))}</p>'
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
             f"{coverage}{first}{'' if narrow else table}"

@@ -1,5 +1,6 @@
-"""Markers: their registration with meaning, and validation of ``signal(name)`` and
-``measures(*names)`` at collection.
+"""Markers: their registration with meaning, validation of ``signal(name)`` and
+``measures(*names)`` at collection, and what the selected checks read (:func:`run_measures`,
+:func:`run_scope`).
 
 A ``signal`` marker naming an unknown signal turns the collection of its file into an error
 that lists the valid names, so a typo can never make a check silently stop counting; an
@@ -14,7 +15,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from netdoctor.plugin.scoring import SignalDefinition
-from netdoctor.probes.validate import MEASUREMENTS
+from netdoctor.probes.network import PairId
+from netdoctor.probes.validate import MEASUREMENTS, Scope
 
 MARKERS: tuple[tuple[str, str], ...] = (
     ("diagnose", "read-only symptom check: observes the cluster, changes nothing"),
@@ -104,3 +106,30 @@ def run_measures(items: Sequence[pytest.Item]) -> frozenset[str]:
     (their union)."""
     return frozenset().union(*(item_measures(i) for i in items
                                if "validation" in getattr(i, "fixturenames", ())))
+
+
+PAIR_PARAMS = ("node_path", "node_pair")
+"""Parameters that name the node pair a check reads."""
+
+
+def run_scope(items: Sequence[pytest.Item]) -> Scope | None:
+    """The nodes and pairs the selected ``items`` that use the ``validation`` fixture are
+    parametrized by; ``None`` when one of them names neither (it may read any node's
+    measurements). A skipped parameter (``None``) adds nothing."""
+    nodes: set[str] = set()
+    pairs: set[PairId] = set()
+    for item in items:
+        if "validation" not in getattr(item, "fixturenames", ()):
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        named = [k for k in ("node", *PAIR_PARAMS) if k in params]
+        if not named:
+            return None
+        for key in named:
+            value = params[key]
+            if isinstance(value, PairId):
+                pairs.add(value)
+            elif isinstance(value, str):
+                nodes.add(value)
+    return Scope(frozenset(nodes), frozenset(pairs))

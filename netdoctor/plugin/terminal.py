@@ -131,7 +131,7 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
     if coverage.get("statement"):
         lines.append(str(coverage["statement"]))
     measured = summary.get("validate_measured") or {}
-    if measured.get("not_measured") and measured.get("statement"):
+    if measured.get("narrowed") and measured.get("statement"):
         lines.append(str(measured["statement"]))
     if analysis.undecided:
         lines.append(f"undecided: {', '.join(analysis.undecided)} (decided {analysis.decided}"

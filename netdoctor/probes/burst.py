@@ -52,6 +52,9 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
     echo_ips = {node: p.ip for node, p in v.echo.pods.items() if p.ip}
     nodes = [x.name for x in profile.ready_nodes]
     pairs = planned_pairs(plan, nodes)
+    # Per-node measurements come from the nodes the selected checks read; pairs outside the
+    # scope (widened around a failure) still use every probe.
+    sources = {node: at for node, at in probes.items() if plan.keeps_node(node)}
     node_ips = {x.name: x.internal_ip for x in profile.ready_nodes}
 
     async def api_ip() -> None:
@@ -118,7 +121,7 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
     async def service_paths() -> None:
         await api_ip()
         await programmed()
-        src = list(probes)
+        src = list(sources)
         if v.echo.cluster_ip and v.api_ip:
             v.service_http, v.api_http = await asyncio.gather(service_of(src), api_of(src))
         elif v.echo.cluster_ip:
@@ -127,16 +130,16 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
             v.api_http = await api_of(src)
 
     async def dns() -> None:
-        resolv = (await run.resolv_conf(probes[sorted(probes)[0]])).result if probes else None
+        resolv = (await run.resolv_conf(sources[sorted(sources)[0]])).result if sources else None
         domain = resolv.cluster_domain if resolv and resolv.conclusive else ""
         server = profile.dns_service_ip or (resolv.nameserver if resolv else "")
-        v.dns = await dns_of([c for node in probes for c in dns_cases(
+        v.dns = await dns_of([c for node in sources for c in dns_cases(
             node, server, domain, v.echo, coredns_ips(v, profile), plan.external_name,
             replica_port(v, profile))])
 
     async def egress() -> None:
         if plan.external_url:
-            v.egress_http = await egress_of(list(probes))
+            v.egress_http = await egress_of(list(sources))
 
     async def nodeports() -> None:
         if v.echo.node_port:
@@ -146,11 +149,13 @@ async def measure_paths(cluster: Cluster, profile: ClusterProfile, v: Validation
     async def mtu() -> None:
         # eth0 is read only where Flannel's MTU is unknown: a round trip before the MTU
         # pings could start, and its value would not be used.
-        ask = [s for s in probes if not (v.facts.get(s) and v.facts[s].flannel_mtu)]
+        froms = {p.source for p in pairs}
+        srcs = [s for s in probes if s in froms]
+        ask = [s for s in srcs if not (v.facts.get(s) and v.facts[s].flannel_mtu)]
         eth0 = dict(zip(ask, await asyncio.gather(*(run.eth0_mtu(probes[s]) for s in ask)),
                         strict=True))
         v.mtu = {s: pod_mtu(v.facts.get(s), eth0[s].result.mtu if s in eth0 else 0)
-                 for s in probes}
+                 for s in srcs}
         v.mtu_ping = await mtu_of([p for p in pairs if p.source != p.target
                                    and p.source in probes and p.target in probes
                                    and v.mtu[p.source][0] > 0])

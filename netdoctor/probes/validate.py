@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netdoctor.cluster import echo as echo_mod
@@ -40,9 +40,22 @@ MEASUREMENTS: Mapping[str, str] = {
 read: they complete the cluster profile and feed the root-cause ranking."""
 ECHO_USERS = frozenset({"pod-paths", "service-paths", "nodeport", "dns"})
 """Measurements that need the echo workload (its pods, its Service, its DNS name)."""
+PAIR_MEASUREMENTS = frozenset({"pod-paths", "nodeport", "mtu"})
+"""Measurements made per node pair (the rest per node)."""
 
 NO_NODE_PROBES = "not measured: --no-node-probes (node probes need hostNetwork, privileged and " \
     "the node's root; this run uses unprivileged probes only)"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The nodes and node pairs the selected checks read, when a selection (``-k worker-5``,
+    a remediation's verification of its failing checks) names only some of them."""
+
+    nodes: frozenset[str] = frozenset()
+    """Nodes read by checks parametrized by one node (DNS, Services, egress from it)."""
+    pairs: frozenset[PairId] = frozenset()
+    """Node pairs read by checks parametrized by a path (pod paths, NodePort, MTU)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,16 @@ class ValidatePlan:
     """The node pairs to measure besides each node to itself (None: every ordered pair)."""
     measures: frozenset[str] = frozenset(MEASUREMENTS)
     """The measurements the run's checks read (:data:`MEASUREMENTS`); the rest is skipped."""
+    scope: Scope | None = None
+    """Only these nodes' and pairs' measurements (None: every node and planned pair)."""
+
+    def keeps_node(self, node: str) -> bool:
+        """Whether per-node measurements are made from ``node``."""
+        return self.scope is None or node in self.scope.nodes
+
+    def keeps_pair(self, pair: PairId) -> bool:
+        """Whether the planned ``pair`` is measured."""
+        return self.scope is None or pair in self.scope.pairs
 
     @property
     def echo_needed(self) -> bool:
@@ -118,10 +141,34 @@ class Validation:
 
 
 def planned_pairs(plan: ValidatePlan, nodes: Sequence[str]) -> list[PairId]:
-    """Each node to itself and the plan's coverage of the others (every pair without one)."""
+    """Each node to itself and the plan's coverage of the others (every pair without one),
+    within the plan's scope."""
     chosen = set(plan.coverage.pairs) if plan.coverage is not None else None
-    return [PairId(a, b) for a in nodes for b in nodes
-            if a == b or chosen is None or PairId(a, b) in chosen]
+    return [p for p in (PairId(a, b) for a in nodes for b in nodes)
+            if (p.source == p.target or chosen is None or p in chosen) and plan.keeps_pair(p)]
+
+
+def scope_statement(plan: ValidatePlan, nodes: Sequence[str]) -> str:
+    """How the plan's scope narrows the pass over ``nodes`` ("" when it leaves nothing out).
+
+    Example:
+        >>> plan = ValidatePlan("ns", "r", "img", "img", 2.0, 60.0, measures=frozenset({"dns"}),
+        ...                     scope=Scope(frozenset({"a"})))
+        >>> scope_statement(plan, ["a", "b", "c"])
+        'per-node measurements from 1 of 3 nodes'
+    """
+    if plan.scope is None:
+        return ""
+    parts = []
+    sources = [n for n in nodes if plan.keeps_node(n)]
+    if len(sources) < len(nodes):
+        parts.append(f"per-node measurements from {len(sources)} of {len(nodes)} nodes")
+    if plan.measures & PAIR_MEASUREMENTS:
+        planned = planned_pairs(replace(plan, scope=None), nodes)
+        kept = [p for p in planned if plan.keeps_pair(p)]
+        if len(kept) < len(planned):
+            parts.append(f"{len(kept)} of {len(planned)} node paths")
+    return ", ".join(parts)
 
 
 async def guarded(v: Validation, key: str, aw: Awaitable[None]) -> None:

@@ -1,5 +1,6 @@
 """A validate run measures only what its selected checks read: node facts alone deploy no echo
-workload and run no path, DNS alone skips the pod paths; the full run measures everything."""
+workload and run no path, DNS alone skips the pod paths, one node's checks measure from that
+node and its paths only; the full run measures everything."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ ECHO_CREATES = "create deployments"
 EXECS = "get pods/exec"
 
 
-def _run(lab: Lab, report_dir: Path, marker: str) -> tuple[Validated, dict[str, int]]:
+def _run(lab: Lab, report_dir: Path, marker: str, *extra: str
+         ) -> tuple[Validated, dict[str, int]]:
     """The run and the API requests it caused, by ``verb resource``."""
     before = lab_requests(lab)
-    run = run_validate(lab, report_dir, marker)
+    run = run_validate(lab, report_dir, marker, *extra)
     after = lab_requests(lab)
     return run, {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
@@ -37,12 +39,24 @@ def test_node_facts_alone(healthy_lab: Lab, tmp_path: Path) -> None:
     assert probe_objects(healthy_lab.kubeconfig) == []
 
 
-def test_dns_alone_then_everything(healthy_lab: Lab, tmp_path: Path) -> None:
+def test_dns_alone_one_node_then_everything(healthy_lab: Lab, tmp_path: Path) -> None:
     dns, dns_asked = _run(healthy_lab, tmp_path / "dns", "validate and dns")
     _all_passed(dns)
     assert dns.summary["validate_measured"]["measured"] == ["dns"]
+    assert "from_nodes" not in dns.summary["validate_measured"]  # every node's lookups
     assert {t.split("::")[1].split("[")[0] for t in dns.outcomes("passed")} == {"test_dns"}
     assert dns_asked.get(ECHO_CREATES, 0) > 0, dns_asked  # the echo Service's name is looked up
+
+    one, one_asked = _run(healthy_lab, tmp_path / "one", "validate", "-k", "worker-1")
+    _all_passed(one)
+    scoped = one.summary["validate_measured"]
+    assert scoped["from_nodes"] == ["worker-1"], scoped
+    assert scoped["narrowed"]
+    assert "per-node measurements from 1 of 3 nodes" in one.output
+    assert all("worker-1" in t for t in one.outcomes("passed"))
+    paths = [t for t in one.outcomes("passed") if "test_pod_ping[" in t]
+    assert paths
+    assert f"{len(paths)} of 9 node paths" in scoped["statement"], scoped
 
     full, full_asked = _run(healthy_lab, tmp_path / "full", "validate")
     _all_passed(full)
@@ -50,4 +64,5 @@ def test_dns_alone_then_everything(healthy_lab: Lab, tmp_path: Path) -> None:
     assert "left out" not in full.output
     # The pod paths, MTU, egress, Service and NodePort measurements are commands of their own.
     assert dns_asked[EXECS] < full_asked[EXECS], (dns_asked, full_asked)
+    assert one_asked[EXECS] < full_asked[EXECS], (one_asked, full_asked)
     assert probe_objects(healthy_lab.kubeconfig) == []

@@ -35,10 +35,12 @@ class Validated:
         return (causes[0]["id"], causes[0]["node"]) if causes else None
 
 
-def run_validate(lab: Lab, report_dir: Path, marker: str = "validate") -> Validated:
-    """The suite as a user runs it (``-m MARKER``), with lab-safe external targets."""
+def run_validate(lab: Lab, report_dir: Path, marker: str = "validate", *extra: str
+                 ) -> Validated:
+    """The suite as a user runs it (``-m MARKER``, then ``extra`` options), with lab-safe
+    external targets."""
     shutil.rmtree(report_dir, ignore_errors=True)
-    argv = diagnose_argv(lab.kubeconfig, report_dir, f"--external-url={LAB_URL}")
+    argv = diagnose_argv(lab.kubeconfig, report_dir, f"--external-url={LAB_URL}", *extra)
     argv[argv.index("diagnose")] = marker
     started = time.monotonic()
     done = subprocess.run(argv, cwd=REPO, env=_env(), capture_output=True, text=True,
