@@ -161,7 +161,7 @@ def scope_statement(plan: ValidatePlan, nodes: Sequence[str]) -> str:
         return ""
     parts = []
     sources = [n for n in nodes if plan.keeps_node(n)]
-    if len(sources) < len(nodes):
+    if plan.measures - PAIR_MEASUREMENTS and len(sources) < len(nodes):
         parts.append(f"per-node measurements from {len(sources)} of {len(nodes)} nodes")
     if plan.measures & PAIR_MEASUREMENTS:
         planned = planned_pairs(replace(plan, scope=None), nodes)

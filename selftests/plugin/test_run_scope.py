@@ -64,6 +64,10 @@ def test_the_statement_says_what_was_left_out() -> None:
     dns_only = ValidatePlan("ns", "r", "img", "img", 2.0, 60.0, measures=frozenset({"dns"}),
                             scope=Scope(frozenset({"a", "b"})))
     assert scope_statement(dns_only, ["a", "b"]) == ""  # every node's lookups: nothing left out
+    paths_only = ValidatePlan("ns", "r", "img", "img", 2.0, 60.0,
+                              measures=frozenset({"pod-paths"}),
+                              scope=Scope(pairs=frozenset({PairId("a", "b")})))
+    assert scope_statement(paths_only, ["a", "b"]) == "1 of 4 node paths"  # no per-node kind
     whole = ValidatePlan("ns", "r", "img", "img", 2.0, 60.0)
     assert scope_statement(whole, ["a", "b"]) == ""
     assert whole.keeps_pair(PairId("a", "b"))
