@@ -223,9 +223,10 @@ def page_block(summary: Mapping[str, Any], results: Mapping[str, CheckResult]) -
     remediation = summary.get("remediation")
     statement = (summary.get("coverage") or {}).get("statement")
     coverage = f'<p class="nd-coverage">{_e(statement)}</p>' if statement else ""
-    measured = summary.get("validate_measured") or {}
-    if measured.get("narrowed") and measured.get("statement"):
-        coverage += f'<p class="nd-coverage">{_e(str(measured["statement"]))}</p>'
+    for key in ("diagnose_measured", "validate_measured"):
+        measured = summary.get(key) or {}
+        if measured.get("narrowed") and measured.get("statement"):
+            coverage += f'<p class="nd-coverage">{_e(str(measured["statement"]))}</p>'
     return (f'<style>{CSS}</style><div id="netdoctor">{banner(summary)}{one_line(summary)}'
             f"{coverage}{first}{'' if narrow else table}"
             + (remediation_html(remediation, summary) if isinstance(remediation, Mapping)

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from netdoctor.plugin.scoring import SignalDefinition
-from netdoctor.probes.network import PairId
-from netdoctor.probes.validate import MEASUREMENTS, Scope
+from netdoctor.probes.network import PairId, Scope
+from netdoctor.probes.validate import MEASUREMENTS
 
 MARKERS: tuple[tuple[str, str], ...] = (
     ("diagnose", "read-only symptom check: observes the cluster, changes nothing"),
@@ -112,14 +112,14 @@ PAIR_PARAMS = ("node_path", "node_pair")
 """Parameters that name the node pair a check reads."""
 
 
-def run_scope(items: Sequence[pytest.Item]) -> Scope | None:
-    """The nodes and pairs the selected ``items`` that use the ``validation`` fixture are
-    parametrized by; ``None`` when one of them names neither (it may read any node's
-    measurements). A skipped parameter (``None``) adds nothing."""
+def run_scope(items: Sequence[pytest.Item], fixture: str = "validation") -> Scope | None:
+    """The nodes and pairs the selected ``items`` that use ``fixture`` (the validate or the
+    diagnose pass) are parametrized by; ``None`` when one of them names neither (it may read
+    any node's measurements). A skipped parameter (``None``) adds nothing."""
     nodes: set[str] = set()
     pairs: set[PairId] = set()
     for item in items:
-        if "validation" not in getattr(item, "fixturenames", ()):
+        if fixture not in getattr(item, "fixturenames", ()):
             continue
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}

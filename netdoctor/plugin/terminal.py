@@ -130,9 +130,10 @@ def summary_lines(analysis: Analysis, written: Sequence[Path],
     coverage = summary.get("coverage") or {}
     if coverage.get("statement"):
         lines.append(str(coverage["statement"]))
-    measured = summary.get("validate_measured") or {}
-    if measured.get("narrowed") and measured.get("statement"):
-        lines.append(str(measured["statement"]))
+    for key in ("diagnose_measured", "validate_measured"):
+        measured = summary.get(key) or {}
+        if measured.get("narrowed") and measured.get("statement"):
+            lines.append(str(measured["statement"]))
     if analysis.undecided:
         lines.append(f"undecided: {', '.join(analysis.undecided)} (decided {analysis.decided}"
                      f" of {analysis.applicable}; {len(analysis.not_observed)} check(s) not "

@@ -29,6 +29,35 @@ class PairId:
         return f"{self.source}->{self.target}"
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The nodes and node pairs the selected checks read, when a selection (``-k worker-5``,
+    a remediation's verification of its failing checks) names only some of them."""
+
+    nodes: frozenset[str] = frozenset()
+    """Nodes read by checks parametrized by one node (lookups, Services, egress from it)."""
+    pairs: frozenset[PairId] = frozenset()
+    """Node pairs read by checks parametrized by a path (pings, pod paths, NodePort, MTU)."""
+
+    def left_out(self, nodes: Sequence[str], pairs: Sequence[PairId], *, what_nodes: str,
+                 what_pairs: str) -> list[str]:
+        """What the scope leaves out of ``nodes`` and ``pairs``, in words ([] for nothing).
+
+        Example:
+            >>> Scope(frozenset({"a"})).left_out(["a", "b"], [PairId("a", "b")],
+            ...                                  what_nodes="lookups", what_pairs="pings")
+            ['lookups from 1 of 2 nodes', 'pings for 0 of 1 node pairs']
+        """
+        words = []
+        kept = [n for n in nodes if n in self.nodes]
+        if what_nodes and len(kept) < len(nodes):
+            words.append(f"{what_nodes} from {len(kept)} of {len(nodes)} nodes")
+        paths = [p for p in pairs if p in self.pairs]
+        if what_pairs and len(paths) < len(pairs):
+            words.append(f"{what_pairs} for {len(paths)} of {len(pairs)} node pairs")
+        return words
+
+
 def node_pairs(nodes: Sequence[str]) -> list[PairId]:
     """Every ordered pair of distinct nodes, in a stable order.
 

@@ -22,6 +22,7 @@ from netdoctor.probes.network import (
     DnsQuery,
     Lookup,
     PairId,
+    Scope,
     batcher,
     lookups,
     node_pairs,
@@ -55,6 +56,12 @@ class Plan:
     """Seconds of component Events and log lines that count (None: all of them)."""
     coverage: Coverage | None = None
     """The node pairs to ping (None: every ordered pair)."""
+    scope: Scope | None = None
+    """Only these pairs pinged and these nodes' lookups made (None: all of them)."""
+
+    def planned_pairs(self, nodes: Sequence[str]) -> list[PairId]:
+        """The coverage's pairs of ``nodes`` (every ordered pair without one), all of them."""
+        return list(self.coverage.pairs) if self.coverage is not None else node_pairs(nodes)
 
 
 @dataclass
@@ -109,8 +116,9 @@ async def observe(
         obs.probes = probes
         log.info("%d of %d probe pods ready after %.1fs", len(probes.ready),
                  len(profile.ready_nodes), time.monotonic() - started)
-        pairs = (list(plan.coverage.pairs) if plan.coverage is not None
-                 else node_pairs([n.name for n in profile.ready_nodes]))
+        pairs = [p for p in plan.planned_pairs([n.name for n in profile.ready_nodes])
+                 if plan.scope is None or p in plan.scope.pairs]
+        looking = [n for n in probes.ready if plan.scope is None or n in plan.scope.nodes]
         batch = batcher()  # a probe's pings and lookups share its execs
 
         async def names() -> list[str]:
@@ -140,7 +148,7 @@ async def observe(
 
         wanted = await names()
         obs.pings, looked = await asyncio.gather(
-            pings_of(pairs), lookups_of([(node, n) for node in probes.ready for n in wanted]))
+            pings_of(pairs), lookups_of([(node, n) for node in looking for n in wanted]))
         # What the burst lost is asked again alone: a slow moment answers, a fault does not.
         log.info("%d pings and %d lookups measured after %.1fs", len(obs.pings), len(looked),
                  time.monotonic() - started)

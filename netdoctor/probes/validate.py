@@ -21,7 +21,7 @@ from netdoctor.cluster.exec import Measured
 from netdoctor.cluster.profile import ClusterProfile, Workload
 from netdoctor.probes.components import log_tails, pod_state
 from netdoctor.probes.coverage import Coverage
-from netdoctor.probes.network import PairId
+from netdoctor.probes.network import PairId, Scope
 from netdoctor.probes.parsers import CurlResult, LookupResult, PingResult
 from netdoctor.probes.paths import FactsResult, Runner, Series
 from netdoctor.rootcause.facts import NodeFacts
@@ -45,17 +45,6 @@ PAIR_MEASUREMENTS = frozenset({"pod-paths", "nodeport", "mtu"})
 
 NO_NODE_PROBES = "not measured: --no-node-probes (node probes need hostNetwork, privileged and " \
     "the node's root; this run uses unprivileged probes only)"
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The nodes and node pairs the selected checks read, when a selection (``-k worker-5``,
-    a remediation's verification of its failing checks) names only some of them."""
-
-    nodes: frozenset[str] = frozenset()
-    """Nodes read by checks parametrized by one node (DNS, Services, egress from it)."""
-    pairs: frozenset[PairId] = frozenset()
-    """Node pairs read by checks parametrized by a path (pod paths, NodePort, MTU)."""
 
 
 @dataclass(frozen=True)
@@ -159,16 +148,10 @@ def scope_statement(plan: ValidatePlan, nodes: Sequence[str]) -> str:
     """
     if plan.scope is None:
         return ""
-    parts = []
-    sources = [n for n in nodes if plan.keeps_node(n)]
-    if plan.measures - PAIR_MEASUREMENTS and len(sources) < len(nodes):
-        parts.append(f"per-node measurements from {len(sources)} of {len(nodes)} nodes")
-    if plan.measures & PAIR_MEASUREMENTS:
-        planned = planned_pairs(replace(plan, scope=None), nodes)
-        kept = [p for p in planned if plan.keeps_pair(p)]
-        if len(kept) < len(planned):
-            parts.append(f"{len(kept)} of {len(planned)} node paths")
-    return ", ".join(parts)
+    return ", ".join(plan.scope.left_out(
+        nodes, planned_pairs(replace(plan, scope=None), nodes),
+        what_nodes="per-node measurements" if plan.measures - PAIR_MEASUREMENTS else "",
+        what_pairs="pair measurements" if plan.measures & PAIR_MEASUREMENTS else ""))
 
 
 async def guarded(v: Validation, key: str, aw: Awaitable[None]) -> None:

@@ -56,7 +56,7 @@ def test_dns_alone_one_node_then_everything(healthy_lab: Lab, tmp_path: Path) ->
     assert all("worker-1" in t for t in one.outcomes("passed"))
     paths = [t for t in one.outcomes("passed") if "test_pod_ping[" in t]
     assert paths
-    assert f"{len(paths)} of 9 node paths" in scoped["statement"], scoped
+    assert f"pair measurements for {len(paths)} of 9 node pairs" in scoped["statement"], scoped
 
     full, full_asked = _run(healthy_lab, tmp_path / "full", "validate")
     _all_passed(full)
@@ -65,4 +65,18 @@ def test_dns_alone_one_node_then_everything(healthy_lab: Lab, tmp_path: Path) ->
     # The pod paths, MTU, egress, Service and NodePort measurements are commands of their own.
     assert dns_asked[EXECS] < full_asked[EXECS], (dns_asked, full_asked)
     assert one_asked[EXECS] < full_asked[EXECS], (one_asked, full_asked)
+    assert probe_objects(healthy_lab.kubeconfig) == []
+
+
+def test_diagnose_one_node(healthy_lab: Lab, tmp_path: Path) -> None:
+    """``-m diagnose -k worker-1``: lookups from worker-1 alone, pings only on its pairs."""
+    one, _ = _run(healthy_lab, tmp_path / "one", "diagnose", "-k", "worker-1")
+    _all_passed(one)
+    scoped = one.summary["diagnose_measured"]
+    assert scoped["from_nodes"] == ["worker-1"], scoped
+    pairs = [t for t in one.outcomes("passed") if "test_pod_to_pod[" in t]
+    assert pairs
+    assert f"lookups from 1 of 3 nodes, pings for {len(pairs)} of 6 node pairs" \
+        in scoped["statement"], scoped
+    assert scoped["statement"] in one.output
     assert probe_objects(healthy_lab.kubeconfig) == []
