@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="lab size (repeat; default 3 and 100)")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
+    # A SIGTERM ends the benchmark like Ctrl-C: the running lab is taken down on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sizes = sorted(args.nodes or [3, 100])
     results: list[SizeFigures] = []
     with tempfile.TemporaryDirectory(prefix="netdoctor-scale-") as tmp:
