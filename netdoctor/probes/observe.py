@@ -60,7 +60,8 @@ class Plan:
     """Only these pairs pinged and these nodes' lookups made (None: all of them)."""
 
     def planned_pairs(self, nodes: Sequence[str]) -> list[PairId]:
-        """The coverage's pairs of ``nodes`` (every ordered pair without one), all of them."""
+        """The coverage's pairs of ``nodes`` (every ordered pair without one), before the
+        scope narrows them."""
         return list(self.coverage.pairs) if self.coverage is not None else node_pairs(nodes)
 
 
