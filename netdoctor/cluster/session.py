@@ -69,6 +69,7 @@ class ClusterSession:
         self.closed = False
         self.heartbeat: leases.Heartbeat | None = None
         """Renews the run's Lease (:mod:`netdoctor.cluster.leases`) from connect to close."""
+        self._namespace: asyncio.Task[None] | None = None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the session's loop (Ctrl-C cancels it and raises KeyboardInterrupt)."""
@@ -163,6 +164,20 @@ class ClusterSession:
                     "only baseline")
         return f"{problem}. {permissions.hint(opts.mode)}"
 
+    async def ensure_namespace(self) -> None:
+        """Create the run's namespace once, for whichever pass needs it first (the diagnose
+        probes, the node probes, the echo workload); every caller waits for that creation
+        and sees its error.
+
+        Raises:
+            kr8s.ServerError: the API server refused the namespace.
+        """
+        assert self.cluster is not None
+        if self._namespace is None:
+            self._namespace = asyncio.ensure_future(pods.ensure_namespace(
+                self.cluster, self.probes, self.options.own_namespace))
+        await asyncio.shield(self._namespace)
+
     async def start_probes(self) -> pods.ProbeSet:
         """Create the namespace and probes and wait for them (call once per run).
 
@@ -174,7 +189,7 @@ class ClusterSession:
         cluster, profile, opts = self.cluster, self.profile, self.options
 
         async def start() -> None:
-            await pods.ensure_namespace(cluster, self.probes, opts.own_namespace)
+            await self.ensure_namespace()
             created = await pods.create_probes(cluster, self.probes, profile.nodes,
                                                opts.probe_image)
             await pods.wait_ready(cluster, self.probes, created, opts.setup_timeout)

@@ -10,7 +10,7 @@ found (:class:`Validation`) and the reads both phases share.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -171,41 +171,38 @@ async def start_node_probes(cluster: Cluster, probes: pods.ProbeSet, nodes: Sequ
     await pods.wait_ready(cluster, probes, created, timeout)
 
 
-async def _namespace_ready(cluster: Cluster, namespace: str, deadline: float) -> None:
-    # The diagnose pass creates the run's namespace; objects in it wait until it exists.
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    pauses = pods.poll_pauses()
-    while loop.time() < end:
-        if any(o["metadata"]["name"] == namespace for o in await cluster.list("namespaces")):
-            return
-        await asyncio.sleep(next(pauses))
+NamespaceReady = Callable[[], Awaitable[None]]
+"""Creates the run's namespace once, whichever pass asks first
+(:meth:`netdoctor.cluster.session.ClusterSession.ensure_namespace`)."""
 
 
 async def prepare(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
-                  v: Validation) -> Validation:
+                  v: Validation, namespace: NamespaceReady) -> Validation:
     """Deploy the echo workload, start node probes and read every node's facts."""
     nodes = [n.name for n in profile.ready_nodes]
-    await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
     runner = Runner(plan.probe_image, plan.probe_timeout)
 
     async def echo_side() -> None:
         if not plan.echo_needed:
             return  # no chosen check reads a path to the echo workload
+        await namespace()
         await echo_mod.deploy(cluster, v.echo, nodes, plan.setup_timeout)
         await echo_mod.wait_endpoints(cluster, v.echo)
 
-    await asyncio.gather(guarded(v, "node-probes", read_nodes(cluster, nodes, plan, v, runner)),
-                         guarded(v, "echo", echo_side()))
+    await asyncio.gather(
+        guarded(v, "node-probes", read_nodes(cluster, nodes, plan, v, runner, namespace)),
+        guarded(v, "echo", echo_side()))
     return v
 
 
 async def read_nodes(cluster: Cluster, nodes: Sequence[str], plan: ValidatePlan, v: Validation,
-                     runner: Runner) -> None:
-    """Start the node probes and read every node's facts into ``v``."""
+                     runner: Runner, namespace: NamespaceReady) -> None:
+    """Start the node probes (in the run's namespace, created if no pass has yet) and read
+    every node's facts into ``v``."""
     if not plan.node_probes:
         v.errors["node-probes"] = NO_NODE_PROBES
         return
+    await namespace()
     await start_node_probes(cluster, v.node_probes, nodes, plan.node_probe_image,
                             plan.setup_timeout)
     ready = v.node_probes.ready
@@ -217,13 +214,13 @@ async def read_nodes(cluster: Cluster, nodes: Sequence[str], plan: ValidatePlan,
 
 
 async def prepare_causes(cluster: Cluster, profile: ClusterProfile, plan: ValidatePlan,
-                         v: Validation) -> Validation:
+                         v: Validation, namespace: NamespaceReady) -> Validation:
     """Without the validate pass: only the node probes and their facts, for the root causes
     of a diagnose run (no echo workload, no paths)."""
-    await _namespace_ready(cluster, plan.namespace, plan.setup_timeout)
     nodes = [n.name for n in profile.ready_nodes]
     await guarded(v, "node-probes", read_nodes(cluster, nodes, plan, v,
-                                              Runner(plan.probe_image, plan.probe_timeout)))
+                                              Runner(plan.probe_image, plan.probe_timeout),
+                                              namespace))
     return v
 
 

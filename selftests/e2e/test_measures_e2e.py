@@ -80,3 +80,17 @@ def test_diagnose_one_node(healthy_lab: Lab, tmp_path: Path) -> None:
         in scoped["statement"], scoped
     assert scoped["statement"] in one.output
     assert probe_objects(healthy_lab.kubeconfig) == []
+
+
+def test_a_selection_without_probes_still_reads_node_facts(healthy_lab: Lab, tmp_path: Path
+                                                           ) -> None:
+    """``-m "diagnose and services"`` starts no probe pod: the node probes read for the root
+    causes create the run's namespace themselves (they used to wait for the probes to, for
+    the whole setup timeout, then fail)."""
+    run, asked = _run(healthy_lab, tmp_path / "svc", "diagnose and services",
+                      "--setup-timeout=20")
+    _all_passed(run)
+    assert "root_causes_not_evaluated" not in run.summary, run.summary
+    assert asked.get("create namespaces") == 1, asked
+    assert asked.get("create pods", 0) >= 3, asked  # a node probe on each of the 3 nodes
+    assert probe_objects(healthy_lab.kubeconfig) == []
